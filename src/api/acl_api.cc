@@ -1,0 +1,349 @@
+// The ACL runtime entry points: argument checks and translation into the runtime layer.
+#include <chrono>
+#include <cstring>
+
+#include "acl/acl.h"
+#include "common/error.h"
+#include "runtime/runtime.h"
+#include "shutdown.h"
+
+using distbarrier::Fail;
+using distbarrier::runtime::Event;
+using distbarrier::runtime::MemoryKind;
+using distbarrier::runtime::Runtime;
+using distbarrier::runtime::Stream;
+using distbarrier::runtime::Task;
+using distbarrier::runtime::TaskStatus;
+
+namespace {
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::shared_ptr<Event> FindEvent(const char* api, aclrtEvent handle, aclError* error) {
+  std::shared_ptr<Event> event = Runtime::Instance().Events().Find(handle);
+  if (!event) *error = Fail(ACL_ERROR_RT_INVALID_HANDLE, "{}: event {} is not live", api, handle);
+  return event;
+}
+
+// Where each side of a copy must live, by kind.
+struct CopySides {
+  bool dst_on_device;
+  bool src_on_device;
+};
+
+aclError CheckCopy(const char* api, void* dst, size_t dest_max, const void* src, size_t count, aclrtMemcpyKind kind,
+                   CopySides* sides) {
+  if (dst == nullptr || src == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "{}: dst or src is null", api);
+  if (count > dest_max) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "{}: count {} exceeds destMax {}", api, count, dest_max);
+  }
+  switch (kind) {
+    case ACL_MEMCPY_HOST_TO_HOST: *sides = {false, false}; break;
+    case ACL_MEMCPY_HOST_TO_DEVICE: *sides = {true, false}; break;
+    case ACL_MEMCPY_DEVICE_TO_HOST: *sides = {false, true}; break;
+    case ACL_MEMCPY_DEVICE_TO_DEVICE: *sides = {true, true}; break;
+    default: return Fail(ACL_ERROR_INVALID_PARAM, "{}: kind {} is not a valid aclrtMemcpyKind", api, static_cast<int>(kind));
+  }
+  auto& memory = Runtime::Instance().Memory();
+  auto check_side = [&](const char* name, const void* pointer, size_t size, bool on_device) -> aclError {
+    if (on_device && !memory.Contains(pointer, size, MemoryKind::kDevice)) {
+      return Fail(ACL_ERROR_INVALID_PARAM, "{}: {} {} (+{} bytes) is not inside device memory from aclrtMalloc, as kind {} requires",
+                  api, name, pointer, size, static_cast<int>(kind));
+    }
+    if (!on_device && memory.Overlaps(pointer, MemoryKind::kDevice)) {
+      return Fail(ACL_ERROR_INVALID_PARAM, "{}: {} {} is device memory, but kind {} says host", api, name, pointer,
+                  static_cast<int>(kind));
+    }
+    return ACL_SUCCESS;
+  };
+  if (aclError error = check_side("dst", dst, count, sides->dst_on_device); error != ACL_SUCCESS) return error;
+  return check_side("src", src, count, sides->src_on_device);
+}
+
+}  // namespace
+
+extern "C" {
+
+size_t aclDataTypeSize(aclDataType dataType) {
+  switch (dataType) {
+    case ACL_BOOL:
+    case ACL_INT8:
+    case ACL_UINT8: return 1;
+    case ACL_FLOAT16:
+    case ACL_BF16:
+    case ACL_INT16:
+    case ACL_UINT16: return 2;
+    case ACL_FLOAT:
+    case ACL_INT32:
+    case ACL_UINT32: return 4;
+    case ACL_INT64:
+    case ACL_UINT64:
+    case ACL_DOUBLE:
+    case ACL_COMPLEX64: return 8;
+    case ACL_COMPLEX128: return 16;
+    default: return 0;
+  }
+}
+
+const char* aclGetRecentErrMsg(void) { return distbarrier::RecentError(); }
+
+aclError aclInit(const char* /*configPath: no configuration file is needed*/) {
+  distbarrier::api::MarkInitialized();
+  return ACL_SUCCESS;
+}
+
+aclError aclFinalize(void) {
+  distbarrier::api::ReleaseEverything();
+  return ACL_SUCCESS;
+}
+
+aclError aclrtSetDevice(int32_t deviceId) { return Runtime::Instance().SetDevice(deviceId); }
+aclError aclrtResetDevice(int32_t deviceId) { return Runtime::Instance().ResetDevice(deviceId); }
+
+aclError aclrtGetDevice(int32_t* deviceId) {
+  if (deviceId == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtGetDevice: deviceId is null");
+  aclError error = ACL_SUCCESS;
+  auto context = Runtime::Instance().CurrentContext(&error);
+  if (!context) return error;
+  *deviceId = context->device;
+  return ACL_SUCCESS;
+}
+
+aclError aclrtGetDeviceCount(uint32_t* count) {
+  if (count == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtGetDeviceCount: count is null");
+  *count = static_cast<uint32_t>(Runtime::Instance().DeviceCount());
+  if (*count == 0) return Fail(ACL_ERROR_RT_NO_DEVICE, "aclrtGetDeviceCount: DISTBARRIER_DEVICE_COUNT is 0");
+  return ACL_SUCCESS;
+}
+
+aclError aclrtSynchronizeDevice(void) {
+  aclError error = ACL_SUCCESS;
+  auto context = Runtime::Instance().CurrentContext(&error);
+  if (!context) return error;
+  aclError first_failure = ACL_SUCCESS;
+  for (auto& stream : Runtime::Instance().StreamsOfDevice(context->device)) {
+    aclError result = stream->Synchronize();
+    if (first_failure == ACL_SUCCESS) first_failure = result;
+  }
+  return first_failure;
+}
+
+aclError aclrtCreateContext(aclrtContext* context, int32_t deviceId) {
+  return Runtime::Instance().CreateContext(deviceId, context);
+}
+aclError aclrtDestroyContext(aclrtContext context) { return Runtime::Instance().DestroyContext(context); }
+aclError aclrtSetCurrentContext(aclrtContext context) { return Runtime::Instance().SetCurrentContext(context); }
+
+aclError aclrtGetCurrentContext(aclrtContext* context) {
+  if (context == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtGetCurrentContext: context is null");
+  aclError error = ACL_SUCCESS;
+  if (!Runtime::Instance().CurrentContext(&error)) return error;
+  *context = Runtime::Instance().CurrentContextHandle();
+  return ACL_SUCCESS;
+}
+
+aclError aclrtCreateStream(aclrtStream* stream) { return Runtime::Instance().CreateStream(stream); }
+aclError aclrtDestroyStream(aclrtStream stream) { return Runtime::Instance().DestroyStream(stream); }
+
+aclError aclrtSynchronizeStream(aclrtStream stream) {
+  aclError error = ACL_SUCCESS;
+  auto resolved = Runtime::Instance().ResolveStream(stream, &error);
+  return resolved ? resolved->Synchronize() : error;
+}
+
+aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout) {
+  if (timeout < -1) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "aclrtSynchronizeStreamWithTimeout: timeout {} ms is invalid (-1 waits forever)",
+                timeout);
+  }
+  aclError error = ACL_SUCCESS;
+  auto resolved = Runtime::Instance().ResolveStream(stream, &error);
+  if (!resolved) return error;
+  if (timeout == -1) return resolved->Synchronize();
+  return resolved->Synchronize(std::chrono::milliseconds(timeout));
+}
+
+aclError aclrtStreamQuery(aclrtStream stream, aclrtStreamStatus* status) {
+  if (status == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtStreamQuery: status is null");
+  aclError error = ACL_SUCCESS;
+  auto resolved = Runtime::Instance().ResolveStream(stream, &error);
+  if (!resolved) return error;
+  *status = resolved->Idle() ? ACL_STREAM_STATUS_COMPLETE : ACL_STREAM_STATUS_NOT_READY;
+  return ACL_SUCCESS;
+}
+
+aclError aclrtLaunchHostFunc(aclrtStream stream, aclrtHostFunc fn, void* args) {
+  if (fn == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtLaunchHostFunc: fn is null");
+  aclError error = ACL_SUCCESS;
+  auto resolved = Runtime::Instance().ResolveStream(stream, &error);
+  if (!resolved) return error;
+  resolved->Enqueue(Task{[fn, args](const std::stop_token&) {
+                           fn(args);
+                           return TaskStatus::Ok();
+                         },
+                         nullptr});
+  return ACL_SUCCESS;
+}
+
+aclError aclrtCreateEvent(aclrtEvent* event) {
+  if (event == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateEvent: event is null");
+  *event = Runtime::Instance().Events().Add(std::make_shared<Event>());
+  return ACL_SUCCESS;
+}
+
+aclError aclrtDestroyEvent(aclrtEvent event) {
+  if (!Runtime::Instance().Events().Take(event)) {
+    return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtDestroyEvent: event {} is not live", event);
+  }
+  return ACL_SUCCESS;
+}
+
+aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream) {
+  aclError error = ACL_SUCCESS;
+  auto found = FindEvent("aclrtRecordEvent", event, &error);
+  if (!found) return error;
+  auto resolved = Runtime::Instance().ResolveStream(stream, &error);
+  if (!resolved) return error;
+  const uint64_t record = found->NewRecord();
+  resolved->Enqueue(Task{[found, record](const std::stop_token&) {
+                           found->Complete(record, TaskStatus::Ok(), SteadyNowNs());
+                           return TaskStatus::Ok();
+                         },
+                         [found, record](const TaskStatus& cause) { found->Complete(record, cause, SteadyNowNs()); }});
+  return ACL_SUCCESS;
+}
+
+aclError aclrtStreamWaitEvent(aclrtStream stream, aclrtEvent event) {
+  aclError error = ACL_SUCCESS;
+  auto found = FindEvent("aclrtStreamWaitEvent", event, &error);
+  if (!found) return error;
+  auto resolved = Runtime::Instance().ResolveStream(stream, &error);
+  if (!resolved) return error;
+  const uint64_t record = found->LatestRecord();
+  if (record == 0) return ACL_SUCCESS;  // never recorded: nothing to wait for
+  resolved->Enqueue(Task{[found, record](const std::stop_token& stop) { return found->WaitFor(record, stop); },
+                         nullptr});
+  return ACL_SUCCESS;
+}
+
+aclError aclrtSynchronizeEvent(aclrtEvent event) {
+  aclError error = ACL_SUCCESS;
+  auto found = FindEvent("aclrtSynchronizeEvent", event, &error);
+  if (!found) return error;
+  TaskStatus status = found->WaitFor(found->LatestRecord(), std::stop_token());
+  if (status.ok()) return ACL_SUCCESS;
+  distbarrier::SetRecentErrorQuiet(fmt::format("{} (error {})", status.message, status.code));
+  return status.code;
+}
+
+aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatus* status) {
+  if (status == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtQueryEventStatus: status is null");
+  aclError error = ACL_SUCCESS;
+  auto found = FindEvent("aclrtQueryEventStatus", event, &error);
+  if (!found) return error;
+  *status = found->IsComplete(found->LatestRecord()) ? ACL_EVENT_RECORDED_STATUS_COMPLETE
+                                                     : ACL_EVENT_RECORDED_STATUS_NOT_READY;
+  return ACL_SUCCESS;
+}
+
+aclError aclrtEventElapsedTime(float* ms, aclrtEvent startEvent, aclrtEvent endEvent) {
+  if (ms == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtEventElapsedTime: ms is null");
+  aclError error = ACL_SUCCESS;
+  auto start = FindEvent("aclrtEventElapsedTime", startEvent, &error);
+  if (!start) return error;
+  auto end = FindEvent("aclrtEventElapsedTime", endEvent, &error);
+  if (!end) return error;
+  auto start_ns = start->CompletedTime();
+  auto end_ns = end->CompletedTime();
+  if (!start_ns || !end_ns) {
+    return Fail(ACL_ERROR_RT_PARAM_INVALID,
+                "aclrtEventElapsedTime: the {} event has not completed a successful record",
+                !start_ns ? "start" : "end");
+  }
+  *ms = static_cast<float>(static_cast<double>(*end_ns - *start_ns) / 1e6);
+  return ACL_SUCCESS;
+}
+
+aclError aclrtMalloc(void** devPtr, size_t size, aclrtMemMallocPolicy policy) {
+  if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: devPtr is null");
+  if (size == 0) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: size is 0");
+  if (policy != ACL_MEM_MALLOC_HUGE_FIRST && policy != ACL_MEM_MALLOC_HUGE_ONLY &&
+      policy != ACL_MEM_MALLOC_NORMAL_ONLY) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: policy {} is not a valid aclrtMemMallocPolicy",
+                static_cast<int>(policy));
+  }
+  aclError error = ACL_SUCCESS;
+  if (!Runtime::Instance().CurrentContext(&error)) return error;
+  *devPtr = Runtime::Instance().Memory().Allocate(size, MemoryKind::kDevice);
+  if (*devPtr == nullptr) return Fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtMalloc: out of memory for {} bytes", size);
+  return ACL_SUCCESS;
+}
+
+aclError aclrtFree(void* devPtr) {
+  if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtFree: devPtr is null");
+  if (!Runtime::Instance().Memory().Free(devPtr, MemoryKind::kDevice)) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "aclrtFree: {} is not device memory from aclrtMalloc (or was freed)", devPtr);
+  }
+  return ACL_SUCCESS;
+}
+
+aclError aclrtMallocHost(void** hostPtr, size_t size) {
+  if (hostPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMallocHost: hostPtr is null");
+  if (size == 0) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMallocHost: size is 0");
+  *hostPtr = Runtime::Instance().Memory().Allocate(size, MemoryKind::kHost);
+  if (*hostPtr == nullptr) {
+    return Fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtMallocHost: out of memory for {} bytes", size);
+  }
+  return ACL_SUCCESS;
+}
+
+aclError aclrtFreeHost(void* hostPtr) {
+  if (hostPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtFreeHost: hostPtr is null");
+  if (!Runtime::Instance().Memory().Free(hostPtr, MemoryKind::kHost)) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "aclrtFreeHost: {} is not memory from aclrtMallocHost (or was freed)",
+                hostPtr);
+  }
+  return ACL_SUCCESS;
+}
+
+aclError aclrtMemcpy(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind) {
+  CopySides sides{};
+  if (aclError error = CheckCopy("aclrtMemcpy", dst, destMax, src, count, kind, &sides); error != ACL_SUCCESS) {
+    return error;
+  }
+  std::memmove(dst, src, count);
+  return ACL_SUCCESS;
+}
+
+aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind,
+                          aclrtStream stream) {
+  CopySides sides{};
+  if (aclError error = CheckCopy("aclrtMemcpyAsync", dst, destMax, src, count, kind, &sides); error != ACL_SUCCESS) {
+    return error;
+  }
+  aclError error = ACL_SUCCESS;
+  auto resolved = Runtime::Instance().ResolveStream(stream, &error);
+  if (!resolved) return error;
+  resolved->Enqueue(Task{[dst, src, count](const std::stop_token&) {
+                           std::memmove(dst, src, count);
+                           return TaskStatus::Ok();
+                         },
+                         nullptr});
+  return ACL_SUCCESS;
+}
+
+aclError aclrtMemset(void* devPtr, size_t maxCount, int32_t value, size_t count) {
+  if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: devPtr is null");
+  if (count > maxCount) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: count {} exceeds maxCount {}", count, maxCount);
+  if (!Runtime::Instance().Memory().Contains(devPtr, count, MemoryKind::kDevice)) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: {} (+{} bytes) is not inside device memory from aclrtMalloc",
+                devPtr, count);
+  }
+  std::memset(devPtr, value, count);
+  return ACL_SUCCESS;
+}
+
+}  // extern "C"

@@ -1,0 +1,155 @@
+// The HCCL entry points: communicators in this process (threads as ranks).
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "common/error.h"
+#include "comm/group.h"
+#include "hccl/hccl.h"
+#include "op/distribute_barrier/barrier_task.h"
+#include "runtime/runtime.h"
+
+using distbarrier::Fail;
+using distbarrier::comm::Communicators;
+using distbarrier::comm::Group;
+using distbarrier::comm::GroupRegistry;
+using distbarrier::comm::Member;
+
+namespace {
+
+std::shared_ptr<Member> FindComm(const char* api, HcclComm comm, HcclResult* error) {
+  if (comm == nullptr) {
+    *error = Fail(HCCL_E_PTR, "{}: comm is null", api);
+    return nullptr;
+  }
+  std::shared_ptr<Member> member = Communicators().Find(comm);
+  if (!member) *error = Fail(HCCL_E_PARA, "{}: comm {} is not live (destroyed or never created)", api, comm);
+  return member;
+}
+
+}  // namespace
+
+extern "C" {
+
+HcclResult HcclCommInitAll(uint32_t ndev, int32_t* devices, HcclComm* comms) {
+  if (devices == nullptr || comms == nullptr) return Fail(HCCL_E_PTR, "HcclCommInitAll: devices or comms is null");
+  auto& runtime = distbarrier::runtime::Runtime::Instance();
+  if (ndev == 0 || ndev > static_cast<uint32_t>(runtime.DeviceCount())) {
+    return Fail(HCCL_E_PARA, "HcclCommInitAll: ndev {} is out of range [1, {}]", ndev, runtime.DeviceCount());
+  }
+  std::vector<int> device_list(devices, devices + ndev);
+  std::set<int> seen;
+  for (uint32_t rank = 0; rank < ndev; ++rank) {
+    if (!runtime.ValidDevice(device_list[rank])) {
+      return Fail(HCCL_E_PARA, "HcclCommInitAll: devices[{}] = {} is not a device id in [0, {})", rank,
+                  device_list[rank], runtime.DeviceCount());
+    }
+    if (!seen.insert(device_list[rank]).second) {
+      return Fail(HCCL_E_PARA, "HcclCommInitAll: device {} appears twice in devices", device_list[rank]);
+    }
+  }
+  auto& registry = GroupRegistry::Instance();
+  auto group = std::make_shared<Group>(registry.NewGroupName(), std::move(device_list));
+  registry.Add(group);
+  for (uint32_t rank = 0; rank < ndev; ++rank) {
+    comms[rank] = Communicators().Add(std::make_shared<Member>(Member{group, static_cast<int>(rank)}));
+  }
+  return HCCL_SUCCESS;
+}
+
+HcclResult HcclGetRootInfo(HcclRootInfo* rootInfo) {
+  if (rootInfo == nullptr) return Fail(HCCL_E_PTR, "HcclGetRootInfo: rootInfo is null");
+  return Fail(HCCL_E_NOT_SUPPORT, "HcclGetRootInfo: multi-process communicators are not built yet; use HcclCommInitAll");
+}
+
+HcclResult HcclCommInitRootInfo(uint32_t /*nRanks*/, const HcclRootInfo* rootInfo, uint32_t /*rank*/, HcclComm* comm) {
+  if (rootInfo == nullptr || comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommInitRootInfo: rootInfo or comm is null");
+  return Fail(HCCL_E_NOT_SUPPORT,
+              "HcclCommInitRootInfo: multi-process communicators are not built yet; use HcclCommInitAll");
+}
+
+HcclResult HcclCommDestroy(HcclComm comm) {
+  if (comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommDestroy: comm is null");
+  std::shared_ptr<Member> member = Communicators().Take(comm);
+  if (!member) return Fail(HCCL_E_PARA, "HcclCommDestroy: comm {} is not live (destroyed twice?)", comm);
+  if (member->group->ReleaseRank(member->rank)) GroupRegistry::Instance().Remove(member->group->Name());
+  return HCCL_SUCCESS;
+}
+
+HcclResult HcclGetCommName(HcclComm comm, char* commName) {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclGetCommName", comm, &error);
+  if (!member) return error;
+  if (commName == nullptr) return Fail(HCCL_E_PTR, "HcclGetCommName: commName is null");
+  const std::string& name = member->group->Name();
+  std::memcpy(commName, name.c_str(), name.size() + 1);  // names are < COMM_NAME_MAX_LENGTH
+  return HCCL_SUCCESS;
+}
+
+HcclResult HcclGetRankSize(HcclComm comm, uint32_t* rankSize) {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclGetRankSize", comm, &error);
+  if (!member) return error;
+  if (rankSize == nullptr) return Fail(HCCL_E_PTR, "HcclGetRankSize: rankSize is null");
+  *rankSize = static_cast<uint32_t>(member->group->Size());
+  return HCCL_SUCCESS;
+}
+
+HcclResult HcclGetRankId(HcclComm comm, uint32_t* rank) {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclGetRankId", comm, &error);
+  if (!member) return error;
+  if (rank == nullptr) return Fail(HCCL_E_PTR, "HcclGetRankId: rank is null");
+  *rank = static_cast<uint32_t>(member->rank);
+  return HCCL_SUCCESS;
+}
+
+HcclResult HcclBarrier(HcclComm comm, aclrtStream stream) {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclBarrier", comm, &error);
+  if (!member) return error;
+  aclError stream_error = ACL_SUCCESS;
+  auto resolved = distbarrier::runtime::Runtime::Instance().ResolveStream(stream, &stream_error);
+  if (!resolved) return Fail(HCCL_E_PARA, "HcclBarrier: stream {} is not usable", stream);
+  const int device = member->group->DeviceOfRank(member->rank);
+  if (resolved->Device() != device) {
+    return Fail(HCCL_E_PARA, "HcclBarrier: stream {} belongs to device {}, but rank {} of '{}' is on device {}", stream,
+                resolved->Device(), member->rank, member->group->Name(), device);
+  }
+  auto plan = std::make_shared<distbarrier::op::BarrierPlan>();
+  plan->member = *member;
+  plan->api = "HcclBarrier";
+  distbarrier::op::ApplyEnvironmentDefaults(*plan);
+  resolved->Enqueue(distbarrier::op::MakeBarrierTask(std::move(plan)));
+  return HCCL_SUCCESS;
+}
+
+const char* HcclGetErrorString(HcclResult code) {
+  switch (code) {
+    case HCCL_SUCCESS: return "success";
+    case HCCL_E_PARA: return "parameter error";
+    case HCCL_E_PTR: return "empty pointer";
+    case HCCL_E_MEMORY: return "memory error";
+    case HCCL_E_INTERNAL: return "internal error";
+    case HCCL_E_NOT_SUPPORT: return "not support feature";
+    case HCCL_E_NOT_FOUND: return "not found specific resource";
+    case HCCL_E_UNAVAIL: return "resource unavailable";
+    case HCCL_E_SYSCALL: return "call system interface error";
+    case HCCL_E_TIMEOUT: return "timeout";
+    case HCCL_E_OPEN_FILE_FAILURE: return "open file fail";
+    case HCCL_E_TCP_CONNECT: return "tcp connect fail";
+    case HCCL_E_ROCE_CONNECT: return "roce connect fail";
+    case HCCL_E_TCP_TRANSFER: return "tcp transfer fail";
+    case HCCL_E_ROCE_TRANSFER: return "roce transfer fail";
+    case HCCL_E_RUNTIME: return "call runtime api fail";
+    case HCCL_E_DRV: return "call driver api fail";
+    case HCCL_E_PROFILING: return "call profiling api fail";
+    case HCCL_E_CCE: return "call cce api fail";
+    case HCCL_E_NETWORK: return "call network api fail";
+    case HCCL_E_AGAIN: return "try again";
+    case HCCL_E_REMOTE: return "error cqe";
+    default: return "unknown HcclResult";
+  }
+}
+
+}  // extern "C"

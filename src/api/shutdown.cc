@@ -1,0 +1,23 @@
+#include "shutdown.h"
+
+#include "comm/group.h"
+#include "op/distribute_barrier/distribute_barrier.h"
+#include "op/tensor.h"
+#include "runtime/runtime.h"
+
+namespace distbarrier::api {
+
+void MarkInitialized() {
+  // Nothing to set up eagerly: every layer starts on first use, so programs that skip
+  // aclInit work too.
+}
+
+void ReleaseEverything() {
+  runtime::Runtime::Instance().Finalize();  // first: no task may still use what follows
+  op::Executors().TakeAll();
+  op::Tensors().TakeAll();
+  comm::Communicators().TakeAll();
+  comm::GroupRegistry::Instance().Clear();
+}
+
+}  // namespace distbarrier::api

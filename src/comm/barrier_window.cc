@@ -1,0 +1,86 @@
+#include "comm/barrier_window.h"
+
+#include <algorithm>
+#include <climits>
+
+#include "common/futex.h"
+
+namespace distbarrier::comm {
+namespace {
+// Checks before the first sleep. Long enough to catch a peer that is a few hundred
+// nanoseconds behind on another core, short enough not to steal the core from a peer that
+// shares it (ranks often outnumber cores).
+constexpr int kSpinChecks = 256;
+// Longest single sleep: bounds how late a missed stop request could be noticed.
+constexpr auto kMaxSleep = std::chrono::milliseconds(200);
+}  // namespace
+
+BarrierWindow::BarrierWindow(int rank_count)
+    : rank_count_(rank_count), slots_(std::make_unique<Slot[]>(static_cast<size_t>(rank_count))) {}
+
+void BarrierWindow::Arrive(int rank, uint64_t seq, std::span<const int> required) {
+  slots_[rank].arrived_seq.store(seq, std::memory_order_seq_cst);
+  if (!Complete(seq, required)) return;
+  release_word_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) != 0) FutexWakeAll(release_word_);
+}
+
+bool BarrierWindow::Complete(uint64_t seq, std::span<const int> required) const {
+  return std::all_of(required.begin(), required.end(), [&](int rank) {
+    return slots_[rank].arrived_seq.load(std::memory_order_seq_cst) >= seq;
+  });
+}
+
+std::vector<int> BarrierWindow::Missing(uint64_t seq, std::span<const int> required) const {
+  std::vector<int> missing;
+  for (int rank : required) {
+    if (slots_[rank].arrived_seq.load(std::memory_order_seq_cst) < seq) missing.push_back(rank);
+  }
+  return missing;
+}
+
+uint64_t BarrierWindow::ArrivedSequence(int rank) const {
+  return slots_[rank].arrived_seq.load(std::memory_order_acquire);
+}
+
+WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
+                               const std::stop_token& stop) {
+  for (int i = 0; i < kSpinChecks; ++i) {
+    if (Complete(seq, required)) return WaitResult::kReleased;
+    CpuRelax();
+  }
+  bool warned = false;
+  for (;;) {
+    const uint32_t word = release_word_.load(std::memory_order_seq_cst);
+    if (Complete(seq, required)) return WaitResult::kReleased;
+    if (stop.stop_requested()) return WaitResult::kStopped;
+    const Clock::time_point now = Clock::now();
+    if (options.deadline && now >= *options.deadline) return WaitResult::kTimedOut;
+    if (!warned && options.warn_at && now >= *options.warn_at) {
+      warned = true;
+      if (options.on_warn) options.on_warn();
+    }
+    Clock::time_point wake_at = now + kMaxSleep;
+    if (options.deadline) wake_at = std::min(wake_at, *options.deadline);
+    if (!warned && options.warn_at) wake_at = std::min(wake_at, *options.warn_at);
+
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    if (!Complete(seq, required)) FutexWait(release_word_, word, wake_at - now);
+    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void BarrierWindow::WakeAll() {
+  release_word_.fetch_add(1, std::memory_order_seq_cst);
+  FutexWakeAll(release_word_);
+}
+
+bool BarrierWindow::ClaimWarning(uint64_t seq) {
+  uint64_t previous = warned_seq_.load(std::memory_order_relaxed);
+  while (previous < seq) {
+    if (warned_seq_.compare_exchange_weak(previous, seq, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+}  // namespace distbarrier::comm

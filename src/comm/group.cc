@@ -1,0 +1,78 @@
+#include "comm/group.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+namespace distbarrier::comm {
+
+Group::Group(std::string name, std::vector<int> devices)
+    : name_(std::move(name)),
+      devices_(std::move(devices)),
+      ranks_(std::make_unique<RankState[]>(devices_.size())),
+      live_ranks_(static_cast<int>(devices_.size())),
+      window_(static_cast<int>(devices_.size())) {
+  all_ranks_.reserve(devices_.size());
+  for (int rank = 0; rank < Size(); ++rank) all_ranks_.push_back(rank);
+}
+
+std::optional<int> Group::RankOfDevice(int device) const {
+  for (int rank = 0; rank < Size(); ++rank) {
+    if (devices_[rank] == device) return rank;
+  }
+  return std::nullopt;
+}
+
+uint64_t Group::NextSequence(int rank) {
+  return ranks_[rank].next_seq.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool Group::ReleaseRank(int rank) {
+  if (!ranks_[rank].live.exchange(false, std::memory_order_acq_rel)) return false;
+  return live_ranks_.fetch_sub(1, std::memory_order_acq_rel) == 1;
+}
+
+bool Group::RankLive(int rank) const { return ranks_[rank].live.load(std::memory_order_acquire); }
+
+HandleTable<Member>& Communicators() {
+  static auto* communicators = new HandleTable<Member>(HandleKind::kComm);
+  return *communicators;
+}
+
+GroupRegistry& GroupRegistry::Instance() {
+  static GroupRegistry* registry = new GroupRegistry;  // never destroyed: see Runtime
+  return *registry;
+}
+
+std::string GroupRegistry::NewGroupName() {
+  std::lock_guard lock(mutex_);
+  return fmt::format("hccl_group_{}_{}", getpid(), ++groups_made_);
+}
+
+bool GroupRegistry::Add(const std::shared_ptr<Group>& group) {
+  std::lock_guard lock(mutex_);
+  return groups_.emplace(group->Name(), group).second;
+}
+
+void GroupRegistry::Remove(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  groups_.erase(name);
+}
+
+void GroupRegistry::Clear() {
+  std::lock_guard lock(mutex_);
+  groups_.clear();
+}
+
+std::variant<Member, GroupRegistry::LookupError> GroupRegistry::Find(const std::string& name,
+                                                                      int device) const {
+  std::lock_guard lock(mutex_);
+  auto it = groups_.find(name);
+  if (it == groups_.end()) return LookupError::kUnknownGroup;
+  std::optional<int> rank = it->second->RankOfDevice(device);
+  if (!rank) return LookupError::kDeviceNotInGroup;
+  if (!it->second->RankLive(*rank)) return LookupError::kRankDestroyed;
+  return Member{it->second, *rank};
+}
+
+}  // namespace distbarrier::comm

@@ -1,0 +1,84 @@
+// Communication groups (what an HCCL communicator names) and the process-wide registry that
+// resolves a group name plus a device to a rank, the way HCCL does for aclnn operators.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "comm/barrier_window.h"
+#include "common/handle_table.h"
+
+namespace distbarrier::comm {
+
+inline constexpr size_t kGroupNameCapacity = 128;  // names are shorter than this, NUL included
+
+class Group {
+ public:
+  // devices[r] is the device that holds rank r.
+  Group(std::string name, std::vector<int> devices);
+
+  const std::string& Name() const { return name_; }
+  int Size() const { return static_cast<int>(devices_.size()); }
+  int DeviceOfRank(int rank) const { return devices_[rank]; }
+  std::optional<int> RankOfDevice(int device) const;
+  const std::vector<int>& AllRanks() const { return all_ranks_; }
+
+  BarrierWindow& Window() { return window_; }
+  // The sequence number of this rank's next barrier: 1, 2, 3, ...
+  uint64_t NextSequence(int rank);
+
+  // A rank's communicator handle was destroyed; returns true when it was the last one.
+  bool ReleaseRank(int rank);
+  bool RankLive(int rank) const;
+
+ private:
+  struct alignas(64) RankState {
+    std::atomic<uint64_t> next_seq{1};
+    std::atomic<bool> live{true};
+  };
+
+  const std::string name_;
+  const std::vector<int> devices_;
+  std::vector<int> all_ranks_;
+  std::unique_ptr<RankState[]> ranks_;
+  std::atomic<int> live_ranks_;
+  BarrierWindow window_;
+};
+
+// One rank's view of a group: what an HcclComm handle refers to.
+struct Member {
+  std::shared_ptr<Group> group;
+  int rank = 0;
+};
+
+// The live HcclComm handles of this process.
+HandleTable<Member>& Communicators();
+
+class GroupRegistry {
+ public:
+  static GroupRegistry& Instance();
+
+  // A name unique within this process for a group made by HcclCommInitAll.
+  std::string NewGroupName();
+  // False when a group of that name exists already.
+  bool Add(const std::shared_ptr<Group>& group);
+  void Remove(const std::string& name);
+  void Clear();
+
+  enum class LookupError { kUnknownGroup, kDeviceNotInGroup, kRankDestroyed };
+  std::variant<Member, LookupError> Find(const std::string& name, int device) const;
+
+ private:
+  mutable std::mutex mutex_;
+  uint64_t groups_made_ = 0;
+  std::unordered_map<std::string, std::shared_ptr<Group>> groups_;
+};
+
+}  // namespace distbarrier::comm

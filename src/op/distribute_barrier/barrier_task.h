@@ -1,0 +1,40 @@
+// The barrier as a stream task: what one rank's barrier does when its stream reaches it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "comm/group.h"
+#include "runtime/task.h"
+
+namespace distbarrier::op {
+
+struct BarrierPlan {
+  comm::Member member;
+  std::string api;  // the entry point, for messages
+  // Timeout when no tensor gives one: DISTBARRIER_TIMEOUT_MS at executor creation.
+  std::optional<std::chrono::microseconds> default_timeout;
+  // V2 device tensors, read when the barrier runs (as a kernel would read them).
+  const int32_t* timeout_us = nullptr;    // one element; <= 0 means no timeout
+  const int32_t* elastic_info = nullptr;  // 4 + 2 * worldSize elements
+  // A barrier without timeout warns once after this long: DISTBARRIER_WARN_S (default 30).
+  std::chrono::milliseconds warn_after{30000};
+};
+
+// Fills the plan's defaults from the environment.
+void ApplyEnvironmentDefaults(BarrierPlan& plan);
+
+runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan);
+
+// The ranks an elastic barrier waits for, from elasticInfo = [isElastic, rankNumAfter,
+// sharedExpertRankNum, moeExpertNum, table1[worldSize], table2[worldSize]]; every rank
+// when isElastic is 0. An error message when the table is inconsistent.
+std::variant<std::vector<int>, std::string> ElasticRequiredRanks(const int32_t* info, int world_size,
+                                                                 int my_rank);
+
+}  // namespace distbarrier::op

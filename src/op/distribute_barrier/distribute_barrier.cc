@@ -1,0 +1,214 @@
+#include "op/distribute_barrier/distribute_barrier.h"
+
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+#include "op/tensor.h"
+#include "runtime/runtime.h"
+
+namespace distbarrier::op {
+namespace {
+
+bool SupportedXRefType(aclDataType dtype) {
+  switch (dtype) {
+    case ACL_BF16:
+    case ACL_FLOAT16:
+    case ACL_FLOAT:
+    case ACL_BOOL:
+    case ACL_INT8:
+    case ACL_INT16:
+    case ACL_INT32:
+    case ACL_INT64:
+    case ACL_UINT8:
+    case ACL_UINT16:
+    case ACL_UINT32:
+    case ACL_UINT64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A live tensor for a non-null handle, or the error already recorded.
+aclnnStatus FindTensor(const char* api, const char* name, const aclTensor* handle, std::shared_ptr<Tensor>* out) {
+  *out = Tensors().Find(handle);
+  if (!*out) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {} {} is not a live aclTensor", api, name,
+                         static_cast<const void*>(handle));
+  return ACLNN_SUCCESS;
+}
+
+aclnnStatus CheckInt32Tensor(const char* api, const char* name, const Tensor& tensor, int64_t elements,
+                             const char* expected_shape) {
+  if (tensor.dtype != ACL_INT32) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {} dtype is {}, expected INT32", api, name,
+                DataTypeName(tensor.dtype));
+  }
+  if (tensor.view_dims.size() != 1 || tensor.view_dims[0] != elements) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {} shape is {}, expected {}", api, name, tensor.ShapeString(),
+                expected_shape);
+  }
+  if (tensor.data == nullptr) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {} has no data address", api, name);
+  return ACLNN_SUCCESS;
+}
+
+}  // namespace
+
+HandleTable<Executor>& Executors() {
+  static auto* executors = new HandleTable<Executor>(HandleKind::kExecutor);
+  return *executors;
+}
+
+aclnnStatus PrepareBarrier(const BarrierArgs& args) {
+  const char* api = args.api;
+  if (args.x_ref == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: xRef is null", api);
+  if (args.group == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: group is null", api);
+  if (args.workspace_size == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: workspaceSize is null", api);
+  if (args.executor == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: executor is null", api);
+
+  if (args.world_size < kMinWorldSize || args.world_size > kMaxWorldSize) {
+    return Fail(ACLNN_ERR_INNER_TILING_ERROR, "{}: worldSize {} is out of the supported range [{}, {}]", api,
+                args.world_size, kMinWorldSize, kMaxWorldSize);
+  }
+
+  std::shared_ptr<Tensor> x_ref;
+  if (aclnnStatus status = FindTensor(api, "xRef", args.x_ref, &x_ref); status != ACLNN_SUCCESS) return status;
+  if (!SupportedXRefType(x_ref->dtype)) {
+    return Fail(ACLNN_ERR_PARAM_INVALID,
+                "{}: xRef dtype {} ({}) is not supported; expected one of BF16, FLOAT16, FLOAT, BOOL, INT8, "
+                "INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64",
+                api, DataTypeName(x_ref->dtype), static_cast<int>(x_ref->dtype));
+  }
+  if (x_ref->format != ACL_FORMAT_ND) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: xRef format is {} ({}), expected ND", api, FormatName(x_ref->format),
+                static_cast<int>(x_ref->format));
+  }
+  if (x_ref->view_dims.size() > kMaxDims) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: xRef has {} dims, at most {} are supported", api,
+                x_ref->view_dims.size(), kMaxDims);
+  }
+
+  const size_t group_length = strnlen(args.group, comm::kGroupNameCapacity);
+  if (group_length == 0) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group is an empty string", api);
+  if (group_length >= comm::kGroupNameCapacity) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group '{:.40}...' is {} bytes or longer, the limit is {}", api,
+                args.group, comm::kGroupNameCapacity, comm::kGroupNameCapacity - 1);
+  }
+  const std::string group_name(args.group, group_length);
+
+  runtime::Runtime& rt = runtime::Runtime::Instance();
+  aclError context_error = ACL_SUCCESS;
+  std::shared_ptr<runtime::Context> context = rt.CurrentContext(&context_error);
+  if (!context) {
+    return Fail(ACLNN_ERR_PARAM_INVALID,
+                "{}: group '{}': the calling thread has no current device, so its rank cannot be resolved "
+                "(call aclrtSetDevice or aclrtSetCurrentContext)",
+                api, group_name);
+  }
+  auto found = comm::GroupRegistry::Instance().Find(group_name, context->device);
+  if (auto* error = std::get_if<comm::GroupRegistry::LookupError>(&found)) {
+    switch (*error) {
+      case comm::GroupRegistry::LookupError::kUnknownGroup:
+        return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group '{}' is not a communicator known to this process", api,
+                    group_name);
+      case comm::GroupRegistry::LookupError::kDeviceNotInGroup:
+        return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group '{}' holds no rank on the current device {}", api,
+                    group_name, context->device);
+      case comm::GroupRegistry::LookupError::kRankDestroyed:
+        return Fail(ACLNN_ERR_PARAM_INVALID,
+                    "{}: group '{}': the communicator of device {} was destroyed (HcclCommDestroy)", api,
+                    group_name, context->device);
+    }
+  }
+  comm::Member member = std::get<comm::Member>(std::move(found));
+  if (args.world_size != member.group->Size()) {
+    return Fail(ACLNN_ERR_INNER_TILING_ERROR, "{}: worldSize {} differs from group '{}' rank count {}", api,
+                args.world_size, group_name, member.group->Size());
+  }
+
+  auto plan = std::make_shared<BarrierPlan>();
+  plan->member = std::move(member);
+  plan->api = args.v2 ? "aclnnDistributeBarrierV2" : "aclnnDistributeBarrier";
+  ApplyEnvironmentDefaults(*plan);
+
+  if (args.timeout != nullptr) {
+    std::shared_ptr<Tensor> timeout;
+    if (aclnnStatus status = FindTensor(api, "timeOut", args.timeout, &timeout); status != ACLNN_SUCCESS) {
+      return status;
+    }
+    if (aclnnStatus status = CheckInt32Tensor(api, "timeOut", *timeout, 1, "(1)"); status != ACLNN_SUCCESS) {
+      return status;
+    }
+    plan->timeout_us = static_cast<const int32_t*>(timeout->FirstElement());
+  }
+  if (args.elastic != nullptr) {
+    std::shared_ptr<Tensor> elastic;
+    if (aclnnStatus status = FindTensor(api, "elasticInfo", args.elastic, &elastic); status != ACLNN_SUCCESS) {
+      return status;
+    }
+    const int64_t elements = 4 + 2 * args.world_size;
+    const std::string expected = fmt::format("({}) = 4 + 2 * worldSize", elements);
+    if (aclnnStatus status = CheckInt32Tensor(api, "elasticInfo", *elastic, elements, expected.c_str());
+        status != ACLNN_SUCCESS) {
+      return status;
+    }
+    plan->elastic_info = static_cast<const int32_t*>(elastic->FirstElement());
+  }
+
+  auto executor = std::make_shared<Executor>();
+  executor->plan = std::move(plan);
+  executor->v2 = args.v2;
+  *args.workspace_size = kWorkspaceBytes;
+  *args.executor = static_cast<aclOpExecutor*>(Executors().Add(std::move(executor)));
+  return ACLNN_SUCCESS;
+}
+
+aclnnStatus CheckWorkspace(const char* api, uint64_t required, const void* workspace, uint64_t workspace_size) {
+  if (workspace_size < required) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: workspaceSize {} is smaller than the {} bytes asked for", api,
+                workspace_size, required);
+  }
+  if (required > 0 && workspace == nullptr) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: workspace is null but {} bytes are needed", api, required);
+  }
+  return ACLNN_SUCCESS;
+}
+
+aclnnStatus LaunchBarrier(const char* api, bool v2, void* workspace, uint64_t workspace_size,
+                          aclOpExecutor* executor_handle, aclrtStream stream_handle) {
+  if (executor_handle == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: executor is null", api);
+  std::shared_ptr<Executor> executor = Executors().Find(executor_handle);
+  if (!executor) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: executor {} is {}", api, static_cast<const void*>(executor_handle),
+                Executors().WasIssued(executor_handle)
+                    ? "no longer live: already run (executors are single-use unless made repeatable) or destroyed"
+                    : "not an executor");
+  }
+  if (executor->v2 != v2) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: executor {} was made by {}", api,
+                static_cast<const void*>(executor_handle),
+                executor->v2 ? "aclnnDistributeBarrierV2GetWorkspaceSize" : "aclnnDistributeBarrierGetWorkspaceSize");
+  }
+  if (aclnnStatus status = CheckWorkspace(api, kWorkspaceBytes, workspace, workspace_size); status != ACLNN_SUCCESS) {
+    return status;
+  }
+  aclError stream_error = ACL_SUCCESS;
+  std::shared_ptr<runtime::Stream> stream = runtime::Runtime::Instance().ResolveStream(stream_handle, &stream_error);
+  if (!stream) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: stream {} is not usable", api, stream_handle);
+  const comm::Member& member = executor->plan->member;
+  const int rank_device = member.group->DeviceOfRank(member.rank);
+  if (stream->Device() != rank_device) {
+    return Fail(ACLNN_ERR_PARAM_INVALID,
+                "{}: stream {} belongs to device {}, but the executor's rank {} of group '{}' is on device {}", api,
+                stream_handle, stream->Device(), member.rank, member.group->Name(), rank_device);
+  }
+  // A single-use executor is consumed here; a concurrent second launch finds it gone.
+  if (!executor->repeatable.load(std::memory_order_acquire) && !Executors().Take(executor_handle)) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: executor {} was already run", api,
+                static_cast<const void*>(executor_handle));
+  }
+  stream->Enqueue(MakeBarrierTask(executor->plan));
+  return ACLNN_SUCCESS;
+}
+
+}  // namespace distbarrier::op

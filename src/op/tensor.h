@@ -1,0 +1,34 @@
+// aclTensor: a description of device memory (shape, strides, dtype, format, address).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "acl/acl_base.h"
+#include "common/handle_table.h"
+
+namespace distbarrier::op {
+
+struct Tensor {
+  std::vector<int64_t> view_dims;
+  std::vector<int64_t> strides;
+  std::vector<int64_t> storage_dims;
+  aclDataType dtype = ACL_DT_UNDEFINED;
+  aclFormat format = ACL_FORMAT_UNDEFINED;
+  int64_t offset = 0;  // in elements
+  void* data = nullptr;
+
+  int64_t ElementCount() const;
+  // Address of the first element of the view.
+  void* FirstElement() const;
+  std::string ShapeString() const;  // "(3, 4)"
+};
+
+HandleTable<Tensor>& Tensors();
+
+const char* DataTypeName(aclDataType dtype);
+const char* FormatName(aclFormat format);
+
+}  // namespace distbarrier::op

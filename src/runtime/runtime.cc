@@ -1,0 +1,212 @@
+#include "runtime/runtime.h"
+
+#include <algorithm>
+
+#include "common/env.h"
+#include "common/error.h"
+
+namespace distbarrier::runtime {
+namespace {
+thread_local void* current_context = nullptr;
+constexpr int kDefaultDeviceCount = 16;
+constexpr int kMaxDeviceCount = 4096;
+}  // namespace
+
+Runtime& Runtime::Instance() {
+  // Never destroyed: worker threads may still be blocked in a barrier at exit, and joining
+  // them from a static destructor would hang the program's exit.
+  static Runtime* runtime = new Runtime;
+  return *runtime;
+}
+
+Runtime::Runtime()
+    : device_count_(static_cast<int>(
+          std::clamp<int64_t>(EnvInt("DISTBARRIER_DEVICE_COUNT", kDefaultDeviceCount), 0, kMaxDeviceCount))),
+      device_users_(static_cast<size_t>(device_count_), 0),
+      default_context_(static_cast<size_t>(device_count_), nullptr) {}
+
+std::shared_ptr<Context> Runtime::DefaultContext(int device) {
+  std::lock_guard lock(mutex_);
+  if (default_context_[device] == nullptr) {
+    default_context_[device] = contexts_.Add(std::make_shared<Context>(device));
+  }
+  return contexts_.Find(default_context_[device]);
+}
+
+aclError Runtime::SetDevice(int device) {
+  if (!ValidDevice(device)) {
+    return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtSetDevice: device id {} is out of range [0, {})", device,
+                device_count_);
+  }
+  DefaultContext(device);
+  std::lock_guard lock(mutex_);
+  ++device_users_[device];
+  current_context = default_context_[device];
+  return ACL_SUCCESS;
+}
+
+aclError Runtime::ResetDevice(int device) {
+  if (!ValidDevice(device)) {
+    return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtResetDevice: device id {} is out of range [0, {})", device,
+                device_count_);
+  }
+  void* to_destroy = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (device_users_[device] > 0 && --device_users_[device] == 0) {
+      to_destroy = default_context_[device];
+      default_context_[device] = nullptr;
+    }
+  }
+  if (to_destroy != nullptr) DestroyContext(to_destroy);
+  return ACL_SUCCESS;
+}
+
+aclError Runtime::CreateContext(int device, void** handle) {
+  if (handle == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateContext: context is null");
+  if (!ValidDevice(device)) {
+    return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtCreateContext: device id {} is out of range [0, {})",
+                device, device_count_);
+  }
+  *handle = contexts_.Add(std::make_shared<Context>(device));
+  current_context = *handle;  // as in CANN, the new context becomes current
+  return ACL_SUCCESS;
+}
+
+aclError Runtime::DestroyContext(void* handle) {
+  std::shared_ptr<Context> context = contexts_.Take(handle);
+  if (!context) {
+    return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtDestroyContext: context {} is not live", handle);
+  }
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    std::lock_guard lock(context->mutex);
+    streams.swap(context->streams);
+    context->default_stream.reset();
+  }
+  for (auto& stream : streams) streams_.Take(stream.get());  // no-op for the default stream
+  {
+    std::lock_guard lock(mutex_);
+    for (void*& default_handle : default_context_) {
+      if (default_handle == handle) default_handle = nullptr;
+    }
+  }
+  if (current_context == handle) current_context = nullptr;
+  Retire(std::move(streams));
+  return ACL_SUCCESS;
+}
+
+aclError Runtime::SetCurrentContext(void* handle) {
+  if (!contexts_.Find(handle)) {
+    return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtSetCurrentContext: context {} is not live", handle);
+  }
+  current_context = handle;
+  return ACL_SUCCESS;
+}
+
+void* Runtime::CurrentContextHandle() const { return current_context; }
+
+std::shared_ptr<Context> Runtime::CurrentContext(aclError* error) const {
+  std::shared_ptr<Context> context = contexts_.Find(current_context);
+  if (!context) {
+    *error = Fail(ACL_ERROR_RT_CONTEXT_NULL,
+                  "the calling thread has no current context: call aclrtSetDevice or aclrtSetCurrentContext first");
+  }
+  return context;
+}
+
+std::shared_ptr<Stream> Runtime::ResolveStream(void* handle, aclError* error) {
+  if (handle != nullptr) {
+    std::shared_ptr<Stream> stream = streams_.Find(handle);
+    if (!stream) *error = Fail(ACL_ERROR_RT_INVALID_HANDLE, "stream {} is not live (destroyed or never created)", handle);
+    return stream;
+  }
+  std::shared_ptr<Context> context = CurrentContext(error);
+  if (!context) return nullptr;
+  std::lock_guard lock(context->mutex);
+  if (!context->default_stream) {
+    context->default_stream = std::make_shared<Stream>(context->device);
+    context->streams.push_back(context->default_stream);
+  }
+  return context->default_stream;
+}
+
+aclError Runtime::CreateStream(void** handle) {
+  if (handle == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateStream: stream is null");
+  aclError error = ACL_SUCCESS;
+  std::shared_ptr<Context> context = CurrentContext(&error);
+  if (!context) return error;
+  ReapRetired();
+  auto stream = std::make_shared<Stream>(context->device);
+  {
+    std::lock_guard lock(context->mutex);
+    context->streams.push_back(stream);
+  }
+  // The handle is the stream's id; map it back from the object for DestroyContext.
+  *handle = streams_.Add(stream);
+  return ACL_SUCCESS;
+}
+
+aclError Runtime::DestroyStream(void* handle) {
+  std::shared_ptr<Stream> stream = streams_.Take(handle);
+  if (!stream) return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtDestroyStream: stream {} is not live", handle);
+  for (auto& context : contexts_.Snapshot()) {
+    std::lock_guard lock(context->mutex);
+    std::erase(context->streams, stream);
+  }
+  Retire({stream});
+  return ACL_SUCCESS;
+}
+
+std::vector<std::shared_ptr<Stream>> Runtime::StreamsOfDevice(int device) {
+  std::vector<std::shared_ptr<Stream>> result;
+  for (auto& context : contexts_.Snapshot()) {
+    if (context->device != device) continue;
+    std::lock_guard lock(context->mutex);
+    result.insert(result.end(), context->streams.begin(), context->streams.end());
+  }
+  return result;
+}
+
+void Runtime::Retire(std::vector<std::shared_ptr<Stream>> streams) {
+  for (auto& stream : streams) stream->Close();
+  std::lock_guard lock(mutex_);
+  retired_.insert(retired_.end(), streams.begin(), streams.end());
+}
+
+void Runtime::ReapRetired() {
+  std::vector<std::shared_ptr<Stream>> finished;
+  {
+    std::lock_guard lock(mutex_);
+    auto split = std::partition(retired_.begin(), retired_.end(),
+                                [](const std::shared_ptr<Stream>& stream) { return !stream->WorkerExited(); });
+    finished.assign(split, retired_.end());
+    retired_.erase(split, retired_.end());
+  }
+  for (auto& stream : finished) stream->Join();
+}
+
+void Runtime::Finalize() {
+  std::vector<std::shared_ptr<Stream>> streams;
+  for (auto& context : contexts_.TakeAll()) {
+    std::lock_guard lock(context->mutex);
+    streams.insert(streams.end(), context->streams.begin(), context->streams.end());
+    context->streams.clear();
+    context->default_stream.reset();
+  }
+  streams_.TakeAll();
+  {
+    std::lock_guard lock(mutex_);
+    streams.insert(streams.end(), retired_.begin(), retired_.end());
+    retired_.clear();
+    std::fill(device_users_.begin(), device_users_.end(), 0);
+    std::fill(default_context_.begin(), default_context_.end(), nullptr);
+  }
+  for (auto& stream : streams) stream->Abort({ACL_ERROR_RT_STREAM_ABORT, "aclFinalize aborted the stream"});
+  for (auto& stream : streams) stream->Join();
+  events_.TakeAll();
+  memory_.FreeAll();
+  current_context = nullptr;
+}
+
+}  // namespace distbarrier::runtime

@@ -1,0 +1,74 @@
+// The runtime layer's face: simulated devices, contexts, the calling thread's current
+// context, and the live streams, events and memory. Everything the ACL entry points and the
+// operator need from the runtime goes through here.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "common/handle_table.h"
+#include "runtime/event.h"
+#include "runtime/memory.h"
+#include "runtime/stream.h"
+
+namespace distbarrier::runtime {
+
+struct Context {
+  explicit Context(int device_id) : device(device_id) {}
+  const int device;
+  std::mutex mutex;
+  std::vector<std::shared_ptr<Stream>> streams;  // created in this context, incl. the default one
+  std::shared_ptr<Stream> default_stream;        // made on first use of the null stream
+};
+
+class Runtime {
+ public:
+  static Runtime& Instance();
+
+  int DeviceCount() const { return device_count_; }
+  bool ValidDevice(int device) const { return device >= 0 && device < device_count_; }
+
+  aclError SetDevice(int device);
+  aclError ResetDevice(int device);
+  aclError CreateContext(int device, void** handle);
+  aclError DestroyContext(void* handle);
+  aclError SetCurrentContext(void* handle);
+  void* CurrentContextHandle() const;
+
+  // The calling thread's current context; on failure records why and sets *error.
+  std::shared_ptr<Context> CurrentContext(aclError* error) const;
+  // A stream handle, or the current context's default stream for null; on failure records
+  // why and sets *error.
+  std::shared_ptr<Stream> ResolveStream(void* handle, aclError* error);
+
+  aclError CreateStream(void** handle);
+  aclError DestroyStream(void* handle);
+  // Every stream of `device`.
+  std::vector<std::shared_ptr<Stream>> StreamsOfDevice(int device);
+
+  HandleTable<Event>& Events() { return events_; }
+  MemoryRegistry& Memory() { return memory_; }
+
+  // Aborts all streams, joins their workers, frees all memory and forgets all handles.
+  void Finalize();
+
+ private:
+  Runtime();
+  std::shared_ptr<Context> DefaultContext(int device);  // made by the first SetDevice
+  void Retire(std::vector<std::shared_ptr<Stream>> streams);
+  void ReapRetired();
+
+  const int device_count_;
+  std::mutex mutex_;                  // guards the per-device state and retired_
+  std::vector<int> device_users_;     // SetDevice count per device
+  std::vector<void*> default_context_;  // handle per device, null until SetDevice
+  std::vector<std::shared_ptr<Stream>> retired_;  // destroyed, finishing their queue
+  HandleTable<Context> contexts_{HandleKind::kContext};
+  HandleTable<Stream> streams_{HandleKind::kStream};
+  HandleTable<Event> events_{HandleKind::kEvent};
+  MemoryRegistry memory_;
+};
+
+}  // namespace distbarrier::runtime

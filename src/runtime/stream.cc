@@ -1,0 +1,117 @@
+#include "runtime/stream.h"
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace distbarrier::runtime {
+
+Stream::~Stream() {
+  Abort({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed"});
+  Join();
+}
+
+void Stream::Enqueue(Task task) {
+  {
+    std::unique_lock lock(mutex_);
+    if (closing_) {  // destroyed or aborted: nobody will run it
+      lock.unlock();
+      if (task.on_drop) task.on_drop({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed or aborted"});
+      return;
+    }
+    queue_.push_back(std::move(task));
+    ++enqueued_;
+    if (!worker_.joinable()) worker_ = std::thread([this] { RunWorker(); });
+  }
+  work_ready_.notify_one();
+}
+
+void Stream::RunWorker() {
+  for (;;) {
+    Task task;
+    TaskStatus drop_cause;
+    {
+      std::unique_lock lock(mutex_);
+      work_ready_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) {
+        worker_exited_ = true;
+        work_done_.notify_all();
+        return;
+      }
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      drop_cause = failure_;
+    }
+    if (drop_cause.ok() && !stop_.stop_requested()) {
+      TaskStatus status = task.run(stop_.get_token());
+      if (!status.ok()) {
+        Log(LogLevel::kError, "{} (error {})", status.message, status.code);
+        std::lock_guard lock(mutex_);
+        if (failure_.ok()) failure_ = std::move(status);
+      }
+    } else {
+      if (drop_cause.ok()) drop_cause = {ACL_ERROR_RT_STREAM_ABORT, "stream aborted"};
+      if (task.on_drop) task.on_drop(drop_cause);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ++finished_;
+    }
+    work_done_.notify_all();
+  }
+}
+
+aclError Stream::Synchronize(std::optional<std::chrono::milliseconds> timeout) {
+  std::unique_lock lock(mutex_);
+  const uint64_t target = enqueued_;
+  auto done = [&] { return finished_ >= target; };
+  if (timeout) {
+    if (!work_done_.wait_for(lock, *timeout, done)) {
+      return Fail(ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
+                  "aclrtSynchronizeStreamWithTimeout: {} of {} tasks still pending after {} ms; the stream "
+                  "stays usable",
+                  target - finished_, enqueued_ - finished_, timeout->count());
+    }
+  } else {
+    work_done_.wait(lock, done);
+  }
+  if (failure_.ok()) return ACL_SUCCESS;
+  SetRecentErrorQuiet(fmt::format("{} (error {})", failure_.message, failure_.code));
+  return failure_.code;
+}
+
+bool Stream::Idle() const {
+  std::lock_guard lock(mutex_);
+  return finished_ >= enqueued_;
+}
+
+void Stream::Close() {
+  {
+    std::lock_guard lock(mutex_);
+    closing_ = true;
+    if (!worker_.joinable()) worker_exited_ = true;
+  }
+  work_ready_.notify_all();
+}
+
+void Stream::Abort(TaskStatus reason) {
+  {
+    std::lock_guard lock(mutex_);
+    if (failure_.ok()) failure_ = std::move(reason);
+    closing_ = true;
+    if (!worker_.joinable()) worker_exited_ = true;
+  }
+  stop_.request_stop();
+  work_ready_.notify_all();
+}
+
+void Stream::Join() {
+  std::lock_guard lock(join_mutex_);
+  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+}
+
+bool Stream::WorkerExited() const {
+  std::lock_guard lock(mutex_);
+  return worker_exited_;
+}
+
+}  // namespace distbarrier::runtime
