@@ -30,14 +30,24 @@ const LogConfig& Config() {
 
 constexpr const char* kLevelNames[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
+std::mutex sink_mutex;  // keeps lines of concurrent ranks whole; guards the listener
+LogListener listener = nullptr;
+void* listener_context = nullptr;
+
 }  // namespace
+
+void SetLogListener(LogListener new_listener, void* context) {
+  std::lock_guard lock(sink_mutex);
+  listener = new_listener;
+  listener_context = context;
+}
 
 bool LogEnabled(LogLevel level) { return level >= Config().level && level != LogLevel::kOff; }
 
 void LogLine(LogLevel level, std::string_view message) {
-  static std::mutex sink_mutex;  // keeps lines of concurrent ranks whole
   const LogConfig& config = Config();
   std::lock_guard lock(sink_mutex);
+  if (listener != nullptr) listener(level, message, listener_context);
   fmt::print(config.sink, "[{}] distbarrier({}): {}\n", kLevelNames[static_cast<int>(level)], getpid(),
              message);
   std::fflush(config.sink);

@@ -13,6 +13,11 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kOff = 4 
 bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, std::string_view message);
 
+// Tests observe what the library reports by adding a listener; every line logged while it is
+// set is passed to it as well as written out. Null removes it.
+using LogListener = void (*)(LogLevel level, std::string_view message, void* context);
+void SetLogListener(LogListener listener, void* context);
+
 template <typename... Args>
 void Log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) {
   if (LogEnabled(level)) LogLine(level, fmt::format(format, std::forward<Args>(args)...));

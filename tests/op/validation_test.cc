@@ -1,0 +1,393 @@
+// Every argument check of aclnnDistributeBarrier{,V2}GetWorkspaceSize and of the second
+// stage, in the contract's order (contract section 4), plus the vendor's own unit cases.
+#include <cstring>
+#include <string>
+
+#include "op/distribute_barrier/distribute_barrier.h"
+#include "test_support.h"
+
+namespace distbarrier::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kWorld = 16;
+
+class ValidationTest : public RuntimeTest {
+ protected:
+  void SetUp() override {
+    ASSERT_ACL_OK(aclrtSetDevice(0));
+    comms_ = MakeGroup(FirstDevices(kWorld));
+    group_ = CommName(comms_[0]);
+    x_ref_ = MakeTensor(ACL_FLOAT16, {3, 4});
+  }
+
+  int V1(aclTensor* x_ref, const char* group, int64_t world_size) {
+    return aclnnDistributeBarrierGetWorkspaceSize(x_ref, group, world_size, &workspace_size_, &executor_);
+  }
+  int V2(aclTensor* timeout, aclTensor* elastic, int64_t world_size = kWorld) {
+    return aclnnDistributeBarrierV2GetWorkspaceSize(x_ref_.tensor, timeout, elastic, group_.c_str(), world_size,
+                                                    &workspace_size_, &executor_);
+  }
+  std::string Message() const { return aclGetRecentErrMsg(); }
+
+  std::vector<HcclComm> comms_;
+  std::string group_;
+  DeviceTensor x_ref_;
+  uint64_t workspace_size_ = 99;
+  aclOpExecutor* executor_ = nullptr;
+};
+
+// --- vendor unit cases (contract section 8) ---
+
+TEST_F(ValidationTest, test_aclnn_distribute_barrier_first_api_success_fp16_3x4_world16) {
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+  EXPECT_EQ(workspace_size_, 0u);
+  EXPECT_NE(executor_, nullptr);
+}
+
+TEST_F(ValidationTest, test_aclnn_distribute_barrier_first_api_nullptr_group) {
+  EXPECT_EQ(V1(x_ref_.tensor, nullptr, kWorld), ACLNN_ERR_PARAM_NULLPTR);
+  EXPECT_THAT(Message(), HasSubstr("group is null"));
+}
+
+TEST_F(ValidationTest, test_aclnn_distribute_barrier_v2_timeout_int32_1_success) {
+  DeviceTensor timeout = MakeInt32Tensor({1000});
+  EXPECT_EQ(V2(timeout.tensor, nullptr), ACLNN_SUCCESS) << Message();
+}
+
+TEST_F(ValidationTest, test_aclnn_distribute_barrier_v2_elastic_int32_36_world16_success) {
+  DeviceTensor elastic = MakeInt32Tensor(std::vector<int32_t>(36, 0));
+  EXPECT_EQ(V2(nullptr, elastic.tensor), ACLNN_SUCCESS) << Message();
+}
+
+TEST_F(ValidationTest, test_aclnn_distribute_barrier_first_api_world_size_1_and_385_fail) {
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), 1), ACLNN_ERR_INNER_TILING_ERROR);
+  EXPECT_THAT(Message(), HasSubstr("worldSize 1 is out of the supported range [2, 384]"));
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), 385), ACLNN_ERR_INNER_TILING_ERROR);
+  EXPECT_THAT(Message(), HasSubstr("worldSize 385"));
+}
+
+// --- row 1: null pointers -> 161001, naming the parameter ---
+
+TEST_F(ValidationTest, NullXRef) {
+  EXPECT_EQ(V1(nullptr, group_.c_str(), kWorld), ACLNN_ERR_PARAM_NULLPTR);
+  EXPECT_THAT(Message(), HasSubstr("xRef is null"));
+  EXPECT_EQ(aclnnDistributeBarrierV2GetWorkspaceSize(nullptr, nullptr, nullptr, group_.c_str(), kWorld,
+                                                     &workspace_size_, &executor_),
+            ACLNN_ERR_PARAM_NULLPTR);
+}
+
+TEST_F(ValidationTest, NullWorkspaceSize) {
+  EXPECT_EQ(aclnnDistributeBarrierGetWorkspaceSize(x_ref_.tensor, group_.c_str(), kWorld, nullptr, &executor_),
+            ACLNN_ERR_PARAM_NULLPTR);
+  EXPECT_THAT(Message(), HasSubstr("workspaceSize is null"));
+}
+
+TEST_F(ValidationTest, NullExecutor) {
+  EXPECT_EQ(aclnnDistributeBarrierGetWorkspaceSize(x_ref_.tensor, group_.c_str(), kWorld, &workspace_size_, nullptr),
+            ACLNN_ERR_PARAM_NULLPTR);
+  EXPECT_THAT(Message(), HasSubstr("executor is null"));
+}
+
+TEST_F(ValidationTest, NullCheckComesFirst) {
+  // Null group together with a bad worldSize and an empty... the null pointer wins.
+  EXPECT_EQ(V1(x_ref_.tensor, nullptr, 1), ACLNN_ERR_PARAM_NULLPTR);
+}
+
+// --- row 2: worldSize outside [2, 384] -> 561002 ---
+
+TEST_F(ValidationTest, WorldSizeBounds) {
+  for (int64_t bad : {int64_t{-1}, int64_t{0}, int64_t{1}, int64_t{385}, int64_t{1} << 40}) {
+    EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), bad), ACLNN_ERR_INNER_TILING_ERROR) << bad;
+    EXPECT_THAT(Message(), HasSubstr("out of the supported range")) << bad;
+  }
+  // 2 and 384 are in range: they fail later, on the group's size, not on the range.
+  for (int64_t edge : {int64_t{2}, int64_t{384}}) {
+    EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), edge), ACLNN_ERR_INNER_TILING_ERROR);
+    EXPECT_THAT(Message(), HasSubstr("differs from group")) << edge;
+  }
+}
+
+TEST_F(ValidationTest, WorldSizeCheckedBeforeDtype) {
+  DeviceTensor bad = MakeTensor(ACL_DOUBLE, {2});
+  EXPECT_EQ(V1(bad.tensor, group_.c_str(), 1), ACLNN_ERR_INNER_TILING_ERROR);
+}
+
+// --- row 3: xRef dtype ---
+
+TEST_F(ValidationTest, EverySupportedDtypePasses) {
+  for (aclDataType dtype : {ACL_BF16, ACL_FLOAT16, ACL_FLOAT, ACL_BOOL, ACL_INT8, ACL_INT16, ACL_INT32, ACL_INT64,
+                            ACL_UINT8, ACL_UINT16, ACL_UINT32, ACL_UINT64}) {
+    DeviceTensor tensor = MakeTensor(dtype, {2, 2});
+    EXPECT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << dtype << ": " << Message();
+  }
+}
+
+TEST_F(ValidationTest, UnsupportedDtypeFails) {
+  for (aclDataType dtype : {ACL_DOUBLE, ACL_STRING, ACL_COMPLEX64, ACL_COMPLEX128, ACL_DT_UNDEFINED,
+                            static_cast<aclDataType>(99)}) {
+    DeviceTensor tensor = MakeTensor(dtype, {2});
+    EXPECT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID) << dtype;
+    EXPECT_THAT(Message(), HasSubstr("xRef dtype")) << dtype;
+  }
+  DeviceTensor tensor = MakeTensor(ACL_DOUBLE, {2});
+  V1(tensor.tensor, group_.c_str(), kWorld);
+  EXPECT_THAT(Message(), HasSubstr("DOUBLE (11)"));
+}
+
+TEST_F(ValidationTest, StaleXRefHandleFails) {
+  DeviceTensor tensor = MakeTensor(ACL_INT32, {2});
+  ASSERT_EQ(aclDestroyTensor(tensor.tensor), ACLNN_SUCCESS);
+  EXPECT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("not a live aclTensor"));
+  EXPECT_EQ(V1(reinterpret_cast<aclTensor*>(0x1234), group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+}
+
+// --- row 4: xRef format / rank ---
+
+TEST_F(ValidationTest, FormatNotNdFails) {
+  for (aclFormat format : {ACL_FORMAT_NCHW, ACL_FORMAT_NHWC, ACL_FORMAT_NC1HWC0, ACL_FORMAT_FRACTAL_Z,
+                           ACL_FORMAT_FRACTAL_NZ, ACL_FORMAT_UNDEFINED}) {
+    DeviceTensor tensor = MakeTensor(ACL_FLOAT, {1, 2, 3, 4}, format);
+    EXPECT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID) << format;
+    EXPECT_THAT(Message(), HasSubstr("xRef format")) << format;
+  }
+}
+
+TEST_F(ValidationTest, EightDimsPassNineFail) {
+  DeviceTensor eight = MakeTensor(ACL_INT8, {1, 1, 1, 1, 1, 1, 1, 2});
+  EXPECT_EQ(V1(eight.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+  DeviceTensor nine = MakeTensor(ACL_INT8, {1, 1, 1, 1, 1, 1, 1, 1, 2});
+  EXPECT_EQ(V1(nine.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("9 dims"));
+}
+
+TEST_F(ValidationTest, NonContiguousXRefIsFine) {
+  int64_t shape[2] = {4, 4};
+  int64_t strides[2] = {1, 4};  // transposed view
+  aclTensor* view = aclCreateTensor(shape, 2, ACL_FLOAT, strides, 0, ACL_FORMAT_ND, shape, 2, x_ref_.data);
+  EXPECT_EQ(V1(view, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+}
+
+TEST_F(ValidationTest, ScalarXRefIsFine) {
+  aclTensor* scalar = aclCreateTensor(nullptr, 0, ACL_FLOAT, nullptr, 0, ACL_FORMAT_ND, nullptr, 0, x_ref_.data);
+  ASSERT_NE(scalar, nullptr);
+  EXPECT_EQ(V1(scalar, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+}
+
+// --- row 5: group name length ---
+
+TEST_F(ValidationTest, EmptyGroupFails) {
+  EXPECT_EQ(V1(x_ref_.tensor, "", kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("group is an empty string"));
+}
+
+TEST_F(ValidationTest, GroupOf128BytesFails127IsJustUnknown) {
+  std::string long_name(128, 'g');
+  EXPECT_EQ(V1(x_ref_.tensor, long_name.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("128 bytes or longer"));
+  std::string longer(4096, 'g');
+  EXPECT_EQ(V1(x_ref_.tensor, longer.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  std::string longest_ok(127, 'g');
+  EXPECT_EQ(V1(x_ref_.tensor, longest_ok.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("not a communicator known"));
+}
+
+// --- row 6: group resolution ---
+
+TEST_F(ValidationTest, UnknownGroupFails) {
+  EXPECT_EQ(V1(x_ref_.tensor, "no_such_group", kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("'no_such_group' is not a communicator known to this process"));
+}
+
+TEST_F(ValidationTest, CurrentDeviceHoldsNoRankFails) {
+  std::vector<HcclComm> pair = MakeGroup({4, 5});
+  std::string name = CommName(pair[0]);
+  EXPECT_EQ(V1(x_ref_.tensor, name.c_str(), 2), ACLNN_ERR_PARAM_INVALID);  // current device is 0
+  EXPECT_THAT(Message(), HasSubstr("holds no rank on the current device 0"));
+  ASSERT_ACL_OK(aclrtSetDevice(5));
+  EXPECT_EQ(V1(x_ref_.tensor, name.c_str(), 2), ACLNN_SUCCESS) << Message();
+}
+
+TEST_F(ValidationTest, NoCurrentDeviceFails) {
+  int status = -1;
+  std::string message;
+  std::thread([&] {  // a fresh thread has no current context
+    status = V1(x_ref_.tensor, group_.c_str(), kWorld);
+    message = aclGetRecentErrMsg();
+  }).join();
+  EXPECT_EQ(status, ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(message, HasSubstr("no current device"));
+}
+
+TEST_F(ValidationTest, DestroyedCommunicatorFails) {
+  ASSERT_EQ(HcclCommDestroy(comms_[0]), HCCL_SUCCESS);
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("was destroyed"));
+  for (int rank = 1; rank < kWorld; ++rank) ASSERT_EQ(HcclCommDestroy(comms_[rank]), HCCL_SUCCESS);
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("not a communicator known"));
+}
+
+// --- row 7: worldSize vs group size ---
+
+TEST_F(ValidationTest, WorldSizeDiffersFromGroupFails) {
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), 8), ACLNN_ERR_INNER_TILING_ERROR);
+  EXPECT_THAT(Message(), HasSubstr("worldSize 8 differs from group"));
+  EXPECT_THAT(Message(), HasSubstr("rank count 16"));
+}
+
+// --- row 8: V2 timeOut ---
+
+TEST_F(ValidationTest, TimeoutWrongDtypeFails) {
+  DeviceTensor timeout = MakeTensor(ACL_INT64, {1});
+  EXPECT_EQ(V2(timeout.tensor, nullptr), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("timeOut dtype is INT64, expected INT32"));
+}
+
+TEST_F(ValidationTest, TimeoutWrongShapeFails) {
+  for (std::vector<int64_t> shape : {std::vector<int64_t>{2}, {1, 1}, {}, {0}}) {
+    DeviceTensor timeout = MakeTensor(ACL_INT32, shape);
+    EXPECT_EQ(V2(timeout.tensor, nullptr), ACLNN_ERR_PARAM_INVALID) << shape.size();
+    EXPECT_THAT(Message(), HasSubstr("timeOut shape"));
+  }
+}
+
+TEST_F(ValidationTest, TimeoutAnyValueIsAcceptedAtFirstStage) {
+  // The value is read when the barrier runs; <= 0 means no timeout.
+  for (int32_t value : {-5, 0, 1, 1 << 30}) {
+    DeviceTensor timeout = MakeInt32Tensor({value});
+    EXPECT_EQ(V2(timeout.tensor, nullptr), ACLNN_SUCCESS) << value << Message();
+  }
+}
+
+// --- row 9: V2 elasticInfo ---
+
+TEST_F(ValidationTest, ElasticWrongDtypeFails) {
+  DeviceTensor elastic = MakeTensor(ACL_INT64, {36});
+  EXPECT_EQ(V2(nullptr, elastic.tensor), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("elasticInfo dtype"));
+}
+
+TEST_F(ValidationTest, ElasticWrongLengthFails) {
+  for (int64_t length : {int64_t{35}, int64_t{37}, int64_t{4}, int64_t{20}}) {
+    DeviceTensor elastic = MakeTensor(ACL_INT32, {length});
+    EXPECT_EQ(V2(nullptr, elastic.tensor), ACLNN_ERR_PARAM_INVALID) << length;
+    EXPECT_THAT(Message(), HasSubstr("expected (36) = 4 + 2 * worldSize"));
+  }
+  DeviceTensor two_d = MakeTensor(ACL_INT32, {6, 6});
+  EXPECT_EQ(V2(nullptr, two_d.tensor), ACLNN_ERR_PARAM_INVALID);
+}
+
+TEST_F(ValidationTest, TimeoutCheckedBeforeElastic) {
+  DeviceTensor timeout = MakeTensor(ACL_FLOAT, {1});
+  DeviceTensor elastic = MakeTensor(ACL_FLOAT, {36});
+  EXPECT_EQ(V2(timeout.tensor, elastic.tensor), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("timeOut"));
+}
+
+// --- second stage ---
+
+class SecondStageTest : public ValidationTest {
+ protected:
+  void SetUp() override {
+    ValidationTest::SetUp();
+    ASSERT_ACL_OK(aclrtCreateStream(&stream_));
+  }
+  aclrtStream stream_ = nullptr;
+};
+
+TEST_F(SecondStageTest, NullExecutorFails) {
+  EXPECT_EQ(aclnnDistributeBarrier(nullptr, 0, nullptr, stream_), ACLNN_ERR_PARAM_NULLPTR);
+  EXPECT_EQ(aclnnDistributeBarrierV2(nullptr, 0, nullptr, stream_), ACLNN_ERR_PARAM_NULLPTR);
+  EXPECT_THAT(Message(), HasSubstr("executor is null"));
+}
+
+TEST_F(SecondStageTest, ExecutorRunTwiceFails) {
+  // A 2-rank group whose other rank arrives too, so the first run completes.
+  std::vector<HcclComm> pair = MakeGroup({0, 1});
+  std::string name = CommName(pair[0]);
+  ASSERT_EQ(V1(x_ref_.tensor, name.c_str(), 2), ACLNN_SUCCESS) << Message();
+  aclOpExecutor* executor = executor_;
+  ASSERT_EQ(aclnnDistributeBarrier(nullptr, 0, executor, stream_), ACLNN_SUCCESS) << Message();
+  EXPECT_EQ(aclnnDistributeBarrier(nullptr, 0, executor, stream_), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("already run"));
+  RunRanks(2, [&](int rank) {
+    if (rank != 1) return;
+    aclrtStream stream = nullptr;
+    ASSERT_ACL_OK(aclrtCreateStream(&stream));
+    DeviceTensor x = MakeTensor(ACL_INT32, {1});
+    ASSERT_EQ(EnqueueBarrier(x.tensor, name, 2, stream), ACLNN_SUCCESS) << aclGetRecentErrMsg();
+    EXPECT_ACL_OK(aclrtSynchronizeStream(stream));
+  });
+  EXPECT_ACL_OK(aclrtSynchronizeStream(stream_));
+}
+
+TEST_F(SecondStageTest, DestroyedExecutorFails) {
+  ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS);
+  ASSERT_EQ(aclDestroyAclOpExecutor(executor_), ACLNN_SUCCESS);
+  EXPECT_EQ(aclnnDistributeBarrier(nullptr, 0, executor_, stream_), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("no longer live"));
+  EXPECT_EQ(aclDestroyAclOpExecutor(executor_), ACLNN_ERR_PARAM_INVALID);  // twice
+}
+
+TEST_F(SecondStageTest, GarbageExecutorFails) {
+  auto* garbage = reinterpret_cast<aclOpExecutor*>(0xdeadbeef);
+  EXPECT_EQ(aclnnDistributeBarrier(nullptr, 0, garbage, stream_), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("not an executor"));
+}
+
+TEST_F(SecondStageTest, StreamOfAnotherDeviceFails) {
+  ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS);  // rank 0, device 0
+  ASSERT_ACL_OK(aclrtSetDevice(3));
+  aclrtStream other = nullptr;
+  ASSERT_ACL_OK(aclrtCreateStream(&other));
+  EXPECT_EQ(aclnnDistributeBarrier(nullptr, 0, executor_, other), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("belongs to device 3"));
+  // The executor was not consumed by the refused launch.
+  EXPECT_EQ(aclDestroyAclOpExecutor(executor_), ACLNN_SUCCESS);
+}
+
+TEST_F(SecondStageTest, DestroyedStreamFails) {
+  ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS);
+  ASSERT_ACL_OK(aclrtDestroyStream(stream_));
+  EXPECT_EQ(aclnnDistributeBarrier(nullptr, 0, executor_, stream_), ACLNN_ERR_PARAM_INVALID);
+}
+
+TEST_F(SecondStageTest, ExecutorOfOtherVersionFails) {
+  ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS);
+  EXPECT_EQ(aclnnDistributeBarrierV2(nullptr, 0, executor_, stream_), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("was made by aclnnDistributeBarrierGetWorkspaceSize"));
+}
+
+TEST(WorkspaceCheckTest, SmallerThanAskedFails) {
+  char buffer[64] = {};
+  EXPECT_EQ(op::CheckWorkspace("api", 64, buffer, 63), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(std::string(aclGetRecentErrMsg()), HasSubstr("workspaceSize 63 is smaller than the 64 bytes"));
+  EXPECT_EQ(op::CheckWorkspace("api", 64, nullptr, 64), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_EQ(op::CheckWorkspace("api", 64, buffer, 64), ACLNN_SUCCESS);
+  EXPECT_EQ(op::CheckWorkspace("api", 0, nullptr, 0), ACLNN_SUCCESS);
+}
+
+TEST_F(ValidationTest, RepeatableExecutorRunsAgain) {
+  std::vector<HcclComm> pair = MakeGroup({0, 1});
+  std::string name = CommName(pair[0]);
+  constexpr int kRuns = 5;
+  RunRanks(2, [&](int rank) {
+    aclrtStream stream = nullptr;
+    ASSERT_ACL_OK(aclrtCreateStream(&stream));
+    DeviceTensor x = MakeTensor(ACL_INT32, {1});
+    uint64_t size = 0;
+    aclOpExecutor* executor = nullptr;
+    ASSERT_EQ(aclnnDistributeBarrierGetWorkspaceSize(x.tensor, name.c_str(), 2, &size, &executor), ACLNN_SUCCESS);
+    ASSERT_EQ(aclSetAclOpExecutorRepeatable(executor), ACLNN_SUCCESS);
+    for (int i = 0; i < kRuns; ++i) ASSERT_EQ(aclnnDistributeBarrier(nullptr, size, executor, stream), ACLNN_SUCCESS);
+    EXPECT_ACL_OK(aclrtSynchronizeStream(stream));
+    EXPECT_EQ(aclDestroyAclOpExecutor(executor), ACLNN_SUCCESS);
+    EXPECT_EQ(aclnnDistributeBarrier(nullptr, size, executor, stream), ACLNN_ERR_PARAM_INVALID) << rank;
+  });
+}
+
+}  // namespace
+}  // namespace distbarrier::testing
