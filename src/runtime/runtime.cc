@@ -78,13 +78,7 @@ aclError Runtime::DestroyContext(void* handle) {
   if (!context) {
     return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtDestroyContext: context {} is not live", handle);
   }
-  std::vector<std::shared_ptr<Stream>> streams;
-  {
-    std::lock_guard lock(context->mutex);
-    streams.swap(context->streams);
-    context->default_stream.reset();
-  }
-  for (auto& stream : streams) streams_.Take(stream.get());  // no-op for the default stream
+  std::vector<std::shared_ptr<Stream>> streams = TakeStreams(*context);
   {
     std::lock_guard lock(mutex_);
     for (void*& default_handle : default_context_) {
@@ -126,7 +120,7 @@ std::shared_ptr<Stream> Runtime::ResolveStream(void* handle, aclError* error) {
   std::lock_guard lock(context->mutex);
   if (!context->default_stream) {
     context->default_stream = std::make_shared<Stream>(context->device);
-    context->streams.push_back(context->default_stream);
+    context->streams.push_back({nullptr, context->default_stream});
   }
   return context->default_stream;
 }
@@ -138,12 +132,12 @@ aclError Runtime::CreateStream(void** handle) {
   if (!context) return error;
   ReapRetired();
   auto stream = std::make_shared<Stream>(context->device);
+  void* new_handle = streams_.Add(stream);
   {
     std::lock_guard lock(context->mutex);
-    context->streams.push_back(stream);
+    context->streams.push_back({new_handle, stream});
   }
-  // The handle is the stream's id; map it back from the object for DestroyContext.
-  *handle = streams_.Add(stream);
+  *handle = new_handle;
   return ACL_SUCCESS;
 }
 
@@ -152,7 +146,7 @@ aclError Runtime::DestroyStream(void* handle) {
   if (!stream) return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtDestroyStream: stream {} is not live", handle);
   for (auto& context : contexts_.Snapshot()) {
     std::lock_guard lock(context->mutex);
-    std::erase(context->streams, stream);
+    std::erase_if(context->streams, [&](const Context::OwnedStream& owned) { return owned.handle == handle; });
   }
   Retire({stream});
   return ACL_SUCCESS;
@@ -163,9 +157,24 @@ std::vector<std::shared_ptr<Stream>> Runtime::StreamsOfDevice(int device) {
   for (auto& context : contexts_.Snapshot()) {
     if (context->device != device) continue;
     std::lock_guard lock(context->mutex);
-    result.insert(result.end(), context->streams.begin(), context->streams.end());
+    for (const auto& owned : context->streams) result.push_back(owned.stream);
   }
   return result;
+}
+
+std::vector<std::shared_ptr<Stream>> Runtime::TakeStreams(Context& context) {
+  std::vector<Context::OwnedStream> owned;
+  {
+    std::lock_guard lock(context.mutex);
+    owned.swap(context.streams);
+    context.default_stream.reset();
+  }
+  std::vector<std::shared_ptr<Stream>> streams;
+  for (auto& entry : owned) {
+    if (entry.handle != nullptr) streams_.Take(entry.handle);  // later uses of the handle: 107017
+    streams.push_back(std::move(entry.stream));
+  }
+  return streams;
 }
 
 void Runtime::Retire(std::vector<std::shared_ptr<Stream>> streams) {
@@ -189,12 +198,10 @@ void Runtime::ReapRetired() {
 void Runtime::Finalize() {
   std::vector<std::shared_ptr<Stream>> streams;
   for (auto& context : contexts_.TakeAll()) {
-    std::lock_guard lock(context->mutex);
-    streams.insert(streams.end(), context->streams.begin(), context->streams.end());
-    context->streams.clear();
-    context->default_stream.reset();
+    auto owned = TakeStreams(*context);
+    streams.insert(streams.end(), owned.begin(), owned.end());
   }
-  streams_.TakeAll();
+  for (auto& orphan : streams_.TakeAll()) streams.push_back(std::move(orphan));  // none expected
   {
     std::lock_guard lock(mutex_);
     streams.insert(streams.end(), retired_.begin(), retired_.end());

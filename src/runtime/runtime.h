@@ -19,8 +19,12 @@ struct Context {
   explicit Context(int device_id) : device(device_id) {}
   const int device;
   std::mutex mutex;
-  std::vector<std::shared_ptr<Stream>> streams;  // created in this context, incl. the default one
-  std::shared_ptr<Stream> default_stream;        // made on first use of the null stream
+  struct OwnedStream {
+    void* handle;  // null for the default stream, which has none
+    std::shared_ptr<Stream> stream;
+  };
+  std::vector<OwnedStream> streams;        // created in this context, incl. the default one
+  std::shared_ptr<Stream> default_stream;  // made on first use of the null stream
 };
 
 class Runtime {
@@ -57,6 +61,8 @@ class Runtime {
  private:
   Runtime();
   std::shared_ptr<Context> DefaultContext(int device);  // made by the first SetDevice
+  // Empties the context's stream list and forgets the handles of those streams.
+  std::vector<std::shared_ptr<Stream>> TakeStreams(Context& context);
   void Retire(std::vector<std::shared_ptr<Stream>> streams);
   void ReapRetired();
 
