@@ -52,11 +52,13 @@ void Stream::RunWorker() {
       if (drop_cause.ok()) drop_cause = {ACL_ERROR_RT_STREAM_ABORT, "stream aborted"};
       if (task.on_drop) task.on_drop(drop_cause);
     }
+    bool wake;
     {
       std::lock_guard lock(mutex_);
       ++finished_;
+      wake = !sync_targets_.empty() && *sync_targets_.begin() <= finished_;
     }
-    work_done_.notify_all();
+    if (wake) work_done_.notify_all();
   }
 }
 
@@ -64,15 +66,19 @@ aclError Stream::Synchronize(std::optional<std::chrono::milliseconds> timeout) {
   std::unique_lock lock(mutex_);
   const uint64_t target = enqueued_;
   auto done = [&] { return finished_ >= target; };
+  auto registered = sync_targets_.insert(target);
+  bool finished_in_time = true;
   if (timeout) {
-    if (!work_done_.wait_for(lock, *timeout, done)) {
-      return Fail(ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
-                  "aclrtSynchronizeStreamWithTimeout: {} of {} tasks still pending after {} ms; the stream "
-                  "stays usable",
-                  target - finished_, enqueued_ - finished_, timeout->count());
-    }
+    finished_in_time = work_done_.wait_for(lock, *timeout, done);
   } else {
     work_done_.wait(lock, done);
+  }
+  sync_targets_.erase(registered);
+  if (!finished_in_time) {
+    return Fail(ACL_ERROR_RT_STREAM_SYNC_TIMEOUT,
+                "aclrtSynchronizeStreamWithTimeout: {} earlier tasks still pending after {} ms; the stream stays "
+                "usable",
+                target - finished_, timeout->count());
   }
   if (failure_.ok()) return ACL_SUCCESS;
   SetRecentErrorQuiet(fmt::format("{} (error {})", failure_.message, failure_.code));

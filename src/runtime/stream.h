@@ -10,6 +10,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <thread>
 
@@ -54,6 +55,9 @@ class Stream {
   std::deque<Task> queue_;
   uint64_t enqueued_ = 0;
   uint64_t finished_ = 0;
+  // What each blocked Synchronize waits for: the worker wakes them only when the smallest is
+  // reached, not after every task (a wake per task doubled the context switches per barrier).
+  std::multiset<uint64_t> sync_targets_;
   TaskStatus failure_;  // sticky: the first failed task fails the stream until destroyed
   bool closing_ = false;
   bool worker_exited_ = false;
