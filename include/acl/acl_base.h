@@ -64,7 +64,10 @@ typedef enum {
     ACL_STRING = 13,
     ACL_COMPLEX64 = 16,
     ACL_COMPLEX128 = 17,
-    ACL_BF16 = 27
+    ACL_BF16 = 27,
+    /* Not a value: widens the enum to all of int, so that any int a C caller passes is a
+     * valid enum value that the library can reject, not undefined behaviour. */
+    ACL_DT_INT_RANGE_ = -2147483647 - 1
 } aclDataType;
 
 typedef enum {
@@ -74,7 +77,10 @@ typedef enum {
     ACL_FORMAT_ND = 2,
     ACL_FORMAT_NC1HWC0 = 3,
     ACL_FORMAT_FRACTAL_Z = 4,
-    ACL_FORMAT_FRACTAL_NZ = 29
+    ACL_FORMAT_FRACTAL_NZ = 29,
+    /* Not a value: widens the enum to all of int, so that any int a C caller passes is a
+     * valid enum value that the library can reject, not undefined behaviour. */
+    ACL_FORMAT_INT_RANGE_ = -2147483647 - 1
 } aclFormat;
 
 /* Size in bytes of one element of dataType; 0 for types without a fixed size. */

@@ -11,14 +11,20 @@ extern "C" {
 typedef enum aclrtMemMallocPolicy {
     ACL_MEM_MALLOC_HUGE_FIRST = 0,
     ACL_MEM_MALLOC_HUGE_ONLY = 1,
-    ACL_MEM_MALLOC_NORMAL_ONLY = 2
+    ACL_MEM_MALLOC_NORMAL_ONLY = 2,
+    /* Not a value: widens the enum to all of int, so that any int a C caller passes is a
+     * valid enum value that the library can reject, not undefined behaviour. */
+    ACL_MEM_MALLOC_INT_RANGE_ = -2147483647 - 1
 } aclrtMemMallocPolicy;
 
 typedef enum aclrtMemcpyKind {
     ACL_MEMCPY_HOST_TO_HOST = 0,
     ACL_MEMCPY_HOST_TO_DEVICE = 1,
     ACL_MEMCPY_DEVICE_TO_HOST = 2,
-    ACL_MEMCPY_DEVICE_TO_DEVICE = 3
+    ACL_MEMCPY_DEVICE_TO_DEVICE = 3,
+    /* Not a value: widens the enum to all of int, so that any int a C caller passes is a
+     * valid enum value that the library can reject, not undefined behaviour. */
+    ACL_MEMCPY_INT_RANGE_ = -2147483647 - 1
 } aclrtMemcpyKind;
 
 typedef enum aclrtStreamStatus {

@@ -31,7 +31,10 @@ typedef enum {
     HCCL_E_NETWORK = 19,
     HCCL_E_AGAIN = 20,
     HCCL_E_REMOTE = 21,
-    HCCL_E_RESERVED
+    HCCL_E_RESERVED,
+    /* Not a value: widens the enum to all of int, so that any int a C caller passes is a
+     * valid enum value that the library can reject, not undefined behaviour. */
+    HCCL_E_INT_RANGE_ = -2147483647 - 1
 } HcclResult;
 
 typedef void *HcclComm;

@@ -3,7 +3,10 @@
 # user meets there: headers that compile on their own (acl.h and hccl.h also as C), the
 # vendor's sample built with the plain CANN g++ link line and run on 16 devices, setenv.bash,
 # and find_package(distbarrier).
+# EXTRA_CXXFLAGS carries the build's sanitizer flags, which a program linked against an
+# instrumented library needs; it is empty for a normal build.
 set -euo pipefail
+read -r -a extra <<<"${EXTRA_CXXFLAGS:-}"
 build_dir=$1
 source_dir=$2
 work=$(mktemp -d /tmp/distbarrier-install.XXXXXX)
@@ -27,7 +30,7 @@ for lib in ascendcl nnopbase opapi op_common hccl; do
 done
 
 # The CANN link line, unchanged.
-g++ "$source_dir/examples/seed_barrier/main.cpp" -o "$work/demo" -I"$P/include" -I"$P/include/aclnnop" \
+g++ "${extra[@]}" "$source_dir/examples/seed_barrier/main.cpp" -o "$work/demo" -I"$P/include" -I"$P/include/aclnnop" \
   -L"$P/lib64" -lascendcl -lnnopbase -lopapi -lop_common -lhccl -lpthread
 # shellcheck disable=SC1091
 source "$P/bin/setenv.bash"
@@ -44,7 +47,7 @@ find_package(distbarrier REQUIRED)
 add_executable(elastic "$source_dir/examples/elastic_barrier/main.cpp")
 target_link_libraries(elastic PRIVATE distbarrier::distbarrier)
 CMAKE
-cmake -S "$work/consumer" -B "$work/consumer/build" -DCMAKE_PREFIX_PATH="$P" >/dev/null
+cmake -S "$work/consumer" -B "$work/consumer/build" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_CXX_FLAGS="${EXTRA_CXXFLAGS:-}" >/dev/null
 cmake --build "$work/consumer/build" >/dev/null
 "$work/consumer/build/elastic" >"$work/elastic.out" 2>&1 || { cat "$work/elastic.out"; exit 1; }
 tail -n 1 "$work/elastic.out"
