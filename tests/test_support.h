@@ -26,6 +26,13 @@ class RuntimeTest : public ::testing::Test {
 #define ASSERT_ACL_OK(call) ASSERT_EQ((call), 0) << #call << ": " << aclGetRecentErrMsg()
 #define EXPECT_ACL_OK(call) EXPECT_EQ((call), 0) << #call << ": " << aclGetRecentErrMsg()
 
+// A new stream of the calling thread's current context.
+inline aclrtStream NewStream() {
+  aclrtStream stream = nullptr;
+  EXPECT_EQ(aclrtCreateStream(&stream), 0) << aclGetRecentErrMsg();
+  return stream;
+}
+
 // A tensor over device memory of the current device (call aclrtSetDevice first).
 struct DeviceTensor {
   void* data = nullptr;

@@ -32,8 +32,7 @@ class BarrierTest : public RuntimeTest {
     group_ = CommName(comms_[0]);
     for (int rank = 0; rank < ranks; ++rank) {
       ASSERT_ACL_OK(aclrtSetDevice(rank));
-      aclrtStream stream = nullptr;
-      ASSERT_ACL_OK(aclrtCreateStream(&stream));
+      aclrtStream stream = NewStream();
       streams_.push_back(stream);
       x_refs_.push_back(MakeTensor(ACL_BF16, {4, 8}));
     }
@@ -120,8 +119,7 @@ TEST_F(BarrierTest, ABlockedBarrierDoesNotBlockAnotherStreamOfTheDevice) {
   Setup(2);
   ASSERT_EQ(Enqueue(0), ACLNN_SUCCESS);  // waits for rank 1
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream other = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&other));
+  aclrtStream other = NewStream();
   std::atomic<bool> ran{false};
   ASSERT_ACL_OK(aclrtLaunchHostFunc(other, [](void* arg) { static_cast<std::atomic<bool>*>(arg)->store(true); }, &ran));
   EXPECT_ACL_OK(aclrtSynchronizeStream(other));
@@ -380,8 +378,7 @@ TEST_F(BarrierTest, SurvivorsGoOnElasticallyAfterALostRank) {
     ASSERT_EQ(aclrtSynchronizeStream(streams_[rank]), ACL_ERROR_RT_VECTOR_CORE_TIMEOUT);
     EXPECT_THAT(std::string(aclGetRecentErrMsg()), HasSubstr("not arrived: [2]"));
     // Same communicator, a fresh stream, the lost rank left out: every survivor passes, twice.
-    aclrtStream fresh = nullptr;
-    ASSERT_ACL_OK(aclrtCreateStream(&fresh));
+    aclrtStream fresh = NewStream();
     for (int i = 0; i < 2; ++i) {
       ASSERT_EQ(EnqueueBarrierV2(x_refs_[rank].tensor, timeout.tensor, elastic.tensor, group_, kRanks, fresh),
                 ACLNN_SUCCESS);

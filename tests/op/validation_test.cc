@@ -315,8 +315,7 @@ TEST_F(SecondStageTest, ExecutorRunTwiceFails) {
   EXPECT_THAT(Message(), HasSubstr("already run"));
   RunRanks(2, [&](int rank) {
     if (rank != 1) return;
-    aclrtStream stream = nullptr;
-    ASSERT_ACL_OK(aclrtCreateStream(&stream));
+    aclrtStream stream = NewStream();
     DeviceTensor x = MakeTensor(ACL_INT32, {1});
     ASSERT_EQ(EnqueueBarrier(x.tensor, name, 2, stream), ACLNN_SUCCESS) << aclGetRecentErrMsg();
     EXPECT_ACL_OK(aclrtSynchronizeStream(stream));
@@ -341,8 +340,7 @@ TEST_F(SecondStageTest, GarbageExecutorFails) {
 TEST_F(SecondStageTest, StreamOfAnotherDeviceFails) {
   ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS);  // rank 0, device 0
   ASSERT_ACL_OK(aclrtSetDevice(3));
-  aclrtStream other = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&other));
+  aclrtStream other = NewStream();
   EXPECT_EQ(aclnnDistributeBarrier(nullptr, 0, executor_, other), ACLNN_ERR_PARAM_INVALID);
   EXPECT_THAT(Message(), HasSubstr("belongs to device 3"));
   // The executor was not consumed by the refused launch.
@@ -375,8 +373,7 @@ TEST_F(ValidationTest, RepeatableExecutorRunsAgain) {
   std::string name = CommName(pair[0]);
   constexpr int kRuns = 5;
   RunRanks(2, [&](int rank) {
-    aclrtStream stream = nullptr;
-    ASSERT_ACL_OK(aclrtCreateStream(&stream));
+    aclrtStream stream = NewStream();
     DeviceTensor x = MakeTensor(ACL_INT32, {1});
     uint64_t size = 0;
     aclOpExecutor* executor = nullptr;

@@ -218,8 +218,7 @@ TEST_F(ContextTest, GarbageContextIsInvalidHandle) {
 TEST_F(ContextTest, StreamsAreDestroyedWithTheirContext) {
   aclrtContext context = nullptr;
   ASSERT_ACL_OK(aclrtCreateContext(&context, 0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   std::atomic<bool>& ran = NewFlag();
   ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, SetFlag, &ran));
   ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
@@ -240,8 +239,7 @@ TEST_F(ContextTest, StreamsAreDestroyedWithTheirContext) {
 // The same through aclrtResetDevice, which destroys the device's default context.
 TEST_F(ContextTest, StreamsAreDestroyedWithResetDevice) {
   ASSERT_ACL_OK(aclrtSetDevice(1));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   ASSERT_ACL_OK(aclrtResetDevice(1));
   EXPECT_EQ(aclrtSynchronizeStream(stream), ACL_ERROR_RT_INVALID_HANDLE);
   EXPECT_EQ(aclrtDestroyStream(stream), ACL_ERROR_RT_INVALID_HANDLE);
@@ -268,8 +266,7 @@ void Append(void* arg) {
 
 TEST_F(StreamTest, HostFunctionsRunInOrder) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   constexpr int kTasks = 500;
   OrderLog log;
   std::vector<OrderItem> items;
@@ -288,8 +285,7 @@ TEST_F(StreamTest, HostFunctionsRunInOrder) {
 
 TEST_F(StreamTest, HostFunctionsRunInOrderBehindABlockedTask) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   Gate& gate = Block(stream);
   constexpr int kTasks = 100;
   OrderLog log;
@@ -338,8 +334,7 @@ TEST_F(StreamTest, StreamsOfOneDeviceRunIndependently) {
 
 TEST_F(StreamTest, StreamQueryOfNewStreamIsComplete) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   aclrtStreamStatus status = ACL_STREAM_STATUS_RESERVED;
   ASSERT_ACL_OK(aclrtStreamQuery(stream, &status));
   EXPECT_EQ(status, ACL_STREAM_STATUS_COMPLETE);
@@ -348,8 +343,7 @@ TEST_F(StreamTest, StreamQueryOfNewStreamIsComplete) {
 
 TEST_F(StreamTest, SynchronizeWithTimeoutOnBlockedStreamTimesOutAndStreamStaysUsable) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   std::atomic<bool>& done = NewFlag();
   Gate& gate = Block(stream, &done);
   EXPECT_EQ(aclrtSynchronizeStreamWithTimeout(stream, 10), ACL_ERROR_RT_STREAM_SYNC_TIMEOUT);
@@ -370,8 +364,7 @@ TEST_F(StreamTest, SynchronizeWithTimeoutOnBlockedStreamTimesOutAndStreamStaysUs
 
 TEST_F(StreamTest, SynchronizeWithTimeoutBelowMinusOneIsInvalidParam) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   EXPECT_EQ(aclrtSynchronizeStreamWithTimeout(stream, -2), ACL_ERROR_INVALID_PARAM);
   EXPECT_EQ(aclrtSynchronizeStreamWithTimeout(stream, INT32_MIN), ACL_ERROR_INVALID_PARAM);
 }
@@ -417,8 +410,7 @@ TEST_F(StreamTest, LaunchHostFuncNullFunctionIsInvalidParam) {
 
 TEST_F(StreamTest, DestroyStreamWaitsForNothingAndQueuedWorkStillRuns) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   std::atomic<bool>& done = NewFlag();
   Gate& gate = Block(stream, &done);
   EXPECT_ACL_OK(aclrtDestroyStream(stream));  // returns while the stream is blocked
@@ -449,8 +441,7 @@ TEST_F(StreamTest, ManyStreamsOnOneDevice) {
 
 TEST_F(StreamTest, DestroyStreamTwiceIsInvalidHandle) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   EXPECT_ACL_OK(aclrtDestroyStream(stream));
   EXPECT_EQ(aclrtDestroyStream(stream), ACL_ERROR_RT_INVALID_HANDLE);
   EXPECT_NE(std::string(aclGetRecentErrMsg()), "");
@@ -458,8 +449,7 @@ TEST_F(StreamTest, DestroyStreamTwiceIsInvalidHandle) {
 
 TEST_F(StreamTest, UsingADestroyedStreamIsInvalidHandle) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   ASSERT_ACL_OK(aclrtDestroyStream(stream));
   std::atomic<bool>& ran = NewFlag();
   EXPECT_EQ(aclrtLaunchHostFunc(stream, SetFlag, &ran), ACL_ERROR_RT_INVALID_HANDLE);
@@ -509,8 +499,7 @@ TEST_F(StreamTest, EventHandlePassedAsStreamIsInvalidHandle) {
 
 TEST_F(StreamTest, StreamHandlePassedAsEventIsInvalidHandle) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   aclrtEvent as_event = static_cast<aclrtEvent>(stream);
   EXPECT_EQ(aclrtRecordEvent(as_event, stream), ACL_ERROR_RT_INVALID_HANDLE);
   EXPECT_EQ(aclrtSynchronizeEvent(as_event), ACL_ERROR_RT_INVALID_HANDLE);
@@ -588,8 +577,7 @@ TEST_F(EventTest, StreamWaitEventOrdersAcrossStreams) {
 
 TEST_F(EventTest, SynchronizeEventWaitsForTheRecord) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   aclrtEvent event = nullptr;
   ASSERT_ACL_OK(aclrtCreateEvent(&event));
   std::atomic<bool>& done = NewFlag();
@@ -615,8 +603,7 @@ TEST_F(EventTest, SynchronizeEventWaitsForTheRecord) {
 
 TEST_F(EventTest, ElapsedTimeBetweenTwoRecordsIsNonNegative) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   aclrtEvent start = nullptr;
   aclrtEvent end = nullptr;
   ASSERT_ACL_OK(aclrtCreateEvent(&start));
@@ -635,8 +622,7 @@ TEST_F(EventTest, ElapsedTimeBetweenTwoRecordsIsNonNegative) {
 
 TEST_F(EventTest, ElapsedTimeOnNeverRecordedEventIsParamInvalid) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   aclrtEvent recorded = nullptr;
   aclrtEvent never = nullptr;
   ASSERT_ACL_OK(aclrtCreateEvent(&recorded));
@@ -651,8 +637,7 @@ TEST_F(EventTest, ElapsedTimeOnNeverRecordedEventIsParamInvalid) {
 
 TEST_F(EventTest, WaitingOnANeverRecordedEventIsANoOp) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   aclrtEvent event = nullptr;
   ASSERT_ACL_OK(aclrtCreateEvent(&event));
   ASSERT_ACL_OK(aclrtStreamWaitEvent(stream, event));
@@ -815,8 +800,7 @@ struct FillArgs {
 
 TEST_F(MemoryTest, MemcpyAsyncRunsInStreamOrder) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   constexpr size_t kCount = 256;
   constexpr size_t kBytes = kCount * sizeof(int32_t);
   static std::vector<int32_t> source;
@@ -982,16 +966,14 @@ TEST_F(FailedStreamTest, FailedStreamDoesNotDisturbOtherDevices) {
   ASSERT_EQ(comms.size(), 2u);
   const std::string group = CommName(comms[0]);
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   DeviceTensor x = MakeInt32Tensor({0});
   DeviceTensor timeout = MakeInt32Tensor({1000});
   ASSERT_EQ(EnqueueBarrierV2(x.tensor, timeout.tensor, nullptr, group, 2, stream), 0) << aclGetRecentErrMsg();
   EXPECT_EQ(aclrtSynchronizeStream(stream), ACL_ERROR_RT_VECTOR_CORE_TIMEOUT);
 
   ASSERT_ACL_OK(aclrtSetDevice(2));
-  aclrtStream far = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&far));
+  aclrtStream far = NewStream();
   std::atomic<bool>& ran = NewFlag();
   ASSERT_ACL_OK(aclrtLaunchHostFunc(far, SetFlag, &ran));
   EXPECT_ACL_OK(aclrtSynchronizeStream(far));
@@ -1005,8 +987,7 @@ TEST_F(FailedStreamTest, FailedStreamDoesNotDisturbOtherDevices) {
 TEST_F(FinalizeTest, FinalizeReleasesForgottenHandles) {
   ASSERT_ACL_OK(aclInit(nullptr));
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   aclrtEvent event = nullptr;
   ASSERT_ACL_OK(aclrtCreateEvent(&event));
   void* dev = nullptr;
@@ -1015,8 +996,7 @@ TEST_F(FinalizeTest, FinalizeReleasesForgottenHandles) {
   ASSERT_ACL_OK(aclrtMallocHost(&host, 64));
   aclrtContext context = nullptr;
   ASSERT_ACL_OK(aclrtCreateContext(&context, 1));
-  aclrtStream context_stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&context_stream));
+  aclrtStream context_stream = NewStream();
   std::atomic<bool>& ran = NewFlag();
   ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, SetFlag, &ran));
   ASSERT_ACL_OK(aclrtRecordEvent(event, stream));
@@ -1037,8 +1017,7 @@ TEST_F(FinalizeTest, FinalizeReleasesForgottenHandles) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
   ASSERT_ACL_OK(aclrtGetDevice(&device));
   EXPECT_EQ(device, 0);
-  aclrtStream fresh = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&fresh));
+  aclrtStream fresh = NewStream();
   EXPECT_NE(fresh, stream);  // handles are never reused
   std::atomic<bool>& again = NewFlag();
   ASSERT_ACL_OK(aclrtLaunchHostFunc(fresh, SetFlag, &again));
@@ -1051,8 +1030,7 @@ TEST_F(FinalizeTest, FinalizeReleasesForgottenHandles) {
 
 TEST_F(FinalizeTest, FinalizeJoinsARunningTask) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  aclrtStream stream = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&stream));
+  aclrtStream stream = NewStream();
   std::atomic<bool>& blocked_done = NewFlag();
   Gate& gate = NewGate();
   Gate& started = NewGate();
@@ -1099,8 +1077,7 @@ TEST_F(StreamTest, SynchronizeDeviceWaitsForAllStreamsOfTheCurrentDevice) {
 
   // A stream of another device stays blocked throughout: the device-0 sync must not wait for it.
   ASSERT_ACL_OK(aclrtSetDevice(1));
-  aclrtStream other_device = nullptr;
-  ASSERT_ACL_OK(aclrtCreateStream(&other_device));
+  aclrtStream other_device = NewStream();
   std::atomic<bool>& other_done = NewFlag();
   Gate& gate_other = Block(other_device, &other_done);
   ASSERT_ACL_OK(aclrtSetDevice(0));
