@@ -5,7 +5,6 @@
 #include "aclnnop/aclnn_distribute_barrier.h"
 #include "aclnnop/aclnn_distribute_barrier_v2.h"
 #include "common/error.h"
-#include "distbarrier/distbarrier.h"
 #include "op/distribute_barrier/distribute_barrier.h"
 #include "op/tensor.h"
 
@@ -86,13 +85,6 @@ aclnnStatus aclnnDistributeBarrierV2GetWorkspaceSize(const aclTensor* xRef, cons
 aclnnStatus aclnnDistributeBarrierV2(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
                                      aclrtStream stream) {
   return op::LaunchBarrier("aclnnDistributeBarrierV2", true, workspace, workspaceSize, executor, stream);
-}
-
-#define DISTBARRIER_STRINGIFY2(x) #x
-#define DISTBARRIER_STRINGIFY(x) DISTBARRIER_STRINGIFY2(x)
-const char* distbarrierVersion(void) {
-  return DISTBARRIER_STRINGIFY(DISTBARRIER_VERSION_MAJOR) "." DISTBARRIER_STRINGIFY(
-      DISTBARRIER_VERSION_MINOR) "." DISTBARRIER_STRINGIFY(DISTBARRIER_VERSION_PATCH);
 }
 
 }  // extern "C"

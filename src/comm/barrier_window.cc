@@ -15,21 +15,40 @@ namespace {
 // since the spinner burns the core the late rank needs; 16 spins + 50 yields match it.
 constexpr int kSpinChecks = 16;
 constexpr int kYieldChecks = 50;
-// Longest single sleep. Wake-ups come from the completing arrival, a stop request or the
-// deadline; this only bounds the wait if ranks disagree on the elastic set, where the
-// completing arrival may not see a waiter's condition as complete.
+// Longest single sleep. Wake-ups come from the release, a stop request or the deadline;
+// this is only a safety net.
 constexpr auto kMaxSleep = std::chrono::milliseconds(200);
 }  // namespace
 
 BarrierWindow::BarrierWindow(int rank_count)
     : rank_count_(rank_count), slots_(std::make_unique<Slot[]>(static_cast<size_t>(rank_count))) {}
 
-void BarrierWindow::Arrive(int rank, uint64_t seq, std::span<const int> required) {
-  slots_[rank].arrived_seq.store(seq, std::memory_order_seq_cst);
+void BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required,
+                           const CompletionHook& on_complete) {
+  Slot& slot = slots_[rank];
+  slot.arrival_ns[seq & 1].store(arrival_ns, std::memory_order_relaxed);
+  slot.arrived_seq.store(seq, std::memory_order_seq_cst);  // also publishes arrival_ns
   if (!Complete(seq, required)) return;
+  // Several arrivals may find the barrier complete; the one that raises the claim releases.
+  uint64_t claimed = claimed_seq_.load(std::memory_order_seq_cst);
+  do {
+    if (claimed >= seq) return;
+  } while (!claimed_seq_.compare_exchange_weak(claimed, seq, std::memory_order_seq_cst));
+  if (on_complete) on_complete(seq);
+  RaiseTo(released_seq_, seq);
   release_word_.fetch_add(1, std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) != 0) FutexWakeAll(release_word_);
 }
+
+// Sequence words only grow: a barrier abandoned after a timeout is never released, and a
+// later one's release covers it.
+void BarrierWindow::RaiseTo(std::atomic<uint64_t>& word, uint64_t value) {
+  uint64_t current = word.load(std::memory_order_seq_cst);
+  while (current < value && !word.compare_exchange_weak(current, value, std::memory_order_seq_cst)) {
+  }
+}
+
+bool BarrierWindow::Released(uint64_t seq) const { return released_seq_.load(std::memory_order_seq_cst) >= seq; }
 
 bool BarrierWindow::Complete(uint64_t seq, std::span<const int> required) const {
   return std::all_of(required.begin(), required.end(), [&](int rank) {
@@ -49,20 +68,23 @@ uint64_t BarrierWindow::ArrivedSequence(int rank) const {
   return slots_[rank].arrived_seq.load(std::memory_order_acquire);
 }
 
-WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
-                               const std::stop_token& stop) {
+int64_t BarrierWindow::ArrivalNs(int rank, uint64_t seq) const {
+  return slots_[rank].arrival_ns[seq & 1].load(std::memory_order_relaxed);
+}
+
+WaitResult BarrierWindow::Wait(uint64_t seq, const WaitOptions& options, const std::stop_token& stop) {
   for (int i = 0; i < kSpinChecks; ++i) {
-    if (Complete(seq, required)) return WaitResult::kReleased;
+    if (Released(seq)) return WaitResult::kReleased;
     CpuRelax();
   }
   for (int i = 0; i < kYieldChecks; ++i) {
-    if (Complete(seq, required)) return WaitResult::kReleased;
+    if (Released(seq)) return WaitResult::kReleased;
     sched_yield();
   }
   bool warned = false;
   for (;;) {
     const uint32_t word = release_word_.load(std::memory_order_seq_cst);
-    if (Complete(seq, required)) return WaitResult::kReleased;
+    if (Released(seq)) return WaitResult::kReleased;
     if (stop.stop_requested()) return WaitResult::kStopped;
     const Clock::time_point now = Clock::now();
     if (options.deadline && now >= *options.deadline) return WaitResult::kTimedOut;
@@ -75,7 +97,7 @@ WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, cons
     if (!warned && options.warn_at) wake_at = std::min(wake_at, *options.warn_at);
 
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    if (!Complete(seq, required)) FutexWait(release_word_, word, wake_at - now);
+    if (!Released(seq)) FutexWait(release_word_, word, wake_at - now);
     sleepers_.fetch_sub(1, std::memory_order_seq_cst);
   }
 }

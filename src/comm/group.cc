@@ -6,12 +6,18 @@
 
 namespace distbarrier::comm {
 
+namespace {
+std::atomic<int> groups_created{0};
+}
+
 Group::Group(std::string name, std::vector<int> devices)
     : name_(std::move(name)),
       devices_(std::move(devices)),
+      ordinal_(groups_created.fetch_add(1, std::memory_order_relaxed) + 1),
       ranks_(std::make_unique<RankState[]>(devices_.size())),
       live_ranks_(static_cast<int>(devices_.size())),
-      window_(static_cast<int>(devices_.size())) {
+      window_(static_cast<int>(devices_.size())),
+      stats_(static_cast<int>(devices_.size())) {
   all_ranks_.reserve(devices_.size());
   for (int rank = 0; rank < Size(); ++rank) all_ranks_.push_back(rank);
 }
@@ -26,6 +32,12 @@ std::optional<int> Group::RankOfDevice(int device) const {
 uint64_t Group::NextSequence(int rank) {
   return ranks_[rank].next_seq.fetch_add(1, std::memory_order_relaxed);
 }
+
+void Group::MarkPassed(int rank, uint64_t seq) {
+  ranks_[rank].passed_seq.store(seq, std::memory_order_release);
+}
+
+uint64_t Group::LastPassed(int rank) const { return ranks_[rank].passed_seq.load(std::memory_order_acquire); }
 
 bool Group::ReleaseRank(int rank) {
   if (!ranks_[rank].live.exchange(false, std::memory_order_acq_rel)) return false;

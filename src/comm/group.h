@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "comm/barrier_stats.h"
 #include "comm/barrier_window.h"
 #include "common/handle_table.h"
 
@@ -29,10 +30,16 @@ class Group {
   int DeviceOfRank(int rank) const { return devices_[rank]; }
   std::optional<int> RankOfDevice(int device) const;
   const std::vector<int>& AllRanks() const { return all_ranks_; }
+  // A small number unique in this process, for trace tracks.
+  int Ordinal() const { return ordinal_; }
 
   BarrierWindow& Window() { return window_; }
+  BarrierStats& Stats() { return stats_; }
   // The sequence number of this rank's next barrier: 1, 2, 3, ...
   uint64_t NextSequence(int rank);
+  // The last barrier this rank passed (0: none yet); what its statistics calls describe.
+  void MarkPassed(int rank, uint64_t seq);
+  uint64_t LastPassed(int rank) const;
 
   // A rank's communicator handle was destroyed; returns true when it was the last one.
   bool ReleaseRank(int rank);
@@ -41,15 +48,18 @@ class Group {
  private:
   struct alignas(64) RankState {
     std::atomic<uint64_t> next_seq{1};
+    std::atomic<uint64_t> passed_seq{0};
     std::atomic<bool> live{true};
   };
 
   const std::string name_;
   const std::vector<int> devices_;
+  const int ordinal_;
   std::vector<int> all_ranks_;
   std::unique_ptr<RankState[]> ranks_;
   std::atomic<int> live_ranks_;
   BarrierWindow window_;
+  BarrierStats stats_;
 };
 
 // One rank's view of a group: what an HcclComm handle refers to.

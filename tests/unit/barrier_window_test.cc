@@ -20,11 +20,11 @@ std::vector<int> Ranks(int n) {
 TEST(BarrierWindowTest, CompleteOnlyWhenEveryRequiredRankReachedTheSequence) {
   BarrierWindow window(3);
   const auto all = Ranks(3);
-  window.Arrive(0, 1, all);
-  window.Arrive(2, 1, all);
+  window.Arrive(0, 1, /*arrival_ns=*/0, all, nullptr);
+  window.Arrive(2, 1, /*arrival_ns=*/0, all, nullptr);
   EXPECT_FALSE(window.Complete(1, all));
   EXPECT_EQ(window.Missing(1, all), std::vector<int>{1});
-  window.Arrive(1, 1, all);
+  window.Arrive(1, 1, /*arrival_ns=*/0, all, nullptr);
   EXPECT_TRUE(window.Complete(1, all));
   EXPECT_TRUE(window.Missing(1, all).empty());
   EXPECT_FALSE(window.Complete(2, all));  // barrier 2 is a new barrier: nothing to reset
@@ -34,8 +34,8 @@ TEST(BarrierWindowTest, CompleteOnlyWhenEveryRequiredRankReachedTheSequence) {
 TEST(BarrierWindowTest, ARankAheadCountsAsArrivedForEarlierBarriers) {
   BarrierWindow window(2);
   const auto all = Ranks(2);
-  window.Arrive(0, 5, all);
-  window.Arrive(1, 4, all);
+  window.Arrive(0, 5, /*arrival_ns=*/0, all, nullptr);
+  window.Arrive(1, 4, /*arrival_ns=*/0, all, nullptr);
   EXPECT_TRUE(window.Complete(4, all));
   EXPECT_FALSE(window.Complete(5, all));
   EXPECT_EQ(window.ArrivedSequence(0), 5u);
@@ -44,7 +44,7 @@ TEST(BarrierWindowTest, ARankAheadCountsAsArrivedForEarlierBarriers) {
 TEST(BarrierWindowTest, RequiredSubsetIgnoresOthers) {
   BarrierWindow window(4);
   const std::vector<int> survivors = {0, 1, 3};
-  for (int rank : survivors) window.Arrive(rank, 1, survivors);
+  for (int rank : survivors) window.Arrive(rank, 1, /*arrival_ns=*/0, survivors, nullptr);
   EXPECT_TRUE(window.Complete(1, survivors));
   EXPECT_FALSE(window.Complete(1, Ranks(4)));
 }
@@ -52,21 +52,21 @@ TEST(BarrierWindowTest, RequiredSubsetIgnoresOthers) {
 TEST(BarrierWindowTest, WaitTimesOutAtTheDeadline) {
   BarrierWindow window(2);
   const auto all = Ranks(2);
-  window.Arrive(0, 1, all);
+  window.Arrive(0, 1, /*arrival_ns=*/0, all, nullptr);
   WaitOptions options;
   options.deadline = Clock::now() + std::chrono::milliseconds(5);
-  EXPECT_EQ(window.Wait(1, all, options, std::stop_token()), WaitResult::kTimedOut);
+  EXPECT_EQ(window.Wait(1, options, std::stop_token()), WaitResult::kTimedOut);
 }
 
 TEST(BarrierWindowTest, WaitStopsWhenAskedAndWakeAllIsCalled) {
   BarrierWindow window(2);
   const auto all = Ranks(2);
-  window.Arrive(0, 1, all);
+  window.Arrive(0, 1, /*arrival_ns=*/0, all, nullptr);
   std::stop_source stop;
   std::atomic<int> result{-1};
   std::thread waiter([&] {
     std::stop_callback wake(stop.get_token(), [&] { window.WakeAll(); });
-    result = static_cast<int>(window.Wait(1, all, WaitOptions{}, stop.get_token()));
+    result = static_cast<int>(window.Wait(1, WaitOptions{}, stop.get_token()));
   });
   stop.request_stop();
   waiter.join();
@@ -80,16 +80,57 @@ TEST(BarrierWindowTest, SleepersAreWokenByTheCompletingArrival) {
   const auto all = Ranks(kRanks);
   std::vector<std::thread> threads;
   std::atomic<int> released{0};
+  std::atomic<int> claims{0};
   for (int rank = 0; rank < kRanks; ++rank) {
     threads.emplace_back([&, rank] {
       for (uint64_t seq = 1; seq <= kBarriers; ++seq) {
-        window.Arrive(rank, seq, all);
-        if (window.Wait(seq, all, WaitOptions{}, std::stop_token()) == WaitResult::kReleased) released++;
+        window.Arrive(rank, seq, /*arrival_ns=*/0, all, [&](uint64_t completed) {
+          // Exactly one arrival per barrier claims it, in barrier order.
+          EXPECT_EQ(completed, static_cast<uint64_t>(claims.fetch_add(1) + 1));
+        });
+        if (window.Wait(seq, WaitOptions{}, std::stop_token()) == WaitResult::kReleased) released++;
       }
     });
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(released.load(), kRanks * kBarriers);
+  EXPECT_EQ(claims.load(), kBarriers);
+}
+
+TEST(BarrierWindowTest, TheCompletingArrivalRunsTheHookBeforeRelease) {
+  BarrierWindow window(2);
+  const auto all = Ranks(2);
+  int hook_calls = 0;
+  auto hook = [&](uint64_t seq) {
+    ++hook_calls;
+    EXPECT_EQ(seq, 1u);
+    EXPECT_FALSE(window.Released(1));  // nobody is released before the hook ran
+    EXPECT_EQ(window.ArrivalNs(0, 1), 100);
+    EXPECT_EQ(window.ArrivalNs(1, 1), 250);
+  };
+  window.Arrive(0, 1, 100, all, hook);
+  EXPECT_EQ(hook_calls, 0);
+  EXPECT_FALSE(window.Released(1));
+  window.Arrive(1, 1, 250, all, hook);
+  EXPECT_EQ(hook_calls, 1);
+  EXPECT_TRUE(window.Released(1));
+  EXPECT_EQ(window.Wait(1, WaitOptions{}, std::stop_token()), WaitResult::kReleased);
+}
+
+TEST(BarrierWindowTest, ALateArrivalAtAnAbandonedBarrierReleasesNothingAgain) {
+  // Ranks 0 and 1 gave up on barrier 1 (timeout) and passed barrier 2 without rank 2.
+  BarrierWindow window(3);
+  const std::vector<int> survivors = {0, 1};
+  int hook_calls = 0;
+  auto hook = [&](uint64_t) { ++hook_calls; };
+  window.Arrive(0, 1, 0, Ranks(3), hook);
+  window.Arrive(1, 1, 0, Ranks(3), hook);
+  window.Arrive(0, 2, 0, survivors, hook);
+  window.Arrive(1, 2, 0, survivors, hook);
+  EXPECT_EQ(hook_calls, 1);
+  EXPECT_TRUE(window.Released(2));
+  window.Arrive(2, 1, 0, Ranks(3), hook);  // completes barrier 1, which is already covered
+  EXPECT_EQ(hook_calls, 1);
 }
 
 TEST(BarrierWindowTest, OneWarningClaimPerSequence) {

@@ -7,6 +7,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "common/trace.h"
 
 namespace distbarrier::op {
 namespace {
@@ -15,6 +16,33 @@ using comm::Clock;
 
 double Milliseconds(Clock::duration duration) {
   return std::chrono::duration<double, std::milli>(duration).count();
+}
+
+double Microseconds(Clock::time_point time) {
+  return std::chrono::duration<double, std::micro>(time.time_since_epoch()).count();
+}
+
+// One span per rank and barrier, from arrival to release, on a track per rank (tid) inside
+// a track group per communicator (pid); names the tracks on first use.
+void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64_t seq, Clock::time_point arrive,
+                  Clock::time_point release, comm::WaitResult result) {
+  const int pid = group.Ordinal();
+  const std::string name = JsonEscape(group.Name());
+  if (seq == 1) {
+    if (rank == 0) {
+      trace.Emit(fmt::format(R"J({{"ph":"M","name":"process_name","pid":{},"args":{{"name":"group {}"}}}})J", pid, name));
+    }
+    trace.Emit(fmt::format(R"J({{"ph":"M","name":"thread_name","pid":{},"tid":{},"args":{{"name":"rank {} (device {})"}}}})J",
+                           pid, rank, rank, group.DeviceOfRank(rank)));
+  }
+  const char* outcome = result == comm::WaitResult::kReleased ? "released"
+                        : result == comm::WaitResult::kTimedOut ? "timed out"
+                                                                 : "aborted";
+  trace.Emit(fmt::format(
+      R"J({{"ph":"X","name":"barrier #{}","cat":"distbarrier","pid":{},"tid":{},"ts":{:.3f},"dur":{:.3f},)J"
+      R"J("args":{{"group":"{}","seq":{},"rank":{},"device":{},"outcome":"{}"}}}})J",
+      seq, pid, rank, Microseconds(arrive), Microseconds(release) - Microseconds(arrive), name, seq, rank,
+      group.DeviceOfRank(rank), outcome));
 }
 
 std::string DescribeTimeout(std::optional<std::chrono::microseconds> timeout) {
@@ -90,7 +118,14 @@ runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
     comm::BarrierWindow& window = group.Window();
     const uint64_t seq = group.NextSequence(rank);
     const Clock::time_point start = Clock::now();
-    window.Arrive(rank, seq, required);
+    const int64_t arrival_ns = start.time_since_epoch().count();
+    if (comm::StatsEnabled()) {
+      comm::BarrierStats& stats = group.Stats();
+      window.Arrive(rank, seq, arrival_ns, required,
+                    [&](uint64_t completed) { stats.Record(completed, required, window); });
+    } else {
+      window.Arrive(rank, seq, arrival_ns, required, nullptr);
+    }
 
     comm::WaitOptions options;
     if (timeout) {
@@ -107,22 +142,26 @@ runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
       };
     }
     std::stop_callback wake_on_stop(stop, [&window] { window.WakeAll(); });
-    switch (window.Wait(seq, required, options, stop)) {
+    const comm::WaitResult result = window.Wait(seq, options, stop);
+    const Clock::time_point end = Clock::now();
+    if (TraceWriter* trace = TraceWriter::Instance()) TraceBarrier(*trace, group, rank, seq, start, end, result);
+    switch (result) {
       case comm::WaitResult::kReleased:
+        group.MarkPassed(rank, seq);
         return runtime::TaskStatus::Ok();
       case comm::WaitResult::kTimedOut:
         return {ACL_ERROR_RT_VECTOR_CORE_TIMEOUT,
                 fmt::format("{} timed out: group '{}', rank {}, barrier #{} waited {:.3f} ms (timeout {}); "
                             "ranks that had not arrived: [{}]",
-                            plan->api, group.Name(), rank, seq, Milliseconds(Clock::now() - start),
-                            DescribeTimeout(timeout), fmt::join(window.Missing(seq, required), ", "))};
+                            plan->api, group.Name(), rank, seq, Milliseconds(end - start), DescribeTimeout(timeout),
+                            fmt::join(window.Missing(seq, required), ", "))};
       case comm::WaitResult::kStopped:
         break;
     }
     return {ACL_ERROR_RT_STREAM_ABORT,
             fmt::format("{}: group '{}', rank {}, barrier #{} aborted after {:.3f} ms (stream destroyed or "
                         "aclFinalize); ranks that had not arrived: [{}]",
-                        plan->api, group.Name(), rank, seq, Milliseconds(Clock::now() - start),
+                        plan->api, group.Name(), rank, seq, Milliseconds(end - start),
                         fmt::join(window.Missing(seq, required), ", "))};
   };
   return task;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "op/caller_rank.h"
 #include "op/tensor.h"
 #include "runtime/runtime.h"
 
@@ -96,31 +97,9 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
   }
   const std::string group_name(args.group, group_length);
 
-  runtime::Runtime& rt = runtime::Runtime::Instance();
-  aclError context_error = ACL_SUCCESS;
-  std::shared_ptr<runtime::Context> context = rt.CurrentContext(&context_error);
-  if (!context) {
-    return Fail(ACLNN_ERR_PARAM_INVALID,
-                "{}: group '{}': the calling thread has no current device, so its rank cannot be resolved "
-                "(call aclrtSetDevice or aclrtSetCurrentContext)",
-                api, group_name);
-  }
-  auto found = comm::GroupRegistry::Instance().Find(group_name, context->device);
-  if (auto* error = std::get_if<comm::GroupRegistry::LookupError>(&found)) {
-    switch (*error) {
-      case comm::GroupRegistry::LookupError::kUnknownGroup:
-        return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group '{}' is not a communicator known to this process", api,
-                    group_name);
-      case comm::GroupRegistry::LookupError::kDeviceNotInGroup:
-        return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group '{}' holds no rank on the current device {}", api,
-                    group_name, context->device);
-      case comm::GroupRegistry::LookupError::kRankDestroyed:
-        return Fail(ACLNN_ERR_PARAM_INVALID,
-                    "{}: group '{}': the communicator of device {} was destroyed (HcclCommDestroy)", api,
-                    group_name, context->device);
-    }
-  }
-  comm::Member member = std::get<comm::Member>(std::move(found));
+  auto resolved = ResolveCallerRank(group_name);
+  if (auto* why = std::get_if<std::string>(&resolved)) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {}", api, *why);
+  comm::Member member = std::get<comm::Member>(std::move(resolved));
   if (args.world_size != member.group->Size()) {
     return Fail(ACLNN_ERR_INNER_TILING_ERROR, "{}: worldSize {} differs from group '{}' rank count {}", api,
                 args.world_size, group_name, member.group->Size());

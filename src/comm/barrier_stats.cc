@@ -1,0 +1,69 @@
+#include "comm/barrier_stats.h"
+
+#include <atomic>
+#include <climits>
+
+#include "common/env.h"
+
+namespace distbarrier::comm {
+namespace {
+std::atomic<bool>& StatsFlag() {
+  static std::atomic<bool> enabled{EnvInt("DISTBARRIER_STATS", 1) != 0};
+  return enabled;
+}
+}  // namespace
+
+bool StatsEnabled() { return StatsFlag().load(std::memory_order_relaxed); }
+void SetStatsEnabled(bool enabled) { StatsFlag().store(enabled, std::memory_order_relaxed); }
+
+BarrierStats::BarrierStats(int rank_count)
+    : lateness_(static_cast<size_t>(rank_count)), scratch_(static_cast<size_t>(rank_count)) {
+  for (BarrierRecord& record : recent_) record.relative_ns.assign(static_cast<size_t>(rank_count), -1);
+}
+
+void BarrierStats::Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
+  std::lock_guard lock(mutex_);
+  int64_t first = INT64_MAX;
+  int64_t last = INT64_MIN;
+  int last_rank = -1;
+  for (int rank : required) {
+    const int64_t arrival = window.ArrivalNs(rank, seq);
+    scratch_[rank] = arrival;
+    if (arrival < first) first = arrival;
+    if (arrival > last) last = arrival, last_rank = rank;
+  }
+  BarrierRecord& record = recent_[seq % kRecent];
+  record.seq = seq;
+  record.last_rank = last_rank;
+  record.first_arrival_ns = first;
+  record.spread_ns = last - first;
+  std::fill(record.relative_ns.begin(), record.relative_ns.end(), -1);
+  for (int rank : required) {
+    const int64_t lateness = scratch_[rank] - first;
+    record.relative_ns[rank] = lateness;
+    RankLateness& stats = lateness_[rank];
+    stats.barriers++;
+    stats.total_ns += lateness;
+    if (lateness > stats.max_ns) stats.max_ns = lateness;
+  }
+  if (last_rank >= 0) lateness_[last_rank].times_last++;
+}
+
+std::optional<BarrierRecord> BarrierStats::Find(uint64_t seq) const {
+  std::lock_guard lock(mutex_);
+  const BarrierRecord& record = recent_[seq % kRecent];
+  if (seq == 0 || record.seq != seq) return std::nullopt;
+  return record;
+}
+
+std::vector<RankLateness> BarrierStats::Lateness() const {
+  std::lock_guard lock(mutex_);
+  return lateness_;
+}
+
+void BarrierStats::Reset() {
+  std::lock_guard lock(mutex_);
+  std::fill(lateness_.begin(), lateness_.end(), RankLateness{});
+}
+
+}  // namespace distbarrier::comm
