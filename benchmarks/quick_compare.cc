@@ -1,9 +1,12 @@
 // A first side-by-side measurement (the full instrument is distbarrier-perf, a later issue):
-// per-barrier time of distbarrier (K barriers enqueued per rank, then one sync) next to
-// std::barrier with the same number of threads, in the same run. Also the CPU that idle
-// streams cost. Prints a table; asserts nothing.
+// per-barrier time of distbarrier (K barriers enqueued per rank, then one sync) with arrival
+// statistics on and off, next to std::barrier with the same number of threads, in the same
+// run, each the median of 5 alternating rounds. Also the CPU that idle streams cost.
+// Prints a table; asserts nothing.
+//   quick_compare [iterations=2000] [idle_seconds=10]
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <barrier>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +16,7 @@
 
 #include "acl/acl.h"
 #include "aclnnop/aclnn_distribute_barrier.h"
+#include "distbarrier/distbarrier.h"
 #include "hccl/hccl.h"
 
 namespace {
@@ -85,11 +89,24 @@ int main(int argc, char** argv) {
   const int iterations = argc > 1 ? std::stoi(argv[1]) : 2000;
   const int idle_seconds = argc > 2 ? std::stoi(argv[2]) : 10;
   aclInit(nullptr);
-  std::printf("%6s %22s %22s %8s\n", "ranks", "distbarrier ns/barrier", "std::barrier ns/barrier", "ratio");
+  std::printf("%6s %14s %14s %14s %12s %12s\n", "ranks", "stats on ns", "stats off ns", "std::barrier", "on/off",
+              "on/std");
+  auto median = [](std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+  };
   for (int ranks : {2, 4, 8, 16}) {
-    double ours = DistbarrierNsPerBarrier(ranks, iterations);
-    double std_barrier = StdBarrierNsPerBarrier(ranks, iterations);
-    std::printf("%6d %22.0f %22.0f %8.2f\n", ranks, ours, std_barrier, ours / std_barrier);
+    std::vector<double> on, off, std_barrier;
+    for (int round = 0; round < 5; ++round) {
+      distbarrierSetStatsEnabled(1);
+      on.push_back(DistbarrierNsPerBarrier(ranks, iterations));
+      distbarrierSetStatsEnabled(0);
+      off.push_back(DistbarrierNsPerBarrier(ranks, iterations));
+      std_barrier.push_back(StdBarrierNsPerBarrier(ranks, iterations));
+    }
+    distbarrierSetStatsEnabled(1);
+    std::printf("%6d %14.0f %14.0f %14.0f %12.3f %12.2f\n", ranks, median(on), median(off), median(std_barrier),
+                median(on) / median(off), median(on) / median(std_barrier));
   }
   // Idle cost: 16 devices x 3 streams, each used once (so its worker exists), then idle.
   std::vector<aclrtStream> streams;
