@@ -21,8 +21,10 @@ BarrierStats::BarrierStats(int rank_count)
   for (BarrierRecord& record : recent_) record.relative_ns.assign(static_cast<size_t>(rank_count), -1);
 }
 
-void BarrierStats::Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
+void BarrierStats::Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window,
+                          const std::function<void()>& release) {
   std::lock_guard lock(mutex_);
+  release();
   int64_t first = INT64_MAX;
   int64_t last = INT64_MIN;
   int last_rank = -1;

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -33,8 +34,10 @@ class BarrierStats {
  public:
   explicit BarrierStats(int rank_count);
 
-  // Called by the claiming arrival of barrier `seq`, before it is released.
-  void Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window);
+  // Called by the claiming arrival of barrier `seq`: calls `release` under the lock, then
+  // records, so the waiting ranks go on at once and readers still see the record.
+  void Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window,
+              const std::function<void()>& release);
 
   // The record of barrier `seq`, if it is among the last few recorded.
   std::optional<BarrierRecord> Find(uint64_t seq) const;

@@ -34,7 +34,14 @@ void BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span
   do {
     if (claimed >= seq) return;
   } while (!claimed_seq_.compare_exchange_weak(claimed, seq, std::memory_order_seq_cst));
-  if (on_complete) on_complete(seq);
+  if (on_complete) {
+    on_complete(seq, [this, seq] { Release(seq); });
+  } else {
+    Release(seq);
+  }
+}
+
+void BarrierWindow::Release(uint64_t seq) {
   RaiseTo(released_seq_, seq);
   release_word_.fetch_add(1, std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) != 0) FutexWakeAll(release_word_);

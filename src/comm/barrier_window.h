@@ -6,8 +6,9 @@
 // required rank's line is >= k.
 //
 // The arrival that finds barrier k complete claims it (exactly one does, by raising
-// claimed_seq_ to k), runs the completion hook (arrival statistics) and then publishes
-// released_seq_ = k. Waiters watch that one word: they spin a little, yield a little, then
+// claimed_seq_ to k) and publishes released_seq_ = k, or hands that to the completion hook,
+// which must publish exactly once: the statistics recorder takes its lock, publishes, and
+// records while ranks already run on (readers of the record wait for the lock). Waiters watch that one word: they spin a little, yield a little, then
 // sleep on a futex word bumped by each release; a sleeper count lets releases skip the wake
 // syscall when nobody sleeps. Every access that decides "released" or "asleep" is seq_cst:
 // a sleeper either is seen by the releaser (which then wakes it) or itself sees the release
@@ -15,7 +16,8 @@
 //
 // Barriers are serialized: the claimant of k must arrive at k+1 before anyone passes k+1,
 // so its hook finishes before barrier k+1 can complete, and a rank's arrival time for k is
-// overwritten (at k+2) only after barrier k's hook has read it.
+// overwritten (at k+2) only after barrier k's hook has read it, even when the hook reads
+// after publishing the release.
 //
 // The layout is plain atomics, so the same class can later sit in shared memory.
 #pragma once
@@ -44,16 +46,16 @@ struct WaitOptions {
 
 class BarrierWindow {
  public:
-  // Runs in the claiming arrival before the release is published.
-  using CompletionHook = std::function<void(uint64_t seq)>;
+  // Runs in the claiming arrival; must call `release` exactly once.
+  using CompletionHook = std::function<void(uint64_t seq, const std::function<void()>& release)>;
 
   explicit BarrierWindow(int rank_count);
 
   int RankCount() const { return rank_count_; }
 
   // Publishes that `rank` reached barrier `seq` at `arrival_ns` (steady clock). If that
-  // completes barrier `seq` for `required`, this arrival claims it, runs `on_complete` (may
-  // be empty) and releases everyone waiting for `seq`.
+  // completes barrier `seq` for `required`, this arrival claims it and releases everyone
+  // waiting for `seq`, through `on_complete` when that is not empty.
   void Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required,
               const CompletionHook& on_complete);
 
@@ -78,6 +80,7 @@ class BarrierWindow {
     std::atomic<int64_t> arrival_ns[2] = {0, 0};  // by seq & 1
   };
   static void RaiseTo(std::atomic<uint64_t>& word, uint64_t value);
+  void Release(uint64_t seq);
 
   const int rank_count_;
   std::unique_ptr<Slot[]> slots_;

@@ -84,9 +84,10 @@ TEST(BarrierWindowTest, SleepersAreWokenByTheCompletingArrival) {
   for (int rank = 0; rank < kRanks; ++rank) {
     threads.emplace_back([&, rank] {
       for (uint64_t seq = 1; seq <= kBarriers; ++seq) {
-        window.Arrive(rank, seq, /*arrival_ns=*/0, all, [&](uint64_t completed) {
+        window.Arrive(rank, seq, /*arrival_ns=*/0, all, [&](uint64_t completed, const std::function<void()>& release) {
           // Exactly one arrival per barrier claims it, in barrier order.
           EXPECT_EQ(completed, static_cast<uint64_t>(claims.fetch_add(1) + 1));
+          release();
         });
         if (window.Wait(seq, WaitOptions{}, std::stop_token()) == WaitResult::kReleased) released++;
       }
@@ -97,15 +98,17 @@ TEST(BarrierWindowTest, SleepersAreWokenByTheCompletingArrival) {
   EXPECT_EQ(claims.load(), kBarriers);
 }
 
-TEST(BarrierWindowTest, TheCompletingArrivalRunsTheHookBeforeRelease) {
+TEST(BarrierWindowTest, TheCompletingArrivalsHookPublishesTheRelease) {
   BarrierWindow window(2);
   const auto all = Ranks(2);
   int hook_calls = 0;
-  auto hook = [&](uint64_t seq) {
+  auto hook = [&](uint64_t seq, const std::function<void()>& release) {
     ++hook_calls;
     EXPECT_EQ(seq, 1u);
-    EXPECT_FALSE(window.Released(1));  // nobody is released before the hook ran
-    EXPECT_EQ(window.ArrivalNs(0, 1), 100);
+    EXPECT_FALSE(window.Released(1));  // the hook decides when
+    release();
+    EXPECT_TRUE(window.Released(1));
+    EXPECT_EQ(window.ArrivalNs(0, 1), 100);  // still readable after the release
     EXPECT_EQ(window.ArrivalNs(1, 1), 250);
   };
   window.Arrive(0, 1, 100, all, hook);
@@ -122,7 +125,10 @@ TEST(BarrierWindowTest, ALateArrivalAtAnAbandonedBarrierReleasesNothingAgain) {
   BarrierWindow window(3);
   const std::vector<int> survivors = {0, 1};
   int hook_calls = 0;
-  auto hook = [&](uint64_t) { ++hook_calls; };
+  auto hook = [&](uint64_t, const std::function<void()>& release) {
+    ++hook_calls;
+    release();
+  };
   window.Arrive(0, 1, 0, Ranks(3), hook);
   window.Arrive(1, 1, 0, Ranks(3), hook);
   window.Arrive(0, 2, 0, survivors, hook);

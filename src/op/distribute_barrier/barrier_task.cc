@@ -122,7 +122,9 @@ runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
     if (comm::StatsEnabled()) {
       comm::BarrierStats& stats = group.Stats();
       window.Arrive(rank, seq, arrival_ns, required,
-                    [&](uint64_t completed) { stats.Record(completed, required, window); });
+                    [&](uint64_t completed, const std::function<void()>& release) {
+                      stats.Record(completed, required, window, release);
+                    });
     } else {
       window.Arrive(rank, seq, arrival_ns, required, nullptr);
     }
