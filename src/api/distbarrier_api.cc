@@ -50,7 +50,7 @@ aclError distbarrierGetLastBarrier(const char* group, distbarrierBarrierInfo* in
                 arrivalCapacity, ranks);
   }
   *info = distbarrierBarrierInfo{0, ranks, -1, 0};
-  auto record = member.group->Stats().Find(member.group->LastPassed(member.rank));
+  auto record = member.group->Stats().WaitFor(member.group->LastPassed(member.rank));
   if (arrivalNs != nullptr) {
     for (uint32_t rank = 0; rank < ranks; ++rank) arrivalNs[rank] = record ? record->relative_ns[rank] : -1;
   }

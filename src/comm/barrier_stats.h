@@ -1,11 +1,17 @@
-// Arrival statistics of a group's barriers: who arrived last and by how much, per barrier and
-// per rank over time. Recorded once per barrier by the arrival that completes it, from the
-// arrival times in the barrier window (when each rank's stream reached its barrier task).
+// Arrival statistics of a group's barriers as seen by this process: who arrived last and by
+// how much, per barrier and per rank over time, from the arrival times in the barrier window
+// (when each rank's stream reached its barrier task).
+//
+// After a barrier's release, the first rank of this process to leave it records it (the
+// others go on at once); a rank that asks about the barrier it just left waits for that
+// record. Every process records every barrier, so the figures are the same everywhere.
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -18,8 +24,8 @@ namespace distbarrier::comm {
 struct BarrierRecord {
   uint64_t seq = 0;
   int last_rank = -1;
-  int64_t first_arrival_ns = 0;  // steady clock
-  int64_t spread_ns = 0;         // last arrival - first arrival
+  int64_t first_arrival_ns = 0;      // steady clock
+  int64_t spread_ns = 0;             // last arrival - first arrival
   std::vector<int64_t> relative_ns;  // per rank: arrival - first arrival; -1 if not waited for
 };
 
@@ -34,20 +40,24 @@ class BarrierStats {
  public:
   explicit BarrierStats(int rank_count);
 
-  // Called by the claiming arrival of barrier `seq`: calls `release` under the lock, then
-  // records, so the waiting ranks go on at once and readers still see the record.
-  void Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window,
-              const std::function<void()>& release);
+  // True for the one local caller that should record released barrier `seq`.
+  bool ClaimRecord(uint64_t seq);
+  // Records released barrier `seq`; its caller has not yet arrived at seq + 1.
+  void Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window);
 
-  // The record of barrier `seq`, if it is among the last few recorded.
-  std::optional<BarrierRecord> Find(uint64_t seq) const;
+  // The record of barrier `seq` (which the caller has passed), waiting briefly for it if its
+  // recorder is still at work; none if it was not recorded or has left the recent ones.
+  std::optional<BarrierRecord> WaitFor(uint64_t seq) const;
   std::vector<RankLateness> Lateness() const;
   void Reset();
 
  private:
   static constexpr size_t kRecent = 4;  // a rank is never more than one barrier behind another
 
-  mutable std::mutex mutex_;  // one writer per barrier; readers are API calls
+  std::atomic<uint64_t> claimed_{0};
+  mutable std::mutex mutex_;
+  mutable std::condition_variable recorded_cv_;
+  uint64_t recorded_ = 0;  // the last recorded sequence
   std::array<BarrierRecord, kRecent> recent_;
   std::vector<RankLateness> lateness_;
   std::vector<int64_t> scratch_;  // arrival times, reused so recording does not allocate

@@ -1,9 +1,12 @@
 #include "comm/barrier_window.h"
 
-#include <algorithm>
 #include <sched.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "common/futex.h"
 
@@ -15,47 +18,85 @@ namespace {
 // since the spinner burns the core the late rank needs; 16 spins + 50 yields match it.
 constexpr int kSpinChecks = 16;
 constexpr int kYieldChecks = 50;
-// Longest single sleep. Wake-ups come from the release, a stop request or the deadline;
-// this is only a safety net.
+// Longest single sleep. Wake-ups come from the release, a stop request, a death or the
+// deadline; this is only a safety net.
 constexpr auto kMaxSleep = std::chrono::milliseconds(200);
+constexpr size_t kLine = 64;
+
+// Sequence words only grow: a barrier abandoned after a timeout is never released, and a
+// later one's release covers it.
+void RaiseTo(std::atomic<uint64_t>& word, uint64_t value) {
+  uint64_t current = word.load(std::memory_order_seq_cst);
+  while (current < value && !word.compare_exchange_weak(current, value, std::memory_order_seq_cst)) {
+  }
+}
 }  // namespace
 
-BarrierWindow::BarrierWindow(int rank_count)
-    : rank_count_(rank_count), slots_(std::make_unique<Slot[]>(static_cast<size_t>(rank_count))) {}
+struct BarrierWindow::Header {
+  alignas(kLine) std::atomic<uint64_t> claimed_seq{0};
+  alignas(kLine) std::atomic<uint64_t> released_seq{0};
+  alignas(kLine) std::atomic<uint32_t> release_word{0};
+  alignas(kLine) std::atomic<uint32_t> sleepers{0};
+  alignas(kLine) std::atomic<uint64_t> warned_seq{0};
+  std::atomic<uint32_t> dead_ranks{0};
+};
 
-void BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required,
-                           const CompletionHook& on_complete) {
+struct alignas(kLine) BarrierWindow::Slot {
+  std::atomic<uint64_t> arrived_seq{0};
+  std::atomic<int64_t> arrival_ns[2] = {0, 0};  // by seq & 1
+  std::atomic<int32_t> pid{0};
+  std::atomic<uint32_t> dead{0};
+};
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>::is_always_lock_free,
+              "the window must be usable in memory shared between processes");
+
+size_t BarrierWindow::StateBytes(int rank_count) {
+  return sizeof(Header) + sizeof(Slot) * static_cast<size_t>(rank_count);
+}
+
+BarrierWindow::BarrierWindow(int rank_count)
+    : BarrierWindow(rank_count, std::aligned_alloc(kLine, StateBytes(rank_count)), true) {
+  heap_ = header_;
+}
+
+BarrierWindow::BarrierWindow(int rank_count, void* memory, bool initialize) : rank_count_(rank_count) {
+  if (memory == nullptr) throw std::bad_alloc();
+  if (initialize) {
+    header_ = new (memory) Header;
+    slots_ = reinterpret_cast<Slot*>(static_cast<char*>(memory) + sizeof(Header));
+    for (int rank = 0; rank < rank_count; ++rank) new (&slots_[rank]) Slot;
+  } else {
+    // Objects the initializing process constructed in this shared memory.
+    header_ = std::launder(static_cast<Header*>(memory));
+    slots_ = std::launder(reinterpret_cast<Slot*>(static_cast<char*>(memory) + sizeof(Header)));
+  }
+}
+
+BarrierWindow::~BarrierWindow() { std::free(heap_); }
+
+void BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required) {
   Slot& slot = slots_[rank];
   slot.arrival_ns[seq & 1].store(arrival_ns, std::memory_order_relaxed);
   slot.arrived_seq.store(seq, std::memory_order_seq_cst);  // also publishes arrival_ns
   if (!Complete(seq, required)) return;
   // Several arrivals may find the barrier complete; the one that raises the claim releases.
-  uint64_t claimed = claimed_seq_.load(std::memory_order_seq_cst);
+  uint64_t claimed = header_->claimed_seq.load(std::memory_order_seq_cst);
   do {
     if (claimed >= seq) return;
-  } while (!claimed_seq_.compare_exchange_weak(claimed, seq, std::memory_order_seq_cst));
-  if (on_complete) {
-    on_complete(seq, [this, seq] { Release(seq); });
-  } else {
-    Release(seq);
-  }
+  } while (!header_->claimed_seq.compare_exchange_weak(claimed, seq, std::memory_order_seq_cst));
+  Release(seq);
 }
 
 void BarrierWindow::Release(uint64_t seq) {
-  RaiseTo(released_seq_, seq);
-  release_word_.fetch_add(1, std::memory_order_seq_cst);
-  if (sleepers_.load(std::memory_order_seq_cst) != 0) FutexWakeAll(release_word_);
+  RaiseTo(header_->released_seq, seq);
+  header_->release_word.fetch_add(1, std::memory_order_seq_cst);
+  if (header_->sleepers.load(std::memory_order_seq_cst) != 0) FutexWakeAll(header_->release_word);
 }
 
-// Sequence words only grow: a barrier abandoned after a timeout is never released, and a
-// later one's release covers it.
-void BarrierWindow::RaiseTo(std::atomic<uint64_t>& word, uint64_t value) {
-  uint64_t current = word.load(std::memory_order_seq_cst);
-  while (current < value && !word.compare_exchange_weak(current, value, std::memory_order_seq_cst)) {
-  }
+bool BarrierWindow::Released(uint64_t seq) const {
+  return header_->released_seq.load(std::memory_order_seq_cst) >= seq;
 }
-
-bool BarrierWindow::Released(uint64_t seq) const { return released_seq_.load(std::memory_order_seq_cst) >= seq; }
 
 bool BarrierWindow::Complete(uint64_t seq, std::span<const int> required) const {
   return std::all_of(required.begin(), required.end(), [&](int rank) {
@@ -79,7 +120,8 @@ int64_t BarrierWindow::ArrivalNs(int rank, uint64_t seq) const {
   return slots_[rank].arrival_ns[seq & 1].load(std::memory_order_relaxed);
 }
 
-WaitResult BarrierWindow::Wait(uint64_t seq, const WaitOptions& options, const std::stop_token& stop) {
+WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
+                               const std::stop_token& stop) {
   for (int i = 0; i < kSpinChecks; ++i) {
     if (Released(seq)) return WaitResult::kReleased;
     CpuRelax();
@@ -90,9 +132,12 @@ WaitResult BarrierWindow::Wait(uint64_t seq, const WaitOptions& options, const s
   }
   bool warned = false;
   for (;;) {
-    const uint32_t word = release_word_.load(std::memory_order_seq_cst);
+    const uint32_t word = header_->release_word.load(std::memory_order_seq_cst);
     if (Released(seq)) return WaitResult::kReleased;
     if (stop.stop_requested()) return WaitResult::kStopped;
+    if (header_->dead_ranks.load(std::memory_order_seq_cst) != 0 && !DeadMissing(seq, required).empty()) {
+      return WaitResult::kPeerDied;
+    }
     const Clock::time_point now = Clock::now();
     if (options.deadline && now >= *options.deadline) return WaitResult::kTimedOut;
     if (!warned && options.warn_at && now >= *options.warn_at) {
@@ -103,21 +148,41 @@ WaitResult BarrierWindow::Wait(uint64_t seq, const WaitOptions& options, const s
     if (options.deadline) wake_at = std::min(wake_at, *options.deadline);
     if (!warned && options.warn_at) wake_at = std::min(wake_at, *options.warn_at);
 
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    if (!Released(seq)) FutexWait(release_word_, word, wake_at - now);
-    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    header_->sleepers.fetch_add(1, std::memory_order_seq_cst);
+    if (!Released(seq)) FutexWait(header_->release_word, word, wake_at - now);
+    header_->sleepers.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 
+void BarrierWindow::SetPid(int rank, int32_t pid) { slots_[rank].pid.store(pid, std::memory_order_release); }
+
+int32_t BarrierWindow::Pid(int rank) const { return slots_[rank].pid.load(std::memory_order_acquire); }
+
+void BarrierWindow::MarkDead(int rank) {
+  if (slots_[rank].dead.exchange(1, std::memory_order_seq_cst) != 0) return;
+  header_->dead_ranks.fetch_add(1, std::memory_order_seq_cst);
+  WakeAll();
+}
+
+bool BarrierWindow::Dead(int rank) const { return slots_[rank].dead.load(std::memory_order_seq_cst) != 0; }
+
+std::vector<int> BarrierWindow::DeadMissing(uint64_t seq, std::span<const int> required) const {
+  std::vector<int> dead;
+  for (int rank : required) {
+    if (Dead(rank) && slots_[rank].arrived_seq.load(std::memory_order_seq_cst) < seq) dead.push_back(rank);
+  }
+  return dead;
+}
+
 void BarrierWindow::WakeAll() {
-  release_word_.fetch_add(1, std::memory_order_seq_cst);
-  FutexWakeAll(release_word_);
+  header_->release_word.fetch_add(1, std::memory_order_seq_cst);
+  FutexWakeAll(header_->release_word);
 }
 
 bool BarrierWindow::ClaimWarning(uint64_t seq) {
-  uint64_t previous = warned_seq_.load(std::memory_order_relaxed);
+  uint64_t previous = header_->warned_seq.load(std::memory_order_relaxed);
   while (previous < seq) {
-    if (warned_seq_.compare_exchange_weak(previous, seq, std::memory_order_relaxed)) return true;
+    if (header_->warned_seq.compare_exchange_weak(previous, seq, std::memory_order_relaxed)) return true;
   }
   return false;
 }

@@ -1,32 +1,31 @@
 // The arrival state of one group's barriers and the wait on it.
 //
-// Each rank owns one cache line holding the sequence number of the last barrier it reached
-// and the times of its last two arrivals. Sequence numbers only grow, so barrier k of one
-// rank pairs with barrier k of every other with no reset step: k is complete when every
-// required rank's line is >= k.
+// Each rank owns one cache line holding the sequence number of the last barrier it reached,
+// the times of its last two arrivals, its pid and whether it is known dead. Sequence numbers
+// only grow, so barrier k of one rank pairs with barrier k of every other with no reset
+// step: k is complete when every required rank's line is >= k.
 //
 // The arrival that finds barrier k complete claims it (exactly one does, by raising
-// claimed_seq_ to k) and publishes released_seq_ = k, or hands that to the completion hook,
-// which must publish exactly once: the statistics recorder takes its lock, publishes, and
-// records while ranks already run on (readers of the record wait for the lock). Waiters watch that one word: they spin a little, yield a little, then
-// sleep on a futex word bumped by each release; a sleeper count lets releases skip the wake
-// syscall when nobody sleeps. Every access that decides "released" or "asleep" is seq_cst:
-// a sleeper either is seen by the releaser (which then wakes it) or itself sees the release
-// before it sleeps (the Dekker pairing), so no wake-up is lost.
+// claimed_seq to k) and publishes released_seq = k. Waiters watch that one word: they spin a
+// little, yield a little, then sleep on a futex word bumped by each release; a sleeper count
+// lets releases skip the wake syscall when nobody sleeps. Every access that decides
+// "released" or "asleep" is seq_cst: a sleeper either is seen by the releaser (which then
+// wakes it) or itself sees the release before it sleeps (the Dekker pairing), so no wake-up
+// is lost.
 //
-// Barriers are serialized: the claimant of k must arrive at k+1 before anyone passes k+1,
-// so its hook finishes before barrier k+1 can complete, and a rank's arrival time for k is
-// overwritten (at k+2) only after barrier k's hook has read it, even when the hook reads
-// after publishing the release.
+// Barriers are serialized: nobody passes k+1 before every required rank arrived at k+1, so a
+// rank's arrival time for k (slot k & 1) is overwritten, at k+2, only after every rank that
+// passed k has arrived at k+1 -- what it does for k after the release is safe until then.
 //
-// The layout is plain atomics, so the same class can later sit in shared memory.
+// The state is plain atomics in one block of memory (WindowState): on the heap for ranks in
+// one process, or in memory shared between processes; the futexes are process-shared.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <span>
 #include <stop_token>
@@ -36,7 +35,7 @@ namespace distbarrier::comm {
 
 using Clock = std::chrono::steady_clock;
 
-enum class WaitResult { kReleased, kTimedOut, kStopped };
+enum class WaitResult { kReleased, kTimedOut, kStopped, kPeerDied };
 
 struct WaitOptions {
   std::optional<Clock::time_point> deadline;  // none: wait until released or stopped
@@ -46,18 +45,23 @@ struct WaitOptions {
 
 class BarrierWindow {
  public:
-  // Runs in the claiming arrival; must call `release` exactly once.
-  using CompletionHook = std::function<void(uint64_t seq, const std::function<void()>& release)>;
+  // The bytes of state for `rank_count` ranks, for a caller that places it in shared memory.
+  static size_t StateBytes(int rank_count);
 
+  // State on the heap, for ranks that are threads of this process.
   explicit BarrierWindow(int rank_count);
+  // A view of state at `memory` (StateBytes(rank_count) bytes, 64-byte aligned). The one
+  // process that sets it up passes initialize = true, which constructs the state there.
+  BarrierWindow(int rank_count, void* memory, bool initialize);
+  ~BarrierWindow();
+  BarrierWindow(const BarrierWindow&) = delete;
+  BarrierWindow& operator=(const BarrierWindow&) = delete;
 
   int RankCount() const { return rank_count_; }
 
-  // Publishes that `rank` reached barrier `seq` at `arrival_ns` (steady clock). If that
-  // completes barrier `seq` for `required`, this arrival claims it and releases everyone
-  // waiting for `seq`, through `on_complete` when that is not empty.
-  void Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required,
-              const CompletionHook& on_complete);
+  // Publishes that `rank` reached barrier `seq` at `arrival_ns` (steady clock); if that
+  // completes barrier `seq` for `required`, releases everyone waiting for it.
+  void Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required);
 
   bool Released(uint64_t seq) const;
   bool Complete(uint64_t seq, std::span<const int> required) const;
@@ -66,7 +70,19 @@ class BarrierWindow {
   // When `rank` arrived at `seq`; valid while its sequence is seq or seq + 1.
   int64_t ArrivalNs(int rank, uint64_t seq) const;
 
-  WaitResult Wait(uint64_t seq, const WaitOptions& options, const std::stop_token& stop);
+  // Waits for the release of `seq`. Returns kPeerDied when a rank in `required` that has not
+  // arrived is marked dead.
+  WaitResult Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
+                  const std::stop_token& stop);
+
+  // Peer processes: each rank records its pid; a monitor marks a rank dead when its process
+  // exits, which wakes every waiter.
+  void SetPid(int rank, int32_t pid);
+  int32_t Pid(int rank) const;
+  void MarkDead(int rank);
+  bool Dead(int rank) const;
+  // Required ranks that have not arrived at `seq` and are dead.
+  std::vector<int> DeadMissing(uint64_t seq, std::span<const int> required) const;
 
   // Wakes every sleeper so it re-checks its condition (used on stop/abort).
   void WakeAll();
@@ -75,20 +91,15 @@ class BarrierWindow {
   bool ClaimWarning(uint64_t seq);
 
  private:
-  struct alignas(64) Slot {
-    std::atomic<uint64_t> arrived_seq{0};
-    std::atomic<int64_t> arrival_ns[2] = {0, 0};  // by seq & 1
-  };
-  static void RaiseTo(std::atomic<uint64_t>& word, uint64_t value);
+  struct Header;
+  struct Slot;
+
   void Release(uint64_t seq);
 
   const int rank_count_;
-  std::unique_ptr<Slot[]> slots_;
-  alignas(64) std::atomic<uint64_t> claimed_seq_{0};
-  alignas(64) std::atomic<uint64_t> released_seq_{0};
-  alignas(64) std::atomic<uint32_t> release_word_{0};
-  alignas(64) std::atomic<uint32_t> sleepers_{0};
-  alignas(64) std::atomic<uint64_t> warned_seq_{0};
+  void* heap_ = nullptr;  // owned state, when not in shared memory
+  Header* header_;
+  Slot* slots_;
 };
 
 }  // namespace distbarrier::comm

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -20,11 +22,11 @@ std::vector<int> Ranks(int n) {
 TEST(BarrierWindowTest, CompleteOnlyWhenEveryRequiredRankReachedTheSequence) {
   BarrierWindow window(3);
   const auto all = Ranks(3);
-  window.Arrive(0, 1, /*arrival_ns=*/0, all, nullptr);
-  window.Arrive(2, 1, /*arrival_ns=*/0, all, nullptr);
+  window.Arrive(0, 1, /*arrival_ns=*/0, all);
+  window.Arrive(2, 1, /*arrival_ns=*/0, all);
   EXPECT_FALSE(window.Complete(1, all));
   EXPECT_EQ(window.Missing(1, all), std::vector<int>{1});
-  window.Arrive(1, 1, /*arrival_ns=*/0, all, nullptr);
+  window.Arrive(1, 1, /*arrival_ns=*/0, all);
   EXPECT_TRUE(window.Complete(1, all));
   EXPECT_TRUE(window.Missing(1, all).empty());
   EXPECT_FALSE(window.Complete(2, all));  // barrier 2 is a new barrier: nothing to reset
@@ -34,8 +36,8 @@ TEST(BarrierWindowTest, CompleteOnlyWhenEveryRequiredRankReachedTheSequence) {
 TEST(BarrierWindowTest, ARankAheadCountsAsArrivedForEarlierBarriers) {
   BarrierWindow window(2);
   const auto all = Ranks(2);
-  window.Arrive(0, 5, /*arrival_ns=*/0, all, nullptr);
-  window.Arrive(1, 4, /*arrival_ns=*/0, all, nullptr);
+  window.Arrive(0, 5, /*arrival_ns=*/0, all);
+  window.Arrive(1, 4, /*arrival_ns=*/0, all);
   EXPECT_TRUE(window.Complete(4, all));
   EXPECT_FALSE(window.Complete(5, all));
   EXPECT_EQ(window.ArrivedSequence(0), 5u);
@@ -44,7 +46,7 @@ TEST(BarrierWindowTest, ARankAheadCountsAsArrivedForEarlierBarriers) {
 TEST(BarrierWindowTest, RequiredSubsetIgnoresOthers) {
   BarrierWindow window(4);
   const std::vector<int> survivors = {0, 1, 3};
-  for (int rank : survivors) window.Arrive(rank, 1, /*arrival_ns=*/0, survivors, nullptr);
+  for (int rank : survivors) window.Arrive(rank, 1, /*arrival_ns=*/0, survivors);
   EXPECT_TRUE(window.Complete(1, survivors));
   EXPECT_FALSE(window.Complete(1, Ranks(4)));
 }
@@ -52,21 +54,21 @@ TEST(BarrierWindowTest, RequiredSubsetIgnoresOthers) {
 TEST(BarrierWindowTest, WaitTimesOutAtTheDeadline) {
   BarrierWindow window(2);
   const auto all = Ranks(2);
-  window.Arrive(0, 1, /*arrival_ns=*/0, all, nullptr);
+  window.Arrive(0, 1, /*arrival_ns=*/0, all);
   WaitOptions options;
   options.deadline = Clock::now() + std::chrono::milliseconds(5);
-  EXPECT_EQ(window.Wait(1, options, std::stop_token()), WaitResult::kTimedOut);
+  EXPECT_EQ(window.Wait(1, all, options, std::stop_token()), WaitResult::kTimedOut);
 }
 
 TEST(BarrierWindowTest, WaitStopsWhenAskedAndWakeAllIsCalled) {
   BarrierWindow window(2);
   const auto all = Ranks(2);
-  window.Arrive(0, 1, /*arrival_ns=*/0, all, nullptr);
+  window.Arrive(0, 1, /*arrival_ns=*/0, all);
   std::stop_source stop;
   std::atomic<int> result{-1};
   std::thread waiter([&] {
     std::stop_callback wake(stop.get_token(), [&] { window.WakeAll(); });
-    result = static_cast<int>(window.Wait(1, WaitOptions{}, stop.get_token()));
+    result = static_cast<int>(window.Wait(1, all, WaitOptions{}, stop.get_token()));
   });
   stop.request_stop();
   waiter.join();
@@ -80,63 +82,78 @@ TEST(BarrierWindowTest, SleepersAreWokenByTheCompletingArrival) {
   const auto all = Ranks(kRanks);
   std::vector<std::thread> threads;
   std::atomic<int> released{0};
-  std::atomic<int> claims{0};
   for (int rank = 0; rank < kRanks; ++rank) {
     threads.emplace_back([&, rank] {
       for (uint64_t seq = 1; seq <= kBarriers; ++seq) {
-        window.Arrive(rank, seq, /*arrival_ns=*/0, all, [&](uint64_t completed, const std::function<void()>& release) {
-          // Exactly one arrival per barrier claims it, in barrier order.
-          EXPECT_EQ(completed, static_cast<uint64_t>(claims.fetch_add(1) + 1));
-          release();
-        });
-        if (window.Wait(seq, WaitOptions{}, std::stop_token()) == WaitResult::kReleased) released++;
+        window.Arrive(rank, seq, /*arrival_ns=*/0, all);
+        if (window.Wait(seq, all, WaitOptions{}, std::stop_token()) == WaitResult::kReleased) released++;
       }
     });
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(released.load(), kRanks * kBarriers);
-  EXPECT_EQ(claims.load(), kBarriers);
 }
 
-TEST(BarrierWindowTest, TheCompletingArrivalsHookPublishesTheRelease) {
+TEST(BarrierWindowTest, TheLastArrivalReleasesAndArrivalTimesStayReadable) {
   BarrierWindow window(2);
   const auto all = Ranks(2);
-  int hook_calls = 0;
-  auto hook = [&](uint64_t seq, const std::function<void()>& release) {
-    ++hook_calls;
-    EXPECT_EQ(seq, 1u);
-    EXPECT_FALSE(window.Released(1));  // the hook decides when
-    release();
-    EXPECT_TRUE(window.Released(1));
-    EXPECT_EQ(window.ArrivalNs(0, 1), 100);  // still readable after the release
-    EXPECT_EQ(window.ArrivalNs(1, 1), 250);
-  };
-  window.Arrive(0, 1, 100, all, hook);
-  EXPECT_EQ(hook_calls, 0);
+  window.Arrive(0, 1, 100, all);
   EXPECT_FALSE(window.Released(1));
-  window.Arrive(1, 1, 250, all, hook);
-  EXPECT_EQ(hook_calls, 1);
+  window.Arrive(1, 1, 250, all);
   EXPECT_TRUE(window.Released(1));
-  EXPECT_EQ(window.Wait(1, WaitOptions{}, std::stop_token()), WaitResult::kReleased);
+  EXPECT_EQ(window.Wait(1, all, WaitOptions{}, std::stop_token()), WaitResult::kReleased);
+  window.Arrive(0, 2, 400, all);  // the next barrier uses the other time slot
+  EXPECT_EQ(window.ArrivalNs(0, 1), 100);
+  EXPECT_EQ(window.ArrivalNs(1, 1), 250);
+  EXPECT_EQ(window.ArrivalNs(0, 2), 400);
 }
 
-TEST(BarrierWindowTest, ALateArrivalAtAnAbandonedBarrierReleasesNothingAgain) {
+TEST(BarrierWindowTest, ALateArrivalAtAnAbandonedBarrierChangesNothing) {
   // Ranks 0 and 1 gave up on barrier 1 (timeout) and passed barrier 2 without rank 2.
   BarrierWindow window(3);
   const std::vector<int> survivors = {0, 1};
-  int hook_calls = 0;
-  auto hook = [&](uint64_t, const std::function<void()>& release) {
-    ++hook_calls;
-    release();
-  };
-  window.Arrive(0, 1, 0, Ranks(3), hook);
-  window.Arrive(1, 1, 0, Ranks(3), hook);
-  window.Arrive(0, 2, 0, survivors, hook);
-  window.Arrive(1, 2, 0, survivors, hook);
-  EXPECT_EQ(hook_calls, 1);
+  window.Arrive(0, 1, 0, Ranks(3));
+  window.Arrive(1, 1, 0, Ranks(3));
+  window.Arrive(0, 2, 0, survivors);
+  window.Arrive(1, 2, 0, survivors);
   EXPECT_TRUE(window.Released(2));
-  window.Arrive(2, 1, 0, Ranks(3), hook);  // completes barrier 1, which is already covered
-  EXPECT_EQ(hook_calls, 1);
+  EXPECT_TRUE(window.Released(1));  // covered by the later release
+  window.Arrive(2, 1, 0, Ranks(3));
+  EXPECT_TRUE(window.Released(2));
+  EXPECT_FALSE(window.Released(3));
+}
+
+TEST(BarrierWindowTest, ADeadMissingRankEndsTheWait) {
+  BarrierWindow window(3);
+  const auto all = Ranks(3);
+  window.SetPid(2, 4242);
+  window.Arrive(0, 1, 0, all);
+  std::atomic<int> result{-1};
+  std::thread waiter([&] { result = static_cast<int>(window.Wait(1, all, WaitOptions{}, std::stop_token())); });
+  window.MarkDead(2);
+  waiter.join();
+  EXPECT_EQ(result.load(), static_cast<int>(WaitResult::kPeerDied));
+  EXPECT_EQ(window.DeadMissing(1, all), std::vector<int>{2});
+  EXPECT_EQ(window.Pid(2), 4242);
+  // Leaving the dead rank out, the others go on.
+  const std::vector<int> survivors = {0, 1};
+  window.Arrive(0, 2, 0, survivors);
+  window.Arrive(1, 2, 0, survivors);
+  EXPECT_EQ(window.Wait(2, survivors, WaitOptions{}, std::stop_token()), WaitResult::kReleased);
+}
+
+TEST(BarrierWindowTest, StateCanLiveInCallerMemory) {
+  const size_t bytes = BarrierWindow::StateBytes(4);
+  void* memory = std::aligned_alloc(64, bytes);
+  std::memset(memory, 0, bytes);
+  {
+    BarrierWindow creator(4, memory, /*initialize=*/true);
+    BarrierWindow viewer(4, memory, /*initialize=*/false);  // as another process would map it
+    for (int rank = 0; rank < 4; ++rank) creator.Arrive(rank, 1, rank, Ranks(4));
+    EXPECT_TRUE(viewer.Released(1));
+    EXPECT_EQ(viewer.ArrivalNs(3, 1), 3);
+  }
+  std::free(memory);
 }
 
 TEST(BarrierWindowTest, OneWarningClaimPerSequence) {

@@ -35,14 +35,22 @@ void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64
     trace.Emit(fmt::format(R"J({{"ph":"M","name":"thread_name","pid":{},"tid":{},"args":{{"name":"rank {} (device {})"}}}})J",
                            pid, rank, rank, group.DeviceOfRank(rank)));
   }
-  const char* outcome = result == comm::WaitResult::kReleased ? "released"
+  const char* outcome = result == comm::WaitResult::kReleased   ? "released"
                         : result == comm::WaitResult::kTimedOut ? "timed out"
+                        : result == comm::WaitResult::kPeerDied ? "peer died"
                                                                  : "aborted";
   trace.Emit(fmt::format(
       R"J({{"ph":"X","name":"barrier #{}","cat":"distbarrier","pid":{},"tid":{},"ts":{:.3f},"dur":{:.3f},)J"
       R"J("args":{{"group":"{}","seq":{},"rank":{},"device":{},"outcome":"{}"}}}})J",
       seq, pid, rank, Microseconds(arrive), Microseconds(release) - Microseconds(arrive), name, seq, rank,
       group.DeviceOfRank(rank), outcome));
+}
+
+// "rank 3 (pid 1234) died" / "ranks 3 (pid 1234), 5 (pid 1240) died"
+std::string DescribeDead(const comm::BarrierWindow& window, const std::vector<int>& dead) {
+  std::vector<std::string> parts;
+  for (int rank : dead) parts.push_back(fmt::format("{} (pid {})", rank, window.Pid(rank)));
+  return fmt::format("{} {} died", dead.size() == 1 ? "rank" : "ranks", fmt::join(parts, ", "));
 }
 
 std::string DescribeTimeout(std::optional<std::chrono::microseconds> timeout) {
@@ -119,15 +127,7 @@ runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
     const uint64_t seq = group.NextSequence(rank);
     const Clock::time_point start = Clock::now();
     const int64_t arrival_ns = start.time_since_epoch().count();
-    if (comm::StatsEnabled()) {
-      comm::BarrierStats& stats = group.Stats();
-      window.Arrive(rank, seq, arrival_ns, required,
-                    [&](uint64_t completed, const std::function<void()>& release) {
-                      stats.Record(completed, required, window, release);
-                    });
-    } else {
-      window.Arrive(rank, seq, arrival_ns, required, nullptr);
-    }
+    window.Arrive(rank, seq, arrival_ns, required);
 
     comm::WaitOptions options;
     if (timeout) {
@@ -144,13 +144,19 @@ runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
       };
     }
     std::stop_callback wake_on_stop(stop, [&window] { window.WakeAll(); });
-    const comm::WaitResult result = window.Wait(seq, options, stop);
+    const comm::WaitResult result = window.Wait(seq, required, options, stop);
     const Clock::time_point end = Clock::now();
     if (TraceWriter* trace = TraceWriter::Instance()) TraceBarrier(*trace, group, rank, seq, start, end, result);
     switch (result) {
       case comm::WaitResult::kReleased:
+        if (comm::StatsEnabled() && group.Stats().ClaimRecord(seq)) group.Stats().Record(seq, required, window);
         group.MarkPassed(rank, seq);
         return runtime::TaskStatus::Ok();
+      case comm::WaitResult::kPeerDied:
+        return {ACL_ERROR_RT_SUSPECT_REMOTE_ERROR,
+                fmt::format("{}: group '{}', rank {}, barrier #{}: {} after {:.3f} ms", plan->api, group.Name(),
+                            rank, seq, DescribeDead(window, window.DeadMissing(seq, required)),
+                            Milliseconds(end - start))};
       case comm::WaitResult::kTimedOut:
         return {ACL_ERROR_RT_VECTOR_CORE_TIMEOUT,
                 fmt::format("{} timed out: group '{}', rank {}, barrier #{} waited {:.3f} ms (timeout {}); "
