@@ -4,7 +4,9 @@
 #include <set>
 
 #include "common/error.h"
+#include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
+#include "common/env.h"
 #include "hccl/hccl.h"
 #include "op/distribute_barrier/barrier_task.h"
 #include "runtime/runtime.h"
@@ -59,13 +61,37 @@ HcclResult HcclCommInitAll(uint32_t ndev, int32_t* devices, HcclComm* comms) {
 
 HcclResult HcclGetRootInfo(HcclRootInfo* rootInfo) {
   if (rootInfo == nullptr) return Fail(HCCL_E_PTR, "HcclGetRootInfo: rootInfo is null");
-  return Fail(HCCL_E_NOT_SUPPORT, "HcclGetRootInfo: multi-process communicators are not built yet; use HcclCommInitAll");
+  auto created = distbarrier::comm::CreateRootInfo();
+  if (auto* error = std::get_if<distbarrier::comm::BootstrapError>(&created)) {
+    return Fail(error->code, "HcclGetRootInfo: {}", error->message);
+  }
+  *rootInfo = std::get<HcclRootInfo>(created);
+  return HCCL_SUCCESS;
 }
 
-HcclResult HcclCommInitRootInfo(uint32_t /*nRanks*/, const HcclRootInfo* rootInfo, uint32_t /*rank*/, HcclComm* comm) {
+HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, uint32_t rank, HcclComm* comm) {
   if (rootInfo == nullptr || comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommInitRootInfo: rootInfo or comm is null");
-  return Fail(HCCL_E_NOT_SUPPORT,
-              "HcclCommInitRootInfo: multi-process communicators are not built yet; use HcclCommInitAll");
+  // As in HCCL, the communicator belongs to the calling thread's current device.
+  aclError context_error = ACL_SUCCESS;
+  auto context = distbarrier::runtime::Runtime::Instance().CurrentContext(&context_error);
+  if (!context) {
+    return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: call aclrtSetDevice before, the communicator belongs to a device");
+  }
+  const auto timeout = std::chrono::seconds(std::max<int64_t>(1, distbarrier::EnvInt("DISTBARRIER_CONNECT_TIMEOUT_S", 120)));
+  auto joined = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout);
+  if (auto* error = std::get_if<distbarrier::comm::BootstrapError>(&joined)) {
+    return Fail(error->code, "HcclCommInitRootInfo (rank {} of {}): {}", rank, nRanks, error->message);
+  }
+  auto& group_info = std::get<distbarrier::comm::JoinedGroup>(joined);
+  std::vector<int> devices(nRanks, -1);
+  devices[rank] = context->device;
+  auto group = std::make_shared<Group>(group_info.name, std::move(devices), std::move(group_info.memory),
+                                       static_cast<int>(rank));
+  if (!GroupRegistry::Instance().Add(group)) {
+    return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: this process already holds a rank of group {}", group_info.name);
+  }
+  *comm = Communicators().Add(std::make_shared<Member>(Member{group, static_cast<int>(rank)}));
+  return HCCL_SUCCESS;
 }
 
 HcclResult HcclCommDestroy(HcclComm comm) {

@@ -1,5 +1,6 @@
 #include "shutdown.h"
 
+#include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
 #include "op/distribute_barrier/distribute_barrier.h"
 #include "op/tensor.h"
@@ -18,6 +19,7 @@ void ReleaseEverything() {
   op::Tensors().TakeAll();
   comm::Communicators().TakeAll();
   comm::GroupRegistry::Instance().Clear();
+  comm::CloseUnusedRootInfos();
 }
 
 }  // namespace distbarrier::api

@@ -18,9 +18,26 @@ Group::Group(std::string name, std::vector<int> devices)
       live_ranks_(static_cast<int>(devices_.size())),
       window_(static_cast<int>(devices_.size())),
       stats_(static_cast<int>(devices_.size())) {
-  all_ranks_.reserve(devices_.size());
   for (int rank = 0; rank < Size(); ++rank) all_ranks_.push_back(rank);
 }
+
+Group::Group(std::string name, std::vector<int> devices, std::unique_ptr<SharedMemory> memory, int local_rank)
+    : name_(std::move(name)),
+      devices_(std::move(devices)),
+      ordinal_(groups_created.fetch_add(1, std::memory_order_relaxed) + 1),
+      ranks_(std::make_unique<RankState[]>(devices_.size())),
+      live_ranks_(1),  // the local rank; the others live in other processes
+      memory_(std::move(memory)),
+      window_(static_cast<int>(devices_.size()), memory_->Data(), /*initialize=*/false),
+      stats_(static_cast<int>(devices_.size())) {
+  for (int rank = 0; rank < Size(); ++rank) {
+    all_ranks_.push_back(rank);
+    if (rank != local_rank) ranks_[rank].live.store(false, std::memory_order_relaxed);
+  }
+  peer_watch_ = std::make_unique<PeerWatch>(window_, local_rank);
+}
+
+Group::~Group() = default;
 
 std::optional<int> Group::RankOfDevice(int device) const {
   for (int rank = 0; rank < Size(); ++rank) {

@@ -14,6 +14,8 @@
 
 #include "comm/barrier_stats.h"
 #include "comm/barrier_window.h"
+#include "comm/peer_watch.h"
+#include "comm/shared_memory.h"
 #include "common/handle_table.h"
 
 namespace distbarrier::comm {
@@ -22,8 +24,12 @@ inline constexpr size_t kGroupNameCapacity = 128;  // names are shorter than thi
 
 class Group {
  public:
-  // devices[r] is the device that holds rank r.
+  // devices[r] is the device that holds rank r; all ranks are threads of this process.
   Group(std::string name, std::vector<int> devices);
+  // A group spread over processes: its state lives in `memory` (set up by rank 0's process);
+  // devices[r] is -1 for ranks of other processes, which are watched for dying.
+  Group(std::string name, std::vector<int> devices, std::unique_ptr<SharedMemory> memory, int local_rank);
+  ~Group();
 
   const std::string& Name() const { return name_; }
   int Size() const { return static_cast<int>(devices_.size()); }
@@ -58,8 +64,10 @@ class Group {
   std::vector<int> all_ranks_;
   std::unique_ptr<RankState[]> ranks_;
   std::atomic<int> live_ranks_;
+  std::unique_ptr<SharedMemory> memory_;  // before window_: outlives it
   BarrierWindow window_;
   BarrierStats stats_;
+  std::unique_ptr<PeerWatch> peer_watch_;  // last: stops before the window goes
 };
 
 // One rank's view of a group: what an HcclComm handle refers to.

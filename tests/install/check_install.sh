@@ -9,7 +9,7 @@ set -euo pipefail
 read -r -a extra <<<"${EXTRA_CXXFLAGS:-}"
 build_dir=$1
 source_dir=$2
-work=$(mktemp -d /tmp/distbarrier-install.XXXXXX)
+work=$(mktemp -d /tmp/db-install-check.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 P=$work/P
 cmake --install "$build_dir" --prefix "$P" >/dev/null

@@ -300,16 +300,26 @@ TEST_F(HcclTest, BarrierWithNullStreamAndNoContextIsParaError) {
   EXPECT_EQ(HcclBarrier(comms[0], nullptr), HCCL_E_PARA);
 }
 
-TEST_F(HcclTest, GetRootInfoIsNotSupportedYet) {
+TEST_F(HcclTest, RootInfoArgumentChecks) {
   HcclRootInfo info;
-  std::memset(&info, 0, sizeof(info));
   EXPECT_EQ(sizeof(info), static_cast<size_t>(HCCL_ROOT_INFO_BYTES));
-  EXPECT_NE(HcclGetRootInfo(&info), HCCL_SUCCESS);
   EXPECT_EQ(HcclGetRootInfo(nullptr), HCCL_E_PTR);
   HcclComm comm = nullptr;
-  EXPECT_NE(HcclCommInitRootInfo(1, &info, 0, &comm), HCCL_SUCCESS);
   EXPECT_EQ(HcclCommInitRootInfo(1, nullptr, 0, &comm), HCCL_E_PTR);
+  ASSERT_EQ(HcclGetRootInfo(&info), HCCL_SUCCESS) << aclGetRecentErrMsg();
   EXPECT_EQ(HcclCommInitRootInfo(1, &info, 0, nullptr), HCCL_E_PTR);
+  // No current device: the communicator would belong to none.
+  EXPECT_EQ(HcclCommInitRootInfo(1, &info, 0, &comm), HCCL_E_PARA);
+  ASSERT_EQ(aclrtSetDevice(0), ACL_SUCCESS);
+  // A single-rank group needs nobody else.
+  EXPECT_EQ(HcclCommInitRootInfo(1, &info, 0, &comm), HCCL_SUCCESS) << aclGetRecentErrMsg();
+  uint32_t size = 0;
+  EXPECT_EQ(HcclGetRankSize(comm, &size), HCCL_SUCCESS);
+  EXPECT_EQ(size, 1u);
+  // The listener of a root info serves one group only.
+  HcclComm again = nullptr;
+  EXPECT_EQ(HcclCommInitRootInfo(1, &info, 0, &again), HCCL_E_PARA);
+  EXPECT_EQ(HcclCommDestroy(comm), HCCL_SUCCESS);
 }
 
 TEST_F(HcclTest, FinalizeForgetsCommunicators) {
