@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and tests need (as root, or with sudo), skipping
 # the network when they are all present already.
 set -euo pipefail
-packages=(cmake ninja-build g++ make libfmt-dev libgtest-dev libgmock-dev googletest libcli11-dev python3 python3-matplotlib)
+packages=(cmake ninja-build g++ make libfmt-dev libgtest-dev libgmock-dev googletest libcli11-dev python3 python3-matplotlib libopenmpi-dev openmpi-bin)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
