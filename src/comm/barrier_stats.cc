@@ -57,6 +57,7 @@ void BarrierStats::Record(uint64_t seq, std::span<const int> required, const Bar
     }
     if (last_rank >= 0) lateness_[last_rank].times_last++;
     if (seq > recorded_) recorded_ = seq;
+    if (readers_waiting_ == 0) return;
   }
   recorded_cv_.notify_all();
 }
@@ -66,7 +67,9 @@ std::optional<BarrierRecord> BarrierStats::WaitFor(uint64_t seq) const {
   std::unique_lock lock(mutex_);
   // The recorder runs right after the release the caller saw; the bound only covers a
   // recorder that was aborted, or statistics switched off meanwhile.
+  ++readers_waiting_;
   recorded_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return recorded_ >= seq || !StatsEnabled(); });
+  --readers_waiting_;
   const BarrierRecord& record = recent_[seq % kRecent];
   if (record.seq != seq) return std::nullopt;
   return record;

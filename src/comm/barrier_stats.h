@@ -58,6 +58,7 @@ class BarrierStats {
   mutable std::mutex mutex_;
   mutable std::condition_variable recorded_cv_;
   uint64_t recorded_ = 0;  // the last recorded sequence
+  mutable int readers_waiting_ = 0;  // so recording skips the notify when nobody waits
   std::array<BarrierRecord, kRecent> recent_;
   std::vector<RankLateness> lateness_;
   std::vector<int64_t> scratch_;  // arrival times, reused so recording does not allocate
