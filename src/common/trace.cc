@@ -30,8 +30,14 @@ bool WriteAll(int fd, std::string_view bytes, long long offset) {
 
 TraceWriter* TraceWriter::Instance() {
   static TraceWriter* writer = []() -> TraceWriter* {
-    const char* path = std::getenv("DISTBARRIER_TRACE");
-    if (path == nullptr || *path == '\0') return nullptr;
+    const char* requested = std::getenv("DISTBARRIER_TRACE");
+    if (requested == nullptr || *requested == '\0') return nullptr;
+    // "%p" becomes the pid, so the processes of one job write one file each.
+    std::string path_text = requested;
+    for (size_t at = path_text.find("%p"); at != std::string::npos; at = path_text.find("%p", at)) {
+      path_text.replace(at, 2, std::to_string(getpid()));
+    }
+    const char* path = path_text.c_str();
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
       Log(LogLevel::kError, "DISTBARRIER_TRACE: cannot create '{}': {}", path, std::strerror(errno));

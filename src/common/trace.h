@@ -1,7 +1,8 @@
 // DISTBARRIER_TRACE=path: a Chrome/Perfetto trace-event JSON file (open it in ui.perfetto.dev
 // or chrome://tracing). The file is valid JSON after every event: each event is written
 // together with the closing brackets in one pwrite, over the previous closing brackets, so a
-// program that dies by an error still leaves a file that parses.
+// program that dies by an error still leaves a file that parses. "%p" in the path becomes the
+// pid: processes of one job must each write their own file (DISTBARRIER_TRACE=trace.%p.json).
 #pragma once
 
 #include <mutex>
