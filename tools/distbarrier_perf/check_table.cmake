@@ -1,0 +1,62 @@
+# Runs a short distbarrier-perf configuration and checks that the output is a well-formed
+# table: a header naming the mode, a column line, one row per rank count (2 and 4) with a
+# number or "-" in every column, and a JSON file. No timing is asserted.
+#   cmake -DPERF=path -DMODE=threads|processes -DJSON=path -P check_table.cmake
+file(REMOVE "${JSON}")
+execute_process(
+  COMMAND "${PERF}" -b 2 -e 4 -n 200 -w 20 --repeat 1 --mode ${MODE} --timeout 150 --json "${JSON}"
+  OUTPUT_VARIABLE out
+  ERROR_VARIABLE err
+  RESULT_VARIABLE rc)
+message(STATUS "output:\n${out}${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "distbarrier-perf exited with ${rc}")
+endif()
+
+string(REPLACE ";" "," out_no_semicolons "${out}")
+string(REPLACE "\n" ";" lines "${out_no_semicolons}")
+set(rows "")
+set(header FALSE)
+set(columns FALSE)
+set(number "[-0-9.]+")  # a figure or "-" (CMake regexes allow only 10 groups)
+set(cells "")  # CMake regexes have no {n}: 11 cells after the rank count
+foreach(i RANGE 1 11)
+  string(APPEND cells " +${number}")
+endforeach()
+foreach(line IN LISTS lines)
+  if(line MATCHES "^# distbarrier-perf: mode ${MODE}, nproc [0-9]+, CPU .*, -n 200 -w 20 --repeat 1$")
+    set(header TRUE)
+  elseif(line MATCHES "^ +ranks +b2b +rtrip +std +pthread +central +MPI +pp +b2b/pp +b2b/(std|MPI) +rt/b2b +b2b/cen$")
+    set(columns TRUE)
+  elseif(line MATCHES "^ +([0-9]+)${cells}$")
+    list(APPEND rows "${CMAKE_MATCH_1}")
+    # distbarrier's own columns and the ping-pong must be numbers, not "-"
+    if(NOT line MATCHES "^ +[0-9]+ +[0-9]+ +[0-9]+ ")
+      message(FATAL_ERROR "row without distbarrier figures: '${line}'")
+    endif()
+  elseif(line MATCHES "^#" OR line STREQUAL "")
+  else()
+    message(FATAL_ERROR "unexpected line: '${line}'")
+  endif()
+endforeach()
+if(NOT header)
+  message(FATAL_ERROR "no header line")
+endif()
+if(NOT columns)
+  message(FATAL_ERROR "no column line")
+endif()
+if(NOT rows STREQUAL "2;4")
+  message(FATAL_ERROR "rows for ranks '${rows}', expected 2;4")
+endif()
+if(NOT EXISTS "${JSON}")
+  message(FATAL_ERROR "no JSON file")
+endif()
+file(READ "${JSON}" json)
+string(JSON row_count LENGTH "${json}" rows)
+if(NOT row_count EQUAL 2)
+  message(FATAL_ERROR "JSON has ${row_count} rows, expected 2")
+endif()
+string(JSON b2b GET "${json}" rows 0 distbarrier_back_to_back_ns)
+if(NOT b2b MATCHES "^[0-9.]+$")
+  message(FATAL_ERROR "JSON rows[0].distbarrier_back_to_back_ns is '${b2b}'")
+endif()
