@@ -79,7 +79,9 @@ bool SendAll(int fd, const void* data, size_t size, int pass_fd, Clock::time_poi
   bool fd_sent = pass_fd < 0;
   while (size > 0) {
     pollfd waiting{fd, POLLOUT, 0};
-    if (poll(&waiting, 1, RemainingMs(deadline)) <= 0) return false;
+    const int ready = poll(&waiting, 1, RemainingMs(deadline));
+    if (ready < 0 && errno == EINTR) continue;  // a signal is not the end of the wait
+    if (ready <= 0) return false;
     iovec chunk{const_cast<char*>(bytes), size};
     msghdr message{};
     message.msg_iov = &chunk;
@@ -111,7 +113,9 @@ Received ReceiveAll(int fd, void* data, size_t size, int* passed_fd, Clock::time
   char* bytes = static_cast<char*>(data);
   while (size > 0) {
     pollfd waiting{fd, POLLIN, 0};
-    if (poll(&waiting, 1, RemainingMs(deadline)) <= 0) return Received::kTimedOut;
+    const int ready = poll(&waiting, 1, RemainingMs(deadline));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return Received::kTimedOut;
     iovec chunk{bytes, size};
     msghdr message{};
     message.msg_iov = &chunk;
@@ -244,6 +248,11 @@ std::variant<JoinedGroup, BootstrapError> RunRoot(Listener listener, uint32_t ra
     std::erase_if(pending, [](const PendingPeer& peer) { return peer.fd < 0; });
   }
   close(listener.fd);  // nobody else may join; the abstract name disappears
+  for (auto& peer : pending) {  // connected, hello unfinished: too late now
+    SendReply(peer.fd, HCCL_E_PARA, rank_count, "the group is already complete", Clock::now());
+    close(peer.fd);
+  }
+  pending.clear();
 
   std::string error;
   auto memory = SharedMemory::Create(BarrierWindow::StateBytes(static_cast<int>(rank_count)), &error);

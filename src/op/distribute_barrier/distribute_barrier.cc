@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "common/error.h"
 #include "op/caller_rank.h"
@@ -50,6 +51,12 @@ aclnnStatus CheckInt32Tensor(const char* api, const char* name, const Tensor& te
                 expected_shape);
   }
   if (tensor.data == nullptr) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {} has no data address", api, name);
+  // The barrier reads the elements at data + offset; an offset no allocation can have would
+  // overflow that address computation.
+  constexpr int64_t kMaxOffset = (int64_t{1} << 40);
+  if (tensor.offset < 0 || tensor.offset > kMaxOffset) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {} offset {} is out of range [0, 2^40]", api, name, tensor.offset);
+  }
   return ACLNN_SUCCESS;
 }
 
@@ -92,8 +99,9 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
   const size_t group_length = strnlen(args.group, comm::kGroupNameCapacity);
   if (group_length == 0) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group is an empty string", api);
   if (group_length >= comm::kGroupNameCapacity) {
-    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group '{:.40}...' is {} bytes or longer, the limit is {}", api,
-                args.group, comm::kGroupNameCapacity, comm::kGroupNameCapacity - 1);
+    // Only the bytes known to exist are read: the name may have no NUL at all.
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group '{}...' is {} bytes or longer, the limit is {}", api,
+                std::string_view(args.group, 40), comm::kGroupNameCapacity, comm::kGroupNameCapacity - 1);
   }
   const std::string group_name(args.group, group_length);
 
