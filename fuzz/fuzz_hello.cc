@@ -1,0 +1,227 @@
+// Fuzzes rank 0's side of the bootstrap (RunRoot's message handling): per input, a real rank 0
+// (HcclGetRootInfo + HcclCommInitRootInfo(2, root, 0) on a thread with a current device) gets
+// up to four connections to its abstract socket that send fuzzed bytes (raw, or a hello with
+// fuzzed fields, cut anywhere), then close, half-close and wait for the answer, or stay open;
+// then a well-formed rank 1 joins, unless a fuzzed hello already was one.
+//
+// Properties: rank 0 refuses garbage and stays usable: it completes the group with
+// HCCL_SUCCESS as soon as a valid rank 1 arrives; every half-closed connection gets an answer
+// or EOF (never a hang); at most one connection is told "success"; after the communicator is
+// destroyed and our sockets closed, the process holds exactly the descriptors it held before.
+#include <fuzzer/FuzzedDataProvider.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "comm/bootstrap/root_info.h"
+#include "fuzz_common.h"
+#include "hccl/hccl.h"
+
+namespace {
+
+using distbarrier::comm::RootInfo;
+
+// The wire format of bootstrap.cc.
+struct Hello {
+  char magic[8];
+  uint32_t rank;
+  uint32_t rank_count;
+  uint64_t job_id;
+  uint8_t secret[32];
+};
+struct ReplyHeader {
+  char magic[8];
+  int32_t status;
+  uint32_t rank_count;
+  char message[240];
+};
+static_assert(sizeof(Hello) == 56 && sizeof(ReplyHeader) == 256);
+
+aclrtContext g_context;
+
+int Connect(const std::string& name) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  FUZZ_CHECK(fd >= 0, "socket");
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path + 1, name.data(), name.size());
+  const socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), length) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void SendBytes(int fd, const void* data, size_t size) {
+  if (size > 0) (void)send(fd, data, size, MSG_NOSIGNAL);  // the peer may have closed already
+}
+
+enum class Answer { kEof, kRefused, kSuccess, kGarbage };
+
+// Reads rank 0's answer (or EOF) within `limit_ms`; closes a passed descriptor.
+Answer ReadAnswer(int fd, int limit_ms) {
+  ReplyHeader reply{};
+  size_t got = 0;
+  int passed = -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
+  while (got < sizeof(reply)) {
+    const int left = static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+    pollfd waiting{fd, POLLIN, 0};
+    const int ready = left > 0 ? poll(&waiting, 1, left) : 0;
+    if (ready < 0 && errno == EINTR) continue;  // libFuzzer's timer signal
+    FUZZ_CHECK(ready > 0, "rank 0 neither answered nor closed within %d ms", limit_ms);
+    iovec chunk{reinterpret_cast<char*>(&reply) + got, sizeof(reply) - got};
+    msghdr message{};
+    message.msg_iov = &chunk;
+    message.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    const ssize_t n = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
+      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) std::memcpy(&passed, CMSG_DATA(header), sizeof(int));
+    }
+    got += static_cast<size_t>(n);
+  }
+  if (passed >= 0) close(passed);
+  if (got == 0) return Answer::kEof;
+  if (got < sizeof(reply) || std::memcmp(reply.magic, "DBREPLY1", 8) != 0) return Answer::kGarbage;
+  if (reply.status == HCCL_SUCCESS) {
+    FUZZ_CHECK(passed >= 0 && reply.rank_count == 2, "success without the group's memory");
+    return Answer::kSuccess;
+  }
+  FUZZ_CHECK(reply.message[0] != '\0', "refusal without a reason");
+  return Answer::kRefused;
+}
+
+struct Connection {
+  int fd;
+  int close_mode;  // 2: kept open until rank 0 finished
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  setenv("DISTBARRIER_DEVICE_COUNT", "1", 1);
+  setenv("DISTBARRIER_LOG_LEVEL", "4", 1);  // refusals are logged as warnings
+  setenv("DISTBARRIER_CONNECT_TIMEOUT_S", "30", 1);  // rank 0 must finish because rank 1 came, not by timeout
+  FUZZ_CHECK(aclrtSetDevice(0) == ACL_SUCCESS, "aclrtSetDevice");
+  FUZZ_CHECK(aclrtGetCurrentContext(&g_context) == ACL_SUCCESS, "context");
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  FuzzedDataProvider in(data, size);
+  const int fds_before = fuzz::OpenFdCount();
+
+  HcclRootInfo root{};
+  FUZZ_CHECK(HcclGetRootInfo(&root) == HCCL_SUCCESS, "HcclGetRootInfo");
+  const RootInfo info = std::get<RootInfo>(RootInfo::Decode(root));
+  Hello valid{};
+  std::memcpy(valid.magic, "DBHELLO1", 8);
+  valid.rank = 1;
+  valid.rank_count = 2;
+  valid.job_id = info.job_id;
+  std::memcpy(valid.secret, info.secret.data(), sizeof(valid.secret));
+
+  std::promise<std::pair<HcclResult, HcclComm>> rank0_promise;
+  auto rank0_result = rank0_promise.get_future();
+  std::thread rank0([&] {
+    aclrtSetCurrentContext(g_context);
+    HcclComm comm = nullptr;
+    HcclResult result = HcclCommInitRootInfo(2, &root, 0, &comm);
+    rank0_promise.set_value({result, comm});
+  });
+
+  std::vector<Connection> connections;
+  bool fuzzed_valid = false;  // a fuzzed connection sent a complete, valid rank-1 hello
+  int successes = 0;
+  const int count = in.ConsumeIntegralInRange(0, 4);
+  for (int i = 0; i < count && !fuzzed_valid; ++i) {
+    std::string bytes;
+    if (in.ConsumeBool()) {
+      bytes = in.ConsumeRandomLengthString(120);
+    } else {
+      Hello hello = valid;
+      const int edits = in.ConsumeIntegralInRange(0, 3);
+      for (int e = 0; e < edits; ++e) {
+        switch (in.ConsumeIntegralInRange(0, 5)) {
+          case 0: hello.rank = in.ConsumeBool() ? in.ConsumeIntegralInRange<uint32_t>(0, 3) : in.ConsumeIntegral<uint32_t>(); break;
+          case 1: hello.rank_count = in.ConsumeBool() ? in.ConsumeIntegralInRange<uint32_t>(0, 3) : in.ConsumeIntegral<uint32_t>(); break;
+          case 2: hello.job_id ^= uint64_t{1} << in.ConsumeIntegralInRange(0, 63); break;
+          case 3: hello.secret[in.ConsumeIntegralInRange(0, 31)] ^= in.ConsumeIntegralInRange<uint8_t>(1, 255); break;
+          case 4: hello.magic[in.ConsumeIntegralInRange(0, 7)] ^= in.ConsumeIntegralInRange<uint8_t>(1, 255); break;
+          default: break;
+        }
+      }
+      const size_t cut = in.ConsumeBool() ? sizeof(Hello) : in.ConsumeIntegralInRange<size_t>(0, sizeof(Hello) + 8);
+      bytes.assign(reinterpret_cast<const char*>(&hello), sizeof(Hello));
+      if (cut > sizeof(Hello)) bytes += in.ConsumeBytesAsString(cut - sizeof(Hello));
+      else bytes.resize(cut);
+    }
+    // Valid only if the first 56 bytes are exactly a valid hello (what follows is never read).
+    fuzzed_valid = bytes.size() >= sizeof(Hello) && std::memcmp(bytes.data(), &valid, sizeof(Hello)) == 0;
+    const int mode = fuzzed_valid ? (in.ConsumeBool() ? 1 : 2) : in.ConsumeIntegralInRange(0, 2);
+    const int fd = Connect(info.address);
+    FUZZ_CHECK(fd >= 0, "rank 0's listener refused a connection before the group was complete");
+    SendBytes(fd, bytes.data(), bytes.size());
+    if (mode == 0) {
+      close(fd);
+    } else if (mode == 1) {
+      shutdown(fd, SHUT_WR);
+      const Answer answer = ReadAnswer(fd, 10000);
+      close(fd);
+      FUZZ_CHECK(answer != Answer::kGarbage, "rank 0 answered garbage");
+      if (fuzzed_valid) FUZZ_CHECK(answer == Answer::kSuccess, "a valid rank 1 was not accepted");
+      if (!fuzzed_valid) FUZZ_CHECK(answer != Answer::kSuccess, "an invalid hello was accepted");
+      successes += answer == Answer::kSuccess;
+    } else {
+      connections.push_back({fd, mode});
+    }
+  }
+  if (!fuzzed_valid) {  // the real rank 1
+    const int fd = Connect(info.address);
+    FUZZ_CHECK(fd >= 0, "rank 0's listener is gone before rank 1 came");
+    SendBytes(fd, &valid, sizeof(valid));
+    const Answer answer = ReadAnswer(fd, 10000);
+    close(fd);
+    FUZZ_CHECK(answer == Answer::kSuccess, "rank 0 did not accept a valid rank 1 after fuzzed peers (answer %d)",
+               static_cast<int>(answer));
+    ++successes;
+  }
+  FUZZ_CHECK(rank0_result.wait_for(std::chrono::seconds(10)) == std::future_status::ready,
+             "rank 0 still in HcclCommInitRootInfo 10 s after rank 1 joined");
+  rank0.join();
+  auto [result, comm] = rank0_result.get();
+  FUZZ_CHECK(result == HCCL_SUCCESS, "rank 0 failed: %d", result);
+  for (Connection& connection : connections) {
+    // Kept open: answered by now if rank 0 ever read it (refused or accepted); a connection rank 0
+    // never finished reading gets nothing, so look without waiting.
+    pollfd waiting{connection.fd, POLLIN, 0};
+    if (poll(&waiting, 1, 0) > 0) {
+      const Answer answer = ReadAnswer(connection.fd, 10000);
+      FUZZ_CHECK(answer != Answer::kGarbage, "rank 0 answered garbage");
+      successes += answer == Answer::kSuccess;
+    }
+    close(connection.fd);
+  }
+  FUZZ_CHECK(successes <= 1, "%d connections were told they are rank 1", successes);
+  FUZZ_CHECK(HcclCommDestroy(comm) == HCCL_SUCCESS, "HcclCommDestroy");
+  const int fds_after = fuzz::OpenFdCount();
+  FUZZ_CHECK(fds_after == fds_before, "descriptors leaked by rank 0: %d open before, %d after", fds_before, fds_after);
+  return 0;
+}
