@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and tests need (as root, or with sudo), skipping
-# the network when they are all present already.
+# the network when they are all present already. With arguments, installs those instead.
 set -euo pipefail
-packages=(cmake ninja-build g++ make libfmt-dev libgtest-dev libgmock-dev googletest libcli11-dev python3 python3-matplotlib libopenmpi-dev openmpi-bin)
+default_packages=(cmake ninja-build g++ make libfmt-dev libgtest-dev libgmock-dev googletest libcli11-dev python3 python3-matplotlib libopenmpi-dev openmpi-bin)
+if [ $# -gt 0 ]; then packages=("$@"); else packages=("${default_packages[@]}"); fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
