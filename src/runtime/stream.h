@@ -4,6 +4,7 @@
 // streams cost no CPU.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -55,6 +56,10 @@ class Stream {
   std::deque<Task> queue_;
   uint64_t enqueued_ = 0;
   uint64_t finished_ = 0;
+  // Copies of the two counters readable without the mutex, so the worker and synchronizers
+  // can yield a little before sleeping on the condition variables.
+  std::atomic<uint64_t> enqueued_seen_{0};
+  std::atomic<uint64_t> finished_seen_{0};
   // What each blocked Synchronize waits for: the worker wakes them only when the smallest is
   // reached, not after every task (a wake per task doubled the context switches per barrier).
   std::multiset<uint64_t> sync_targets_;
