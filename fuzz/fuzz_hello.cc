@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "comm/bootstrap/root_info.h"
+#include "comm/bootstrap/wire.h"
 #include "fuzz_common.h"
 #include "hccl/hccl.h"
 
@@ -31,31 +32,16 @@ namespace {
 
 using distbarrier::comm::RootInfo;
 
-// The wire format of bootstrap.cc.
-struct Hello {
-  char magic[8];
-  uint32_t rank;
-  uint32_t rank_count;
-  uint64_t job_id;
-  uint8_t secret[32];
-};
-struct ReplyHeader {
-  char magic[8];
-  int32_t status;
-  uint32_t rank_count;
-  char message[240];
-};
-static_assert(sizeof(Hello) == 56 && sizeof(ReplyHeader) == 256);
+using distbarrier::comm::wire::Hello;
+using distbarrier::comm::wire::ReplyHeader;
 
 aclrtContext g_context;
 
 int Connect(const std::string& name) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   FUZZ_CHECK(fd >= 0, "socket");
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path + 1, name.data(), name.size());
-  const socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  socklen_t length = 0;
+  sockaddr_un address = distbarrier::comm::wire::AbstractAddress(name, &length);
   if (connect(fd, reinterpret_cast<sockaddr*>(&address), length) != 0) {
     close(fd);
     return -1;
@@ -99,7 +85,7 @@ Answer ReadAnswer(int fd, int limit_ms) {
   }
   if (passed >= 0) close(passed);
   if (got == 0) return Answer::kEof;
-  if (got < sizeof(reply) || std::memcmp(reply.magic, "DBREPLY1", 8) != 0) return Answer::kGarbage;
+  if (got < sizeof(reply) || std::memcmp(reply.magic, distbarrier::comm::wire::kReplyMagic, 8) != 0) return Answer::kGarbage;
   if (reply.status == HCCL_SUCCESS) {
     FUZZ_CHECK(passed >= 0 && reply.rank_count == 2, "success without the group's memory");
     return Answer::kSuccess;
@@ -132,7 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(HcclGetRootInfo(&root) == HCCL_SUCCESS, "HcclGetRootInfo");
   const RootInfo info = std::get<RootInfo>(RootInfo::Decode(root));
   Hello valid{};
-  std::memcpy(valid.magic, "DBHELLO1", 8);
+  std::memcpy(valid.magic, distbarrier::comm::wire::kHelloMagic, 8);
   valid.rank = 1;
   valid.rank_count = 2;
   valid.job_id = info.job_id;

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "comm/bootstrap/root_info.h"
+#include "comm/bootstrap/wire.h"
 #include "test_support.h"
 
 namespace distbarrier::testing {
@@ -78,21 +79,12 @@ TEST_F(RuntimeTest, LongUnterminatedGroupIsNotReadPastItsFirst128Bytes) {
 
 // --- bootstrap ---
 
-// The wire format of src/comm/bootstrap/bootstrap.cc.
-struct Hello {
-  char magic[8];
-  uint32_t rank;
-  uint32_t rank_count;
-  uint64_t job_id;
-  uint8_t secret[32];
-};
+using comm::wire::Hello;
 
 int ConnectTo(const std::string& name) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path + 1, name.data(), name.size());
-  const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  socklen_t length = 0;
+  sockaddr_un address = comm::wire::AbstractAddress(name, &length);
   if (connect(fd, reinterpret_cast<sockaddr*>(&address), length) != 0) {
     close(fd);
     return -1;
@@ -121,7 +113,7 @@ TEST_F(RuntimeTest, RankZeroClosesIncompletePeersWhenTheGroupCompletes) {
   const int silent = ConnectTo(info.address);  // connects, says nothing, stays open
   ASSERT_GE(silent, 0);
   Hello hello{};
-  std::memcpy(hello.magic, "DBHELLO1", 8);
+  std::memcpy(hello.magic, comm::wire::kHelloMagic, 8);
   hello.rank = 1;
   hello.rank_count = 2;
   hello.job_id = info.job_id;

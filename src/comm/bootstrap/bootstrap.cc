@@ -18,6 +18,7 @@
 
 #include "comm/barrier_window.h"
 #include "comm/bootstrap/root_info.h"
+#include "comm/bootstrap/wire.h"
 #include "common/log.h"
 
 namespace distbarrier::comm {
@@ -25,24 +26,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr char kHelloMagic[8] = {'D', 'B', 'H', 'E', 'L', 'L', 'O', '1'};
-constexpr char kReplyMagic[8] = {'D', 'B', 'R', 'E', 'P', 'L', 'Y', '1'};
+using wire::Hello;
+using wire::kHelloMagic;
+using wire::kReplyMagic;
+using wire::ReplyHeader;
 constexpr size_t kMaxRanks = 4096;
-
-struct Hello {
-  char magic[8];
-  uint32_t rank;
-  uint32_t rank_count;
-  uint64_t job_id;
-  uint8_t secret[kSecretBytes];
-};
-
-struct ReplyHeader {
-  char magic[8];
-  int32_t status;  // HcclResult
-  uint32_t rank_count;
-  char message[240];
-};
 
 struct Listener {
   int fd;
@@ -58,15 +46,6 @@ std::map<uint64_t, Listener>& Listeners() {
 BootstrapError Error(HcclResult code, std::string message) { return {code, std::move(message)}; }
 
 std::string GroupName(uint64_t job_id) { return fmt::format("hccl_root_{:016x}", job_id); }
-
-sockaddr_un AbstractAddress(const std::string& name, socklen_t* length) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  address.sun_path[0] = '\0';  // abstract namespace: no file is created
-  std::memcpy(address.sun_path + 1, name.data(), std::min(name.size(), sizeof(address.sun_path) - 2));
-  *length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  return address;
-}
 
 int RemainingMs(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -286,7 +265,7 @@ std::variant<JoinedGroup, BootstrapError> RunRoot(Listener listener, uint32_t ra
 std::variant<JoinedGroup, BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count, uint32_t rank,
                                                   Clock::time_point deadline) {
   socklen_t length = 0;
-  sockaddr_un address = AbstractAddress(info.address, &length);
+  sockaddr_un address = wire::AbstractAddress(info.address, &length);
   int fd = -1;
   // Rank 0 listens from HcclGetRootInfo on, so a refused connection means it is not (yet or
   // any more) there: retry until the deadline.
@@ -359,7 +338,7 @@ std::variant<HcclRootInfo, BootstrapError> CreateRootInfo() {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
   socklen_t length = 0;
-  sockaddr_un address = AbstractAddress(info.address, &length);
+  sockaddr_un address = wire::AbstractAddress(info.address, &length);
   if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd, SOMAXCONN) != 0) {
     const int error = errno;
     close(fd);
