@@ -1,0 +1,29 @@
+# The library's sources, relative to src/. One list for the main build (src/CMakeLists.txt) and
+# the standalone fuzz/ and tools/soak/ builds, which compile the library themselves.
+set(DISTBARRIER_SOURCES
+  common/env.cc
+  common/error.cc
+  common/futex.cc
+  common/log.cc
+  common/trace.cc
+  comm/barrier_stats.cc
+  comm/barrier_window.cc
+  comm/bootstrap/bootstrap.cc
+  comm/bootstrap/root_info.cc
+  comm/group.cc
+  comm/peer_watch.cc
+  comm/shared_memory.cc
+  runtime/event.cc
+  runtime/memory.cc
+  runtime/runtime.cc
+  runtime/stream.cc
+  op/caller_rank.cc
+  op/tensor.cc
+  op/distribute_barrier/barrier_task.cc
+  op/distribute_barrier/distribute_barrier.cc
+  api/acl_api.cc
+  api/aclnn_api.cc
+  api/distbarrier_api.cc
+  api/hccl_api.cc
+  api/shutdown.cc
+)
