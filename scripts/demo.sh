@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake --preset default >/dev/null
-cmake --build --preset default --target distbarrier
+cmake --build --preset default
 cmake --install build --prefix "$PWD/install" >/dev/null
 P="$PWD/install"
 g++ examples/seed_barrier/main.cpp -o build/seed_demo -I"$P/include" -I"$P/include/aclnnop" -L"$P/lib64" \
