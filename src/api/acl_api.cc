@@ -180,11 +180,10 @@ aclError aclrtLaunchHostFunc(aclrtStream stream, aclrtHostFunc fn, void* args) {
   aclError error = ACL_SUCCESS;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
   if (!resolved) return error;
-  resolved->Enqueue(Task{[fn, args](const std::stop_token&) {
-                           fn(args);
-                           return TaskStatus::Ok();
-                         },
-                         nullptr});
+  resolved->Enqueue(Task{.run = [fn, args](const std::stop_token&) {
+    fn(args);
+    return TaskStatus::Ok();
+  }});
   return ACL_SUCCESS;
 }
 
@@ -208,11 +207,13 @@ aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream) {
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
   if (!resolved) return error;
   const uint64_t record = found->NewRecord();
-  resolved->Enqueue(Task{[found, record](const std::stop_token&) {
-                           found->Complete(record, TaskStatus::Ok(), SteadyNowNs());
-                           return TaskStatus::Ok();
-                         },
-                         [found, record](const TaskStatus& cause) { found->Complete(record, cause, SteadyNowNs()); }});
+  resolved->Enqueue(Task{.run =
+                             [found, record](const std::stop_token&) {
+                               found->Complete(record, TaskStatus::Ok(), SteadyNowNs());
+                               return TaskStatus::Ok();
+                             },
+                         .on_drop = [found, record](const TaskStatus& cause) { found->Complete(record, cause, SteadyNowNs()); },
+                         .may_run_inline = true});
   return ACL_SUCCESS;
 }
 
@@ -224,8 +225,7 @@ aclError aclrtStreamWaitEvent(aclrtStream stream, aclrtEvent event) {
   if (!resolved) return error;
   const uint64_t record = found->LatestRecord();
   if (record == 0) return ACL_SUCCESS;  // never recorded: nothing to wait for
-  resolved->Enqueue(Task{[found, record](const std::stop_token& stop) { return found->WaitFor(record, stop); },
-                         nullptr});
+  resolved->Enqueue(Task{.run = [found, record](const std::stop_token& stop) { return found->WaitFor(record, stop); }});
   return ACL_SUCCESS;
 }
 
@@ -327,11 +327,10 @@ aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t cou
   aclError error = ACL_SUCCESS;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
   if (!resolved) return error;
-  resolved->Enqueue(Task{[dst, src, count](const std::stop_token&) {
-                           std::memmove(dst, src, count);
-                           return TaskStatus::Ok();
-                         },
-                         nullptr});
+  resolved->Enqueue(Task{.run = [dst, src, count](const std::stop_token&) {
+    std::memmove(dst, src, count);
+    return TaskStatus::Ok();
+  }});
   return ACL_SUCCESS;
 }
 

@@ -75,17 +75,18 @@ BarrierWindow::BarrierWindow(int rank_count, void* memory, bool initialize) : ra
 
 BarrierWindow::~BarrierWindow() { std::free(heap_); }
 
-void BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required) {
+bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required) {
   Slot& slot = slots_[rank];
   slot.arrival_ns[seq & 1].store(arrival_ns, std::memory_order_relaxed);
   slot.arrived_seq.store(seq, std::memory_order_seq_cst);  // also publishes arrival_ns
-  if (!Complete(seq, required)) return;
+  if (!Complete(seq, required)) return false;
   // Several arrivals may find the barrier complete; the one that raises the claim releases.
   uint64_t claimed = header_->claimed_seq.load(std::memory_order_seq_cst);
   do {
-    if (claimed >= seq) return;
+    if (claimed >= seq) return false;
   } while (!header_->claimed_seq.compare_exchange_weak(claimed, seq, std::memory_order_seq_cst));
   Release(seq);
+  return true;
 }
 
 void BarrierWindow::Release(uint64_t seq) {

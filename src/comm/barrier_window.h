@@ -60,8 +60,8 @@ class BarrierWindow {
   int RankCount() const { return rank_count_; }
 
   // Publishes that `rank` reached barrier `seq` at `arrival_ns` (steady clock); if that
-  // completes barrier `seq` for `required`, releases everyone waiting for it.
-  void Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required);
+  // completes barrier `seq` for `required`, releases everyone waiting for it and returns true.
+  bool Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required);
 
   bool Released(uint64_t seq) const;
   bool Complete(uint64_t seq, std::span<const int> required) const;

@@ -17,7 +17,8 @@ Group::Group(std::string name, std::vector<int> devices)
       ranks_(std::make_unique<RankState[]>(devices_.size())),
       live_ranks_(static_cast<int>(devices_.size())),
       window_(static_cast<int>(devices_.size())),
-      stats_(static_cast<int>(devices_.size())) {
+      stats_(static_cast<int>(devices_.size())),
+      parked_(static_cast<int>(devices_.size())) {
   for (int rank = 0; rank < Size(); ++rank) all_ranks_.push_back(rank);
 }
 
@@ -29,7 +30,8 @@ Group::Group(std::string name, std::vector<int> devices, std::unique_ptr<SharedM
       live_ranks_(1),  // the local rank; the others live in other processes
       memory_(std::move(memory)),
       window_(static_cast<int>(devices_.size()), memory_->Data(), /*initialize=*/false),
-      stats_(static_cast<int>(devices_.size())) {
+      stats_(static_cast<int>(devices_.size())),
+      parked_(static_cast<int>(devices_.size())) {
   for (int rank = 0; rank < Size(); ++rank) {
     all_ranks_.push_back(rank);
     if (rank != local_rank) ranks_[rank].live.store(false, std::memory_order_relaxed);

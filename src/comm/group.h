@@ -14,6 +14,7 @@
 
 #include "comm/barrier_stats.h"
 #include "comm/barrier_window.h"
+#include "comm/parked_ranks.h"
 #include "comm/peer_watch.h"
 #include "comm/shared_memory.h"
 #include "common/handle_table.h"
@@ -41,6 +42,10 @@ class Group {
 
   BarrierWindow& Window() { return window_; }
   BarrierStats& Stats() { return stats_; }
+  // Every rank is a thread of this process, so a barrier's release can finish every
+  // waiter's barrier itself (Parked()); a group spread over processes waits on the window.
+  bool AllLocal() const { return memory_ == nullptr; }
+  ParkedRanks& Parked() { return parked_; }
   // The sequence number of this rank's next barrier: 1, 2, 3, ...
   uint64_t NextSequence(int rank);
   // The last barrier this rank passed (0: none yet); what its statistics calls describe.
@@ -67,6 +72,7 @@ class Group {
   std::unique_ptr<SharedMemory> memory_;  // before window_: outlives it
   BarrierWindow window_;
   BarrierStats stats_;
+  ParkedRanks parked_;
   std::unique_ptr<PeerWatch> peer_watch_;  // last: stops before the window goes
 };
 

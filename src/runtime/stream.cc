@@ -2,22 +2,55 @@
 
 #include <sched.h>
 
+#include <vector>
+
 #include "common/error.h"
 #include "common/log.h"
 
 namespace distbarrier::runtime {
 namespace {
-// Before sleeping on a condition variable, the worker (waiting for work) and a synchronizer
-// (waiting for the worker) yield this many times watching the counter they wait for: when
-// the other side is about to come, a hand-off costs a yield instead of two futex calls and a
-// wake-up. Bounded, so an idle stream still sleeps.
+// Before sleeping on a condition variable, an idle worker (waiting for work) and a
+// synchronizer (waiting for the stream) yield this many times watching the counter they wait
+// for: when the other side is about to come, a hand-off costs a yield instead of two futex
+// calls and a wake-up. Bounded, so an idle stream still sleeps.
 constexpr int kYieldsBeforeSleep = 50;
 
 template <typename Ready>
 void YieldUntil(Ready ready) {
   for (int i = 0; i < kYieldsBeforeSleep && !ready(); ++i) sched_yield();
 }
+
+// A thread that drives streams (runs a step, or resumes a stream) queues the resumes that
+// step causes here and runs them when the step returns, so a chain of barriers resuming one
+// another runs as a loop on this thread rather than as a recursion.
+struct PendingResume {
+  Stream* stream;
+  TaskStatus status;
+};
+thread_local bool t_driving = false;
+thread_local std::vector<PendingResume> t_pending;
 }  // namespace
+
+void Resumer::Resume(TaskStatus status) const {
+  if (t_driving) {
+    t_pending.push_back({stream_, std::move(status)});
+    return;
+  }
+  t_driving = true;
+  stream_->ResumeNow(std::move(status));
+  Stream::DrainResumes();
+  t_driving = false;
+}
+
+void Stream::DrainResumes() {
+  // Each resume may queue more; the index, not an iterator, survives the vector growing.
+  for (size_t i = 0; i < t_pending.size(); ++i) {
+    Stream* stream = t_pending[i].stream;
+    TaskStatus status = std::move(t_pending[i].status);
+    stream->ResumeNow(std::move(status));
+  }
+  t_pending.clear();
+}
 
 Stream::~Stream() {
   Abort({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed"});
@@ -25,62 +58,177 @@ Stream::~Stream() {
 }
 
 void Stream::Enqueue(Task task) {
-  {
-    std::unique_lock lock(mutex_);
-    if (closing_) {  // destroyed or aborted: nobody will run it
-      lock.unlock();
-      if (task.on_drop) task.on_drop({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed or aborted"});
-      return;
-    }
-    queue_.push_back(std::move(task));
-    ++enqueued_;
-    enqueued_seen_.store(enqueued_, std::memory_order_release);
-    if (!worker_.joinable()) worker_ = std::thread([this] { RunWorker(); });
+  std::unique_lock lock(mutex_);
+  if (closing_) {  // destroyed or aborted: nobody will run it
+    lock.unlock();
+    if (task.on_drop) task.on_drop({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed or aborted"});
+    return;
   }
+  queue_.push_back(std::move(task));
+  ++enqueued_;
+  enqueued_seen_.store(enqueued_, std::memory_order_release);
+  // The worker also keeps the time of suspended tasks, so it starts even when it runs nothing.
+  if (!worker_.joinable()) worker_ = std::thread([this] { RunWorker(); });
+  if (runner_ != Runner::kNone) return;  // whoever runs the stream reaches the task in turn
+  // Nothing ahead of a task that may run inline: run it here, with no hand-off to the worker.
+  // Not when this thread already drives a stream: its queued resumes would wait on this task.
+  if (!t_driving && queue_.size() == 1 && queue_.front().may_run_inline && failure_.ok()) {
+    runner_ = Runner::kHelper;
+    t_driving = true;
+    RunTasks(lock, /*may_block=*/false);
+    lock.unlock();
+    DrainResumes();
+    t_driving = false;
+    return;
+  }
+  lock.unlock();
   work_ready_.notify_one();
 }
 
-void Stream::RunWorker() {
+StepResult Stream::Step(Task& task, StepCall call) {
+  const bool outermost = !t_driving;
+  t_driving = true;
+  StepResult result = task.step(call, Resumer(this), stop_.get_token());
+  if (outermost) {
+    DrainResumes();
+    t_driving = false;
+  }
+  return result;
+}
+
+void Stream::RunTasks(std::unique_lock<std::mutex>& lock, bool may_block) {
   for (;;) {
-    Task task;
-    TaskStatus drop_cause;
-    {
-      std::unique_lock lock(mutex_);
-      if (queue_.empty() && !closing_) {
-        const uint64_t taken = finished_;
-        lock.unlock();
-        YieldUntil([&] { return enqueued_seen_.load(std::memory_order_acquire) > taken; });
-        lock.lock();
-      }
-      work_ready_.wait(lock, [&] { return !queue_.empty() || closing_; });
-      if (queue_.empty()) {
-        worker_exited_ = true;
-        work_done_.notify_all();
-        return;
-      }
-      task = std::move(queue_.front());
-      queue_.pop_front();
-      drop_cause = failure_;
+    if (queue_.empty()) {
+      runner_ = Runner::kNone;
+      if (closing_) work_ready_.notify_one();  // the worker may exit now
+      return;
     }
-    if (drop_cause.ok() && !stop_.stop_requested()) {
-      TaskStatus status = task.run(stop_.get_token());
-      if (!status.ok()) {
-        Log(LogLevel::kError, "{} (error {})", status.message, status.code);
-        std::lock_guard lock(mutex_);
-        if (failure_.ok()) failure_ = std::move(status);
-      }
-    } else {
+    const bool dropping = !failure_.ok() || stop_.stop_requested();
+    if (!dropping && !may_block && !queue_.front().may_run_inline) {
+      runner_ = Runner::kNone;
+      work_ready_.notify_one();  // a task only the worker may run
+      return;
+    }
+    Task task = std::move(queue_.front());
+    queue_.pop_front();
+    TaskStatus drop_cause = failure_;
+    lock.unlock();
+
+    std::optional<TaskStatus> status;
+    if (dropping) {
       if (drop_cause.ok()) drop_cause = {ACL_ERROR_RT_STREAM_ABORT, "stream aborted"};
       if (task.on_drop) task.on_drop(drop_cause);
+      status = TaskStatus::Ok();  // the stream's failure is already recorded
+    } else if (task.step) {
+      StepResult step = Step(task, StepCall::kStart);
+      if (step.kind != StepResult::Kind::kDone) {
+        lock.lock();
+        if (Suspend(std::move(task), step, &status)) return;
+        FinishLocked(std::move(*status));  // resumed before it was suspended
+        continue;
+      }
+      status = std::move(step.status);
+    } else {
+      status = task.run(stop_.get_token());
     }
-    bool wake;
-    {
-      std::lock_guard lock(mutex_);
-      ++finished_;
-      finished_seen_.store(finished_, std::memory_order_release);
-      wake = !sync_targets_.empty() && *sync_targets_.begin() <= finished_;
+    task = Task{};  // its captures go before the lock is taken
+    lock.lock();
+    FinishLocked(std::move(*status));
+  }
+}
+
+bool Stream::Suspend(Task task, const StepResult& step, std::optional<TaskStatus>* status) {
+  if (early_resume_) {
+    *status = std::move(*early_resume_);
+    early_resume_.reset();
+    return false;
+  }
+  suspended_ = std::move(task);
+  runner_ = Runner::kSuspended;
+  resume_coming_ = step.kind == StepResult::Kind::kResumeComing;
+  suspended_wake_ = resume_coming_ ? Clock::time_point::max() : step.wake_at;
+  // Wake the worker only when it would sleep past the new wake time.
+  if (!resume_coming_ && suspended_wake_ < worker_alarm_) work_ready_.notify_one();
+  return true;
+}
+
+void Stream::ResumeNow(TaskStatus status) {
+  std::unique_lock lock(mutex_);
+  if (runner_ != Runner::kSuspended) {  // its runner is still between step and Suspend
+    early_resume_ = std::move(status);
+    return;
+  }
+  Task done = std::move(suspended_);
+  suspended_ = Task{};
+  resume_coming_ = false;
+  runner_ = Runner::kHelper;
+  FinishLocked(std::move(status));
+  RunTasks(lock, /*may_block=*/false);
+}
+
+void Stream::PollSuspended(std::unique_lock<std::mutex>& lock) {
+  StepResult step = Step(suspended_, StepCall::kPoll);
+  switch (step.kind) {
+    case StepResult::Kind::kDone: {
+      Task done = std::move(suspended_);
+      suspended_ = Task{};
+      runner_ = Runner::kWorker;
+      FinishLocked(std::move(step.status));
+      RunTasks(lock, /*may_block=*/true);
+      return;
     }
-    if (wake) work_done_.notify_all();
+    case StepResult::Kind::kSuspended:
+      suspended_wake_ = step.wake_at;
+      return;
+    case StepResult::Kind::kResumeComing:
+      resume_coming_ = true;
+      return;
+  }
+}
+
+void Stream::FinishLocked(TaskStatus failure) {
+  if (!failure.ok()) {
+    Log(LogLevel::kError, "{} (error {})", failure.message, failure.code);
+    if (failure_.ok()) failure_ = std::move(failure);
+  }
+  ++finished_;
+  finished_seen_.store(finished_, std::memory_order_release);
+  if (!sync_targets_.empty() && *sync_targets_.begin() <= finished_) work_done_.notify_all();
+}
+
+void Stream::RunWorker() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    worker_alarm_ = Clock::time_point::min();  // awake: nobody needs to wake it
+    if (runner_ == Runner::kNone && !queue_.empty()) {
+      runner_ = Runner::kWorker;
+      RunTasks(lock, /*may_block=*/true);
+      continue;
+    }
+    if (runner_ == Runner::kSuspended && !resume_coming_ &&
+        (stop_.stop_requested() || Clock::now() >= suspended_wake_)) {
+      PollSuspended(lock);
+      continue;
+    }
+    if (runner_ == Runner::kNone && closing_) {  // and the queue is empty
+      worker_exited_ = true;
+      work_done_.notify_all();
+      return;
+    }
+    if (runner_ == Runner::kNone) {  // idle: a next task may be about to come
+      const uint64_t seen = enqueued_;
+      lock.unlock();
+      YieldUntil([&] { return enqueued_seen_.load(std::memory_order_acquire) != seen; });
+      lock.lock();
+      if (runner_ != Runner::kNone || !queue_.empty() || closing_) continue;
+    }
+    const bool polls = runner_ == Runner::kSuspended && !resume_coming_;
+    worker_alarm_ = polls ? suspended_wake_ : Clock::time_point::max();
+    if (polls) {
+      work_ready_.wait_until(lock, worker_alarm_);
+    } else {
+      work_ready_.wait(lock);
+    }
   }
 }
 
@@ -127,12 +275,11 @@ void Stream::Close() {
 }
 
 void Stream::Abort(TaskStatus reason) {
-  {
-    std::lock_guard lock(mutex_);
-    if (failure_.ok()) failure_ = std::move(reason);
-    closing_ = true;
-    if (!worker_.joinable()) worker_exited_ = true;
-  }
+  std::lock_guard lock(mutex_);
+  if (failure_.ok()) failure_ = std::move(reason);
+  closing_ = true;
+  if (!worker_.joinable()) worker_exited_ = true;
+  // Under the lock: a worker that checked for a stop and is about to sleep cannot miss it.
   stop_.request_stop();
   work_ready_.notify_all();
 }

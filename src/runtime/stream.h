@@ -1,7 +1,15 @@
-// A stream: an in-order task queue run by its own worker thread, asynchronously to the host
-// and to every other stream (a task blocked on one stream never holds up another). The
-// worker sleeps on a condition variable when idle and is started by the first task, so idle
-// streams cost no CPU.
+// A stream: an in-order task queue, asynchronous to the host and to every other stream (a
+// task blocked on one stream never holds up another).
+//
+// Each stream has a worker thread, started by the first task, that runs blocking tasks and
+// sleeps on a condition variable when idle, so idle streams cost no CPU. But a stream is not
+// tied to its worker: whichever thread holds the stream's runner role runs its tasks. The
+// launching thread takes the role for a task that may run inline when the stream is idle; a
+// suspendable task (a barrier) gives the role up while it waits, and the thread that ends
+// the wait (the barrier's last arrival) takes it and goes on with the stream's next inline
+// tasks. So when every rank of a barrier is in this process, one thread can carry all ranks
+// through a run of barriers without a single context switch. The worker still keeps the
+// suspended task's clock: it polls it at its wake time (timeouts, hang warnings) and on abort.
 #pragma once
 
 #include <atomic>
@@ -47,12 +55,31 @@ class Stream {
   bool WorkerExited() const;
 
  private:
+  friend class Resumer;
+  using Clock = std::chrono::steady_clock;
+  enum class Runner { kNone, kWorker, kHelper, kSuspended };
+
   void RunWorker();
+  // Runs the resumes this thread queued while it drove streams.
+  static void DrainResumes();
+  // With the lock held and the runner role taken: runs tasks until the queue is empty, a task
+  // suspends, or (when !may_block) the next task may not run inline.
+  void RunTasks(std::unique_lock<std::mutex>& lock, bool may_block);
+  // A step of `task`; resumes that the step causes run on this thread before it returns.
+  StepResult Step(Task& task, StepCall call);
+  // The suspended task finished with `status` (a Resume, or the worker's poll took it back).
+  void ResumeNow(TaskStatus status);
+  // Lock held: `task` stepped to kSuspended/kResumeComing. False when its resume came early:
+  // then *status is its result and the caller finishes it.
+  bool Suspend(Task task, const StepResult& step, std::optional<TaskStatus>* status);
+  void PollSuspended(std::unique_lock<std::mutex>& lock);
+  // Lock held: counts a finished task; `failure` (if not ok) fails the stream.
+  void FinishLocked(TaskStatus failure);
 
   const int device_;
   mutable std::mutex mutex_;
-  std::condition_variable work_ready_;
-  std::condition_variable work_done_;
+  std::condition_variable work_ready_;  // the worker's
+  std::condition_variable work_done_;   // synchronizers'
   std::deque<Task> queue_;
   uint64_t enqueued_ = 0;
   uint64_t finished_ = 0;
@@ -64,6 +91,16 @@ class Stream {
   // reached, not after every task (a wake per task doubled the context switches per barrier).
   std::multiset<uint64_t> sync_targets_;
   TaskStatus failure_;  // sticky: the first failed task fails the stream until destroyed
+
+  Runner runner_ = Runner::kNone;
+  Task suspended_;                            // while runner_ is kSuspended
+  Clock::time_point suspended_wake_;          // when the worker polls it
+  bool resume_coming_ = false;                // someone took it over: do not poll
+  std::optional<TaskStatus> early_resume_;    // resumed before its runner finished suspending it
+  // When the sleeping worker wakes by itself (min while it is awake): a suspension that needs
+  // an earlier poll wakes it, any other lets it sleep.
+  Clock::time_point worker_alarm_ = Clock::time_point::min();
+
   bool closing_ = false;
   bool worker_exited_ = false;
   std::stop_source stop_;

@@ -100,77 +100,181 @@ std::variant<std::vector<int>, std::string> ElasticRequiredRanks(const int32_t* 
   return required;
 }
 
-runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
-  runtime::Task task;
-  task.run = [plan](const std::stop_token& stop) -> runtime::TaskStatus {
-    comm::Group& group = *plan->member.group;
-    const int rank = plan->member.rank;
+namespace {
 
-    std::vector<int> elastic_ranks;
-    if (plan->elastic_info != nullptr) {
-      auto parsed = ElasticRequiredRanks(plan->elastic_info, group.Size(), rank);
+using runtime::StepResult;
+
+// When a second stream of the same rank waits in another barrier, the rank's parking slot is
+// taken; the barrier then checks for its release this often instead.
+constexpr auto kPollWithoutSlot = std::chrono::milliseconds(1);
+
+// One launched barrier of one rank: arrival, wait, result. Ranks of a group in this process
+// park while they wait (ParkedRanks) and are finished by the releasing arrival; ranks of a
+// group spread over processes block their stream's worker on the window, which other
+// processes release.
+class BarrierRun {
+ public:
+  explicit BarrierRun(std::shared_ptr<const BarrierPlan> plan)
+      : plan_(std::move(plan)), group_(*plan_->member.group), rank_(plan_->member.rank) {}
+
+  StepResult Start(const runtime::Resumer& resumer, const std::stop_token& stop) {
+    if (std::optional<runtime::TaskStatus> error = Prepare()) return StepResult::Done(std::move(*error));
+    comm::BarrierWindow& window = group_.Window();
+    seq_ = group_.NextSequence(rank_);
+    start_ = Clock::now();
+    const bool released_here = window.Arrive(rank_, seq_, start_.time_since_epoch().count(), *required_);
+    if (!group_.AllLocal()) return StepResult::Done(WaitBlocking(stop));
+    if (released_here) {
+      runtime::TaskStatus mine = Finish(comm::WaitResult::kReleased);
+      ResumeParked();
+      return StepResult::Done(std::move(mine));
+    }
+    resumer_.emplace(resumer);
+    return Park();
+  }
+
+  // The stream's worker, at the wake time or on abort.
+  StepResult Poll(const std::stop_token& stop) {
+    if (!polling_ && !group_.Parked().Take(rank_, seq_)) return StepResult::ResumeComing();
+    // This rank holds its barrier again: nobody else will finish it.
+    if (group_.Window().Released(seq_)) return StepResult::Done(Finish(comm::WaitResult::kReleased));
+    if (stop.stop_requested()) return StepResult::Done(Finish(comm::WaitResult::kStopped));
+    const Clock::time_point now = Clock::now();
+    if (deadline_ && now >= *deadline_) return StepResult::Done(Finish(comm::WaitResult::kTimedOut));
+    if (!deadline_ && !warned_ && now >= warn_at_) {
+      warned_ = true;
+      Warn();
+    }
+    return Park();
+  }
+
+ private:
+  // The ranks to wait for and the timeout, read when the barrier runs; an error for a bad
+  // elasticInfo table.
+  std::optional<runtime::TaskStatus> Prepare() {
+    required_ = &group_.AllRanks();
+    if (plan_->elastic_info != nullptr) {
+      auto parsed = ElasticRequiredRanks(plan_->elastic_info, group_.Size(), rank_);
       if (auto* error = std::get_if<std::string>(&parsed)) {
-        return {ACL_ERROR_RT_PARAM_INVALID,
-                fmt::format("{}: group '{}', rank {}: {}", plan->api, group.Name(), rank, *error)};
+        return runtime::TaskStatus{ACL_ERROR_RT_PARAM_INVALID,
+                                   fmt::format("{}: group '{}', rank {}: {}", plan_->api, group_.Name(), rank_, *error)};
       }
-      elastic_ranks = std::move(std::get<std::vector<int>>(parsed));
+      elastic_ranks_ = std::move(std::get<std::vector<int>>(parsed));
+      required_ = &elastic_ranks_;
     }
-    const std::vector<int>& required = plan->elastic_info != nullptr ? elastic_ranks : group.AllRanks();
-
-    std::optional<std::chrono::microseconds> timeout = plan->default_timeout;
-    if (plan->timeout_us != nullptr) {
-      const int32_t value = *plan->timeout_us;
-      timeout = value > 0 ? std::optional(std::chrono::microseconds(value)) : std::nullopt;
+    timeout_ = plan_->default_timeout;
+    if (plan_->timeout_us != nullptr) {
+      const int32_t value = *plan_->timeout_us;
+      timeout_ = value > 0 ? std::optional(std::chrono::microseconds(value)) : std::nullopt;
     }
+    return std::nullopt;
+  }
 
-    comm::BarrierWindow& window = group.Window();
-    const uint64_t seq = group.NextSequence(rank);
-    const Clock::time_point start = Clock::now();
-    const int64_t arrival_ns = start.time_since_epoch().count();
-    window.Arrive(rank, seq, arrival_ns, required);
+  // Parks this rank until the release, unless it came already.
+  StepResult Park() {
+    comm::ParkedRanks& parked = group_.Parked();
+    if (timeout_ && !deadline_) deadline_ = start_ + *timeout_;
+    if (!timeout_) warn_at_ = start_ + plan_->warn_after;
+    Clock::time_point wake = deadline_ ? *deadline_ : warned_ ? Clock::time_point::max() : warn_at_;
+    if (group_.Window().Released(seq_)) return StepResult::Done(Finish(comm::WaitResult::kReleased));
+    polling_ = !parked.Park(rank_, seq_, this);
+    if (polling_) return StepResult::Suspended(std::min(wake, Clock::now() + kPollWithoutSlot));
+    // Parked: a release from now on takes this rank; one that came just before, we take.
+    if (group_.Window().Released(seq_)) {
+      if (!parked.Take(rank_, seq_)) return StepResult::ResumeComing();
+      return StepResult::Done(Finish(comm::WaitResult::kReleased));
+    }
+    return StepResult::Suspended(wake);
+  }
 
+  // This arrival released barrier seq_: finish every parked rank it covers.
+  void ResumeParked() {
+    comm::ParkedRanks& parked = group_.Parked();
+    for (int rank = 0; rank < group_.Size(); ++rank) {
+      auto* other = static_cast<BarrierRun*>(parked.TakeIfReleased(rank, seq_));
+      if (other == nullptr) continue;
+      const runtime::Resumer resumer = *other->resumer_;
+      resumer.Resume(other->Finish(comm::WaitResult::kReleased));  // may free `other`
+    }
+  }
+
+  runtime::TaskStatus WaitBlocking(const std::stop_token& stop) {
+    comm::BarrierWindow& window = group_.Window();
     comm::WaitOptions options;
-    if (timeout) {
-      options.deadline = start + *timeout;
+    if (timeout_) {
+      options.deadline = start_ + *timeout_;
     } else {
-      options.warn_at = start + plan->warn_after;
-      options.on_warn = [&] {
-        if (!window.ClaimWarning(seq)) return;  // one line per stuck barrier, not one per rank
-        Log(LogLevel::kWarning,
-            "{}: group '{}' barrier #{} has waited {:.1f} s on rank {} for ranks [{}] (no timeout set; still "
-            "waiting)",
-            plan->api, group.Name(), seq, Milliseconds(Clock::now() - start) / 1000.0, rank,
-            fmt::join(window.Missing(seq, required), ", "));
-      };
+      options.warn_at = start_ + plan_->warn_after;
+      options.on_warn = [this] { Warn(); };
     }
     std::stop_callback wake_on_stop(stop, [&window] { window.WakeAll(); });
-    const comm::WaitResult result = window.Wait(seq, required, options, stop);
-    const Clock::time_point end = Clock::now();
-    if (TraceWriter* trace = TraceWriter::Instance()) TraceBarrier(*trace, group, rank, seq, start, end, result);
+    return Finish(window.Wait(seq_, *required_, options, stop));
+  }
+
+  void Warn() {
+    comm::BarrierWindow& window = group_.Window();
+    if (!window.ClaimWarning(seq_)) return;  // one line per stuck barrier, not one per rank
+    Log(LogLevel::kWarning,
+        "{}: group '{}' barrier #{} has waited {:.1f} s on rank {} for ranks [{}] (no timeout set; still "
+        "waiting)",
+        plan_->api, group_.Name(), seq_, Milliseconds(Clock::now() - start_) / 1000.0, rank_,
+        fmt::join(window.Missing(seq_, *required_), ", "));
+  }
+
+  runtime::TaskStatus Finish(comm::WaitResult result) const {
+    comm::BarrierWindow& window = group_.Window();
+    TraceWriter* trace = TraceWriter::Instance();
+    const Clock::time_point end = trace != nullptr || result != comm::WaitResult::kReleased ? Clock::now() : start_;
+    if (trace != nullptr) TraceBarrier(*trace, group_, rank_, seq_, start_, end, result);
     switch (result) {
       case comm::WaitResult::kReleased:
-        if (comm::StatsEnabled() && group.Stats().ClaimRecord(seq)) group.Stats().Record(seq, required, window);
-        group.MarkPassed(rank, seq);
+        if (comm::StatsEnabled() && group_.Stats().ClaimRecord(seq_)) group_.Stats().Record(seq_, *required_, window);
+        group_.MarkPassed(rank_, seq_);
         return runtime::TaskStatus::Ok();
       case comm::WaitResult::kPeerDied:
         return {ACL_ERROR_RT_SUSPECT_REMOTE_ERROR,
-                fmt::format("{}: group '{}', rank {}, barrier #{}: {} after {:.3f} ms", plan->api, group.Name(),
-                            rank, seq, DescribeDead(window, window.DeadMissing(seq, required)),
-                            Milliseconds(end - start))};
+                fmt::format("{}: group '{}', rank {}, barrier #{}: {} after {:.3f} ms", plan_->api, group_.Name(), rank_,
+                            seq_, DescribeDead(window, window.DeadMissing(seq_, *required_)),
+                            Milliseconds(end - start_))};
       case comm::WaitResult::kTimedOut:
         return {ACL_ERROR_RT_VECTOR_CORE_TIMEOUT,
                 fmt::format("{} timed out: group '{}', rank {}, barrier #{} waited {:.3f} ms (timeout {}); "
                             "ranks that had not arrived: [{}]",
-                            plan->api, group.Name(), rank, seq, Milliseconds(end - start), DescribeTimeout(timeout),
-                            fmt::join(window.Missing(seq, required), ", "))};
+                            plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
+                            DescribeTimeout(timeout_), fmt::join(window.Missing(seq_, *required_), ", "))};
       case comm::WaitResult::kStopped:
         break;
     }
     return {ACL_ERROR_RT_STREAM_ABORT,
             fmt::format("{}: group '{}', rank {}, barrier #{} aborted after {:.3f} ms (stream destroyed or "
                         "aclFinalize); ranks that had not arrived: [{}]",
-                        plan->api, group.Name(), rank, seq, Milliseconds(end - start),
-                        fmt::join(window.Missing(seq, required), ", "))};
+                        plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
+                        fmt::join(window.Missing(seq_, *required_), ", "))};
+  }
+
+  const std::shared_ptr<const BarrierPlan> plan_;
+  comm::Group& group_;
+  const int rank_;
+  std::vector<int> elastic_ranks_;
+  const std::vector<int>* required_ = nullptr;
+  std::optional<std::chrono::microseconds> timeout_;
+  uint64_t seq_ = 0;
+  Clock::time_point start_;
+  std::optional<Clock::time_point> deadline_;
+  Clock::time_point warn_at_;
+  bool warned_ = false;
+  bool polling_ = false;  // not parked (the slot was taken): the worker polls for the release
+  std::optional<runtime::Resumer> resumer_;
+};
+
+}  // namespace
+
+runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
+  runtime::Task task;
+  task.may_run_inline = plan->member.group->AllLocal();
+  auto run = std::make_shared<BarrierRun>(std::move(plan));
+  task.step = [run](runtime::StepCall call, const runtime::Resumer& resumer, const std::stop_token& stop) {
+    return call == runtime::StepCall::kStart ? run->Start(resumer, stop) : run->Poll(stop);
   };
   return task;
 }
