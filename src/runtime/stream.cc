@@ -88,7 +88,7 @@ void Stream::Enqueue(Task task) {
 StepResult Stream::Step(Task& task, StepCall call) {
   const bool outermost = !t_driving;
   t_driving = true;
-  StepResult result = task.step(call, Resumer(this), stop_.get_token());
+  StepResult result = task.suspendable->Step(call, Resumer(this), stop_.get_token());
   if (outermost) {
     DrainResumes();
     t_driving = false;
@@ -96,7 +96,7 @@ StepResult Stream::Step(Task& task, StepCall call) {
   return result;
 }
 
-void Stream::RunTasks(std::unique_lock<std::mutex>& lock, bool may_block) {
+void Stream::RunTasks(std::unique_lock<AdaptiveMutex>& lock, bool may_block) {
   for (;;) {
     if (queue_.empty()) {
       runner_ = Runner::kNone;
@@ -119,7 +119,7 @@ void Stream::RunTasks(std::unique_lock<std::mutex>& lock, bool may_block) {
       if (drop_cause.ok()) drop_cause = {ACL_ERROR_RT_STREAM_ABORT, "stream aborted"};
       if (task.on_drop) task.on_drop(drop_cause);
       status = TaskStatus::Ok();  // the stream's failure is already recorded
-    } else if (task.step) {
+    } else if (task.suspendable) {
       StepResult step = Step(task, StepCall::kStart);
       if (step.kind != StepResult::Kind::kDone) {
         lock.lock();
@@ -166,7 +166,7 @@ void Stream::ResumeNow(TaskStatus status) {
   RunTasks(lock, /*may_block=*/false);
 }
 
-void Stream::PollSuspended(std::unique_lock<std::mutex>& lock) {
+void Stream::PollSuspended(std::unique_lock<AdaptiveMutex>& lock) {
   StepResult step = Step(suspended_, StepCall::kPoll);
   switch (step.kind) {
     case StepResult::Kind::kDone: {

@@ -23,6 +23,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "common/adaptive_mutex.h"
 #include "runtime/task.h"
 
 namespace distbarrier::runtime {
@@ -64,7 +65,7 @@ class Stream {
   static void DrainResumes();
   // With the lock held and the runner role taken: runs tasks until the queue is empty, a task
   // suspends, or (when !may_block) the next task may not run inline.
-  void RunTasks(std::unique_lock<std::mutex>& lock, bool may_block);
+  void RunTasks(std::unique_lock<AdaptiveMutex>& lock, bool may_block);
   // A step of `task`; resumes that the step causes run on this thread before it returns.
   StepResult Step(Task& task, StepCall call);
   // The suspended task finished with `status` (a Resume, or the worker's poll took it back).
@@ -72,14 +73,14 @@ class Stream {
   // Lock held: `task` stepped to kSuspended/kResumeComing. False when its resume came early:
   // then *status is its result and the caller finishes it.
   bool Suspend(Task task, const StepResult& step, std::optional<TaskStatus>* status);
-  void PollSuspended(std::unique_lock<std::mutex>& lock);
+  void PollSuspended(std::unique_lock<AdaptiveMutex>& lock);
   // Lock held: counts a finished task; `failure` (if not ok) fails the stream.
   void FinishLocked(TaskStatus failure);
 
   const int device_;
-  mutable std::mutex mutex_;
-  std::condition_variable work_ready_;  // the worker's
-  std::condition_variable work_done_;   // synchronizers'
+  mutable AdaptiveMutex mutex_;
+  std::condition_variable_any work_ready_;  // the worker's
+  std::condition_variable_any work_done_;   // synchronizers'
   std::deque<Task> queue_;
   uint64_t enqueued_ = 0;
   uint64_t finished_ = 0;

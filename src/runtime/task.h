@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <stop_token>
 #include <string>
 
@@ -53,16 +54,26 @@ struct StepResult {
   static StepResult ResumeComing() { return {Kind::kResumeComing, {}, {}}; }
 };
 
+// A task that waits without holding a thread (a barrier): Step(kStart) runs where the stream
+// reaches it and either finishes it at once or suspends it, having arranged for someone to
+// call resumer.Resume exactly once. While it is suspended, the stream's worker calls
+// Step(kPoll) at its wake time and when the stream is aborted; that call runs with the
+// stream's lock held, so it must not resume any stream.
+class SuspendableTask {
+ public:
+  virtual ~SuspendableTask() = default;
+  virtual StepResult Step(StepCall call, const Resumer& resumer, const std::stop_token& stop) = 0;
+};
+
 struct Task {
   // A blocking task: runs on the stream's worker. `stop` is requested when the stream is
   // aborted (aclFinalize); a task that blocks must wake up for it.
   std::function<TaskStatus(const std::stop_token& stop)> run{};
-  // Called instead of `run`/`step` when the task is dropped because its stream has failed or
+  // Called instead of running the task when it is dropped because its stream has failed or
   // been aborted, so whoever waits on the task's effect (an event) learns of the failure.
   std::function<void(const TaskStatus& cause)> on_drop{};
-  // A suspendable task, instead of `run`: waits without holding a thread. A kPoll call runs
-  // on the worker with the stream's lock held, so it must not resume any stream.
-  std::function<StepResult(StepCall call, const Resumer& resumer, const std::stop_token& stop)> step{};
+  // Instead of `run`: a suspendable task.
+  std::unique_ptr<SuspendableTask> suspendable{};
   // Cheap and never blocks on user code: may run on whichever thread drives the stream (the
   // launching thread, or one that resumed the stream), not only on the stream's worker.
   bool may_run_inline = false;

@@ -129,6 +129,26 @@ TEST_F(BarrierTest, ABlockedBarrierDoesNotBlockAnotherStreamOfTheDevice) {
   EXPECT_ACL_OK(aclrtSynchronizeStream(streams_[0]));
 }
 
+// A rank parks in one barrier at a time; its barrier on a second stream cannot park and is
+// polled by that stream's worker instead. Both must still pass.
+TEST_F(BarrierTest, ARankWaitingOnTwoStreamsAtOncePassesBoth) {
+  // No hang-warning poll for an hour: only the polling fallback can finish the second barrier.
+  setenv("DISTBARRIER_WARN_S", "3600", 1);
+  Setup(2);
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  aclrtStream second = NewStream();
+  ASSERT_EQ(Enqueue(0), ACLNN_SUCCESS);  // rank 0, barrier 1, parks
+  ASSERT_EQ(EnqueueBarrier(x_refs_[0].tensor, group_, 2, second), ACLNN_SUCCESS);  // barrier 2
+  EXPECT_EQ(Query(streams_[0]), ACL_STREAM_STATUS_NOT_READY);
+  EXPECT_EQ(Query(second), ACL_STREAM_STATUS_NOT_READY);
+  ASSERT_EQ(Enqueue(1), ACLNN_SUCCESS);
+  ASSERT_EQ(Enqueue(1), ACLNN_SUCCESS);
+  EXPECT_ACL_OK(aclrtSynchronizeStream(streams_[0]));
+  EXPECT_ACL_OK(aclrtSynchronizeStream(second));
+  EXPECT_ACL_OK(aclrtSynchronizeStream(streams_[1]));
+  unsetenv("DISTBARRIER_WARN_S");
+}
+
 TEST_F(BarrierTest, TwoCommunicatorsOverTheSameDevicesAreIndependent) {
   Setup(2);
   std::vector<HcclComm> second = MakeGroup(FirstDevices(2));

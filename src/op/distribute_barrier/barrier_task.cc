@@ -112,11 +112,16 @@ constexpr auto kPollWithoutSlot = std::chrono::milliseconds(1);
 // park while they wait (ParkedRanks) and are finished by the releasing arrival; ranks of a
 // group spread over processes block their stream's worker on the window, which other
 // processes release.
-class BarrierRun {
+class BarrierRun final : public runtime::SuspendableTask {
  public:
   explicit BarrierRun(std::shared_ptr<const BarrierPlan> plan)
       : plan_(std::move(plan)), group_(*plan_->member.group), rank_(plan_->member.rank) {}
 
+  StepResult Step(runtime::StepCall call, const runtime::Resumer& resumer, const std::stop_token& stop) override {
+    return call == runtime::StepCall::kStart ? Start(resumer, stop) : Poll(stop);
+  }
+
+ private:
   StepResult Start(const runtime::Resumer& resumer, const std::stop_token& stop) {
     if (std::optional<runtime::TaskStatus> error = Prepare()) return StepResult::Done(std::move(*error));
     comm::BarrierWindow& window = group_.Window();
@@ -148,7 +153,6 @@ class BarrierRun {
     return Park();
   }
 
- private:
   // The ranks to wait for and the timeout, read when the barrier runs; an error for a bad
   // elasticInfo table.
   std::optional<runtime::TaskStatus> Prepare() {
@@ -272,10 +276,7 @@ class BarrierRun {
 runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
   runtime::Task task;
   task.may_run_inline = plan->member.group->AllLocal();
-  auto run = std::make_shared<BarrierRun>(std::move(plan));
-  task.step = [run](runtime::StepCall call, const runtime::Resumer& resumer, const std::stop_token& stop) {
-    return call == runtime::StepCall::kStart ? run->Start(resumer, stop) : run->Poll(stop);
-  };
+  task.suspendable = std::make_unique<BarrierRun>(std::move(plan));
   return task;
 }
 

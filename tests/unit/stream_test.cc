@@ -1,0 +1,287 @@
+// Streams that are not tied to their worker thread: suspendable tasks, resumes from other
+// threads (also before the task finished suspending), tasks run inline by the thread that
+// launches or resumes, the worker's polls at a suspended task's wake time and on abort, and
+// the parking slots the barrier uses. No sleeps: every hand-off is awaited through a promise
+// or a stream synchronize.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "comm/parked_ranks.h"
+#include "runtime/stream.h"
+
+namespace distbarrier::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// A task that suspends at start and tells the test how to resume it; what it answers to
+// polls is set by the test.
+class ManualTask final : public SuspendableTask {
+ public:
+  struct Shared {
+    std::promise<Resumer> resumer;
+    std::promise<void> polled_once;
+    std::atomic<int> polls{0};
+    std::atomic<bool> saw_stop{false};
+    std::thread::id started_on;
+    Clock::time_point wake_at = Clock::time_point::max();
+    // What a poll answers; kSuspended re-arms with `wake_at`.
+    StepResult::Kind poll_answer = StepResult::Kind::kSuspended;
+    TaskStatus poll_status;
+  };
+  explicit ManualTask(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+
+  StepResult Step(StepCall call, const Resumer& resumer, const std::stop_token& stop) override {
+    if (call == StepCall::kStart) {
+      shared_->started_on = std::this_thread::get_id();
+      shared_->resumer.set_value(resumer);
+      return StepResult::Suspended(shared_->wake_at);
+    }
+    if (stop.stop_requested()) shared_->saw_stop = true;
+    if (shared_->polls.fetch_add(1) == 0) shared_->polled_once.set_value();
+    switch (shared_->poll_answer) {
+      case StepResult::Kind::kDone: return StepResult::Done(shared_->poll_status);
+      case StepResult::Kind::kResumeComing: return StepResult::ResumeComing();
+      case StepResult::Kind::kSuspended: break;
+    }
+    return StepResult::Suspended(Clock::time_point::max());
+  }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+};
+
+Task Manual(std::shared_ptr<ManualTask::Shared> shared, bool may_run_inline = false) {
+  Task task;
+  task.suspendable = std::make_unique<ManualTask>(std::move(shared));
+  task.may_run_inline = may_run_inline;
+  return task;
+}
+
+// A plain task that records the thread it ran on.
+Task RecordThread(std::thread::id* ran_on, bool may_run_inline) {
+  Task task;
+  task.run = [ran_on](const std::stop_token&) {
+    *ran_on = std::this_thread::get_id();
+    return TaskStatus::Ok();
+  };
+  task.may_run_inline = may_run_inline;
+  return task;
+}
+
+TEST(StreamSuspendTest, ASuspendedTaskHoldsTheStreamUntilResumed) {
+  Stream stream(0);
+  auto shared = std::make_shared<ManualTask::Shared>();
+  std::thread::id after;
+  stream.Enqueue(Manual(shared));
+  stream.Enqueue(RecordThread(&after, /*may_run_inline=*/false));
+  Resumer resumer = shared->resumer.get_future().get();
+  EXPECT_FALSE(stream.Idle());
+  EXPECT_EQ(stream.Synchronize(0ms), ACL_ERROR_RT_STREAM_SYNC_TIMEOUT);
+  EXPECT_EQ(after, std::thread::id());  // the task behind it has not run
+  resumer.Resume(TaskStatus::Ok());
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+  EXPECT_NE(after, std::thread::id());
+  EXPECT_EQ(shared->polls.load(), 0);  // no wake time: the worker never polled
+}
+
+TEST(StreamSuspendTest, AnInlineTaskOnAnIdleStreamRunsOnTheLaunchingThread) {
+  Stream stream(0);
+  auto shared = std::make_shared<ManualTask::Shared>();
+  stream.Enqueue(Manual(shared, /*may_run_inline=*/true));
+  EXPECT_EQ(shared->started_on, std::this_thread::get_id());
+  shared->resumer.get_future().get().Resume(TaskStatus::Ok());
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+}
+
+TEST(StreamSuspendTest, ANonInlineTaskRunsOnTheWorker) {
+  Stream stream(0);
+  auto shared = std::make_shared<ManualTask::Shared>();
+  stream.Enqueue(Manual(shared, /*may_run_inline=*/false));
+  shared->resumer.get_future().get().Resume(TaskStatus::Ok());
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+  EXPECT_NE(shared->started_on, std::this_thread::get_id());
+}
+
+TEST(StreamSuspendTest, TheResumingThreadRunsTheInlineTasksThatFollowAndLeavesTheOthersToTheWorker) {
+  Stream stream(0);
+  auto shared = std::make_shared<ManualTask::Shared>();
+  std::thread::id inline_ran_on;
+  std::thread::id blocking_ran_on;
+  stream.Enqueue(Manual(shared, /*may_run_inline=*/true));  // suspended when Enqueue returns
+  stream.Enqueue(RecordThread(&inline_ran_on, /*may_run_inline=*/true));
+  stream.Enqueue(RecordThread(&blocking_ran_on, /*may_run_inline=*/false));
+  Resumer resumer = shared->resumer.get_future().get();
+  std::thread::id resumed_on;
+  std::thread resuming([&] {
+    resumed_on = std::this_thread::get_id();
+    resumer.Resume(TaskStatus::Ok());
+    // The inline task ran inside Resume, on this thread, before it returned.
+    EXPECT_EQ(inline_ran_on, resumed_on);
+  });
+  resuming.join();
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+  EXPECT_NE(blocking_ran_on, std::thread::id());
+  EXPECT_NE(blocking_ran_on, resumed_on);
+  EXPECT_NE(blocking_ran_on, std::this_thread::get_id());
+}
+
+// The task arranges a resume that comes before the stream has recorded the suspension.
+class ResumesBeforeSuspending final : public SuspendableTask {
+ public:
+  StepResult Step(StepCall call, const Resumer& resumer, const std::stop_token&) override {
+    if (call == StepCall::kPoll) return StepResult::Suspended(Clock::time_point::max());
+    std::thread other([&] { resumer.Resume({ACL_ERROR_RT_PARAM_INVALID, "resumed early"}); });
+    other.join();  // Resume has returned: it found the task still running and left the result
+    return StepResult::Suspended(Clock::time_point::max());
+  }
+};
+
+TEST(StreamSuspendTest, AResumeThatComesBeforeTheSuspensionIsNotLost) {
+  for (bool may_run_inline : {false, true}) {
+    Stream stream(0);
+    Task task;
+    task.suspendable = std::make_unique<ResumesBeforeSuspending>();
+    task.may_run_inline = may_run_inline;
+    stream.Enqueue(std::move(task));
+    EXPECT_EQ(stream.Synchronize(), ACL_ERROR_RT_PARAM_INVALID) << "inline " << may_run_inline;
+  }
+}
+
+TEST(StreamSuspendTest, TheWorkerPollsAtTheWakeTimeAndThePollCanFinishTheTask) {
+  Stream stream(0);
+  auto shared = std::make_shared<ManualTask::Shared>();
+  shared->wake_at = Clock::now();  // due at once
+  shared->poll_answer = StepResult::Kind::kDone;
+  shared->poll_status = {ACL_ERROR_RT_VECTOR_CORE_TIMEOUT, "timed out in a poll"};
+  stream.Enqueue(Manual(shared));
+  EXPECT_EQ(stream.Synchronize(), ACL_ERROR_RT_VECTOR_CORE_TIMEOUT);
+  EXPECT_EQ(shared->polls.load(), 1);
+  EXPECT_FALSE(shared->saw_stop.load());
+}
+
+TEST(StreamSuspendTest, APollThatFindsAResumeComingStopsPollingAndWaitsForIt) {
+  Stream stream(0);
+  auto shared = std::make_shared<ManualTask::Shared>();
+  shared->wake_at = Clock::now();
+  shared->poll_answer = StepResult::Kind::kResumeComing;
+  stream.Enqueue(Manual(shared));
+  Resumer resumer = shared->resumer.get_future().get();
+  shared->polled_once.get_future().get();
+  EXPECT_EQ(stream.Synchronize(0ms), ACL_ERROR_RT_STREAM_SYNC_TIMEOUT);
+  resumer.Resume(TaskStatus::Ok());
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+  EXPECT_EQ(shared->polls.load(), 1);
+}
+
+TEST(StreamSuspendTest, AbortPollsTheSuspendedTaskWithItsStopRequested) {
+  auto shared = std::make_shared<ManualTask::Shared>();
+  shared->poll_answer = StepResult::Kind::kDone;
+  shared->poll_status = {ACL_ERROR_RT_STREAM_ABORT, "aborted while suspended"};
+  std::thread::id after;
+  Stream stream(0);
+  stream.Enqueue(Manual(shared));
+  stream.Enqueue(RecordThread(&after, /*may_run_inline=*/false));
+  shared->resumer.get_future().get();
+  stream.Abort({ACL_ERROR_RT_STREAM_ABORT, "test abort"});
+  stream.Join();
+  EXPECT_TRUE(stream.WorkerExited());
+  EXPECT_TRUE(shared->saw_stop.load());
+  EXPECT_EQ(after, std::thread::id());  // dropped, not run
+  EXPECT_EQ(stream.Synchronize(), ACL_ERROR_RT_STREAM_ABORT);
+}
+
+// A task whose start resumes another stream: the resume runs after the step returns, on the
+// same thread (a loop, not a recursion), and finishes the other stream's suspended task.
+class ResumesAnother final : public SuspendableTask {
+ public:
+  ResumesAnother(Resumer other, std::vector<int>* order) : other_(other), order_(order) {}
+  StepResult Step(StepCall, const Resumer&, const std::stop_token&) override {
+    other_.Resume(TaskStatus::Ok());
+    order_->push_back(1);  // the other stream has not moved yet
+    return StepResult::Done(TaskStatus::Ok());
+  }
+
+ private:
+  Resumer other_;
+  std::vector<int>* order_;
+};
+
+TEST(StreamSuspendTest, AResumeCausedByAStepRunsWhenTheStepReturns) {
+  Stream waiting(0);
+  Stream driving(1);
+  auto shared = std::make_shared<ManualTask::Shared>();
+  std::vector<int> order;
+  waiting.Enqueue(Manual(shared, /*may_run_inline=*/true));  // suspended when Enqueue returns
+  Task follow;
+  follow.run = [&order](const std::stop_token&) {
+    order.push_back(2);
+    return TaskStatus::Ok();
+  };
+  follow.may_run_inline = true;
+  waiting.Enqueue(std::move(follow));
+  Task step;
+  step.suspendable = std::make_unique<ResumesAnother>(shared->resumer.get_future().get(), &order);
+  step.may_run_inline = true;
+  driving.Enqueue(std::move(step));  // runs inline here, and so does the resumed stream
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  EXPECT_EQ(waiting.Synchronize(), ACL_SUCCESS);
+  EXPECT_EQ(driving.Synchronize(), ACL_SUCCESS);
+}
+
+TEST(ParkedRanksTest, OnlyAReleaseThatCoversTheParkedBarrierTakesIt) {
+  comm::ParkedRanks parked(2);
+  int waiter = 0;
+  ASSERT_TRUE(parked.Park(1, 5, &waiter));
+  EXPECT_EQ(parked.TakeIfReleased(1, 4), nullptr);
+  EXPECT_EQ(parked.TakeIfReleased(0, 9), nullptr);  // rank 0 is not parked
+  EXPECT_EQ(parked.TakeIfReleased(1, 5), &waiter);
+  EXPECT_FALSE(parked.Take(1, 5));  // taken once only
+  EXPECT_EQ(parked.TakeIfReleased(1, 5), nullptr);
+}
+
+TEST(ParkedRanksTest, ARankParksOnceAtATime) {
+  comm::ParkedRanks parked(1);
+  int first = 0;
+  int second = 0;
+  ASSERT_TRUE(parked.Park(0, 1, &first));
+  EXPECT_FALSE(parked.Park(0, 2, &second));
+  EXPECT_TRUE(parked.Take(0, 1));
+  EXPECT_TRUE(parked.Park(0, 2, &second));
+  EXPECT_EQ(parked.TakeIfReleased(0, 2), &second);
+}
+
+TEST(ParkedRanksTest, ExactlyOneOfTheRankAndTheReleaserTakesEachParking) {
+  constexpr int kRounds = 20000;
+  comm::ParkedRanks parked(1);
+  int waiter = 0;
+  std::atomic<uint64_t> round{0};
+  std::atomic<int> releaser_wins{0};
+  std::atomic<int> rank_wins{0};
+  std::atomic<int> done{0};
+  std::thread releaser([&] {
+    for (uint64_t seq = 1; seq <= kRounds; ++seq) {
+      while (round.load(std::memory_order_acquire) < seq) std::this_thread::yield();
+      if (parked.TakeIfReleased(0, seq) == &waiter) releaser_wins.fetch_add(1);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  });
+  for (uint64_t seq = 1; seq <= kRounds; ++seq) {
+    ASSERT_TRUE(parked.Park(0, seq, &waiter));
+    round.store(seq, std::memory_order_release);
+    if (parked.Take(0, seq)) rank_wins.fetch_add(1);
+    while (done.load(std::memory_order_acquire) < static_cast<int>(seq)) std::this_thread::yield();
+  }
+  releaser.join();
+  EXPECT_EQ(releaser_wins.load() + rank_wins.load(), kRounds);
+}
+
+}  // namespace
+}  // namespace distbarrier::runtime
