@@ -58,22 +58,27 @@ Stream::~Stream() {
 }
 
 void Stream::Enqueue(Task task) {
-  std::unique_lock lock(mutex_);
-  if (closing_) {  // destroyed or aborted: nobody will run it
-    lock.unlock();
-    if (task.on_drop) task.on_drop({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed or aborted"});
-    return;
+  {
+    std::unique_lock inbox(inbox_mutex_);
+    if (closing_) {  // destroyed or aborted: nobody will run it
+      inbox.unlock();
+      if (task.on_drop) task.on_drop({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed or aborted"});
+      return;
+    }
+    inbox_.push_back(std::move(task));
+    enqueued_seen_.store(++enqueued_, std::memory_order_seq_cst);
   }
-  queue_.push_back(std::move(task));
-  ++enqueued_;
-  enqueued_seen_.store(enqueued_, std::memory_order_release);
+  if (runner_.load(std::memory_order_seq_cst) != Runner::kNone) return;  // its runner takes it in turn
+  std::unique_lock lock(mutex_);
   // The worker also keeps the time of suspended tasks, so it starts even when it runs nothing.
   if (!worker_.joinable()) worker_ = std::thread([this] { RunWorker(); });
-  if (runner_ != Runner::kNone) return;  // whoever runs the stream reaches the task in turn
+  if (runner_.load(std::memory_order_relaxed) != Runner::kNone) return;
+  TakeInbox();
+  if (queue_.empty()) return;  // a runner came and went and took it
   // Nothing ahead of a task that may run inline: run it here, with no hand-off to the worker.
   // Not when this thread already drives a stream: its queued resumes would wait on this task.
   if (!t_driving && queue_.size() == 1 && queue_.front().may_run_inline && failure_.ok()) {
-    runner_ = Runner::kHelper;
+    runner_.store(Runner::kHelper, std::memory_order_relaxed);
     t_driving = true;
     RunTasks(lock, /*may_block=*/false);
     lock.unlock();
@@ -83,6 +88,13 @@ void Stream::Enqueue(Task task) {
   }
   lock.unlock();
   work_ready_.notify_one();
+}
+
+void Stream::TakeInbox() {
+  std::lock_guard inbox(inbox_mutex_);
+  for (Task& task : inbox_) queue_.push_back(std::move(task));
+  taken_ += inbox_.size();
+  inbox_.clear();
 }
 
 StepResult Stream::Step(Task& task, StepCall call) {
@@ -97,15 +109,21 @@ StepResult Stream::Step(Task& task, StepCall call) {
 }
 
 void Stream::RunTasks(std::unique_lock<AdaptiveMutex>& lock, bool may_block) {
+  const Runner role = runner_.load(std::memory_order_relaxed);
   for (;;) {
+    if (queue_.empty()) TakeInbox();
     if (queue_.empty()) {
-      runner_ = Runner::kNone;
+      runner_.store(Runner::kNone, std::memory_order_seq_cst);
+      if (!InboxEmpty()) {  // a launch that saw the role still taken
+        runner_.store(role, std::memory_order_relaxed);
+        continue;
+      }
       if (closing_) work_ready_.notify_one();  // the worker may exit now
       return;
     }
     const bool dropping = !failure_.ok() || stop_.stop_requested();
     if (!dropping && !may_block && !queue_.front().may_run_inline) {
-      runner_ = Runner::kNone;
+      runner_.store(Runner::kNone, std::memory_order_relaxed);
       work_ready_.notify_one();  // a task only the worker may run
       return;
     }
@@ -144,7 +162,7 @@ bool Stream::Suspend(Task task, const StepResult& step, std::optional<TaskStatus
     return false;
   }
   suspended_ = std::move(task);
-  runner_ = Runner::kSuspended;
+  runner_.store(Runner::kSuspended, std::memory_order_relaxed);
   resume_coming_ = step.kind == StepResult::Kind::kResumeComing;
   suspended_wake_ = resume_coming_ ? Clock::time_point::max() : step.wake_at;
   // Wake the worker only when it would sleep past the new wake time.
@@ -154,14 +172,14 @@ bool Stream::Suspend(Task task, const StepResult& step, std::optional<TaskStatus
 
 void Stream::ResumeNow(TaskStatus status) {
   std::unique_lock lock(mutex_);
-  if (runner_ != Runner::kSuspended) {  // its runner is still between step and Suspend
+  if (runner_.load(std::memory_order_relaxed) != Runner::kSuspended) {  // its runner is between step and Suspend
     early_resume_ = std::move(status);
     return;
   }
   Task done = std::move(suspended_);
   suspended_ = Task{};
   resume_coming_ = false;
-  runner_ = Runner::kHelper;
+  runner_.store(Runner::kHelper, std::memory_order_relaxed);
   FinishLocked(std::move(status));
   RunTasks(lock, /*may_block=*/false);
 }
@@ -172,7 +190,7 @@ void Stream::PollSuspended(std::unique_lock<AdaptiveMutex>& lock) {
     case StepResult::Kind::kDone: {
       Task done = std::move(suspended_);
       suspended_ = Task{};
-      runner_ = Runner::kWorker;
+      runner_.store(Runner::kWorker, std::memory_order_relaxed);
       FinishLocked(std::move(step.status));
       RunTasks(lock, /*may_block=*/true);
       return;
@@ -200,29 +218,32 @@ void Stream::RunWorker() {
   std::unique_lock lock(mutex_);
   for (;;) {
     worker_alarm_ = Clock::time_point::min();  // awake: nobody needs to wake it
-    if (runner_ == Runner::kNone && !queue_.empty()) {
-      runner_ = Runner::kWorker;
+    const Runner runner = runner_.load(std::memory_order_relaxed);
+    if (runner == Runner::kNone && (!queue_.empty() || !InboxEmpty())) {
+      runner_.store(Runner::kWorker, std::memory_order_relaxed);
       RunTasks(lock, /*may_block=*/true);
       continue;
     }
-    if (runner_ == Runner::kSuspended && !resume_coming_ &&
+    if (runner == Runner::kSuspended && !resume_coming_ &&
         (stop_.stop_requested() || Clock::now() >= suspended_wake_)) {
       PollSuspended(lock);
       continue;
     }
-    if (runner_ == Runner::kNone && closing_) {  // and the queue is empty
+    if (runner == Runner::kNone && closing_) {  // and nothing is queued: launches now drop
       worker_exited_ = true;
       work_done_.notify_all();
       return;
     }
-    if (runner_ == Runner::kNone) {  // idle: a next task may be about to come
-      const uint64_t seen = enqueued_;
+    if (runner == Runner::kNone) {  // idle: a next task may be about to come
+      const uint64_t seen = taken_;
       lock.unlock();
       YieldUntil([&] { return enqueued_seen_.load(std::memory_order_acquire) != seen; });
       lock.lock();
-      if (runner_ != Runner::kNone || !queue_.empty() || closing_) continue;
+      if (runner_.load(std::memory_order_relaxed) != Runner::kNone || !queue_.empty() || !InboxEmpty() || closing_) {
+        continue;
+      }
     }
-    const bool polls = runner_ == Runner::kSuspended && !resume_coming_;
+    const bool polls = runner == Runner::kSuspended && !resume_coming_;
     worker_alarm_ = polls ? suspended_wake_ : Clock::time_point::max();
     if (polls) {
       work_ready_.wait_until(lock, worker_alarm_);
@@ -233,8 +254,8 @@ void Stream::RunWorker() {
 }
 
 aclError Stream::Synchronize(std::optional<std::chrono::milliseconds> timeout) {
+  const uint64_t target = enqueued_seen_.load(std::memory_order_acquire);
   std::unique_lock lock(mutex_);
-  const uint64_t target = enqueued_;
   auto done = [&] { return finished_ >= target; };
   if (!done()) {
     lock.unlock();
@@ -261,13 +282,15 @@ aclError Stream::Synchronize(std::optional<std::chrono::milliseconds> timeout) {
 }
 
 bool Stream::Idle() const {
+  const uint64_t enqueued = enqueued_seen_.load(std::memory_order_acquire);
   std::lock_guard lock(mutex_);
-  return finished_ >= enqueued_;
+  return finished_ >= enqueued;
 }
 
 void Stream::Close() {
   {
     std::lock_guard lock(mutex_);
+    std::lock_guard inbox(inbox_mutex_);
     closing_ = true;
     if (!worker_.joinable()) worker_exited_ = true;
   }
@@ -277,7 +300,10 @@ void Stream::Close() {
 void Stream::Abort(TaskStatus reason) {
   std::lock_guard lock(mutex_);
   if (failure_.ok()) failure_ = std::move(reason);
-  closing_ = true;
+  {
+    std::lock_guard inbox(inbox_mutex_);
+    closing_ = true;
+  }
   if (!worker_.joinable()) worker_exited_ = true;
   // Under the lock: a worker that checked for a stop and is about to sleep cannot miss it.
   stop_.request_stop();

@@ -22,6 +22,7 @@
 #include <set>
 #include <stop_token>
 #include <thread>
+#include <vector>
 
 #include "common/adaptive_mutex.h"
 #include "runtime/task.h"
@@ -74,26 +75,37 @@ class Stream {
   // then *status is its result and the caller finishes it.
   bool Suspend(Task task, const StepResult& step, std::optional<TaskStatus>* status);
   void PollSuspended(std::unique_lock<AdaptiveMutex>& lock);
+  // Lock held: moves the inbox's tasks to the end of queue_.
+  void TakeInbox();
+  bool InboxEmpty() const { return enqueued_seen_.load(std::memory_order_seq_cst) == taken_; }
   // Lock held: counts a finished task; `failure` (if not ok) fails the stream.
   void FinishLocked(TaskStatus failure);
 
   const int device_;
-  mutable AdaptiveMutex mutex_;
+  // Launches only touch the inbox (and read runner_), so a thread launching onto a stream
+  // that another thread is running does not contend for the stream's lock; the runner moves
+  // the inbox into queue_ in batches. Lock order: mutex_, then inbox_mutex_.
+  AdaptiveMutex inbox_mutex_;
+  std::vector<Task> inbox_;
+  uint64_t enqueued_ = 0;                  // under inbox_mutex_
+  std::atomic<uint64_t> enqueued_seen_{0};  // its copy, readable without a lock
+
+  mutable AdaptiveMutex mutex_;  // everything below
   std::condition_variable_any work_ready_;  // the worker's
   std::condition_variable_any work_done_;   // synchronizers'
   std::deque<Task> queue_;
-  uint64_t enqueued_ = 0;
+  uint64_t taken_ = 0;  // tasks moved from the inbox to queue_
   uint64_t finished_ = 0;
-  // Copies of the two counters readable without the mutex, so the worker and synchronizers
-  // can yield a little before sleeping on the condition variables.
-  std::atomic<uint64_t> enqueued_seen_{0};
-  std::atomic<uint64_t> finished_seen_{0};
+  std::atomic<uint64_t> finished_seen_{0};  // readable without the lock, for yielding synchronizers
   // What each blocked Synchronize waits for: the worker wakes them only when the smallest is
   // reached, not after every task (a wake per task doubled the context switches per barrier).
   std::multiset<uint64_t> sync_targets_;
   TaskStatus failure_;  // sticky: the first failed task fails the stream until destroyed
 
-  Runner runner_ = Runner::kNone;
+  // Written under mutex_; read by Enqueue without it. Giving the role up and a launch's
+  // publication of its task are seq_cst, so either the launch sees the role free (and takes
+  // it) or the runner sees the task (and keeps the role).
+  std::atomic<Runner> runner_{Runner::kNone};
   Task suspended_;                            // while runner_ is kSuspended
   Clock::time_point suspended_wake_;          // when the worker polls it
   bool resume_coming_ = false;                // someone took it over: do not poll
@@ -102,7 +114,7 @@ class Stream {
   // an earlier poll wakes it, any other lets it sleep.
   Clock::time_point worker_alarm_ = Clock::time_point::min();
 
-  bool closing_ = false;
+  bool closing_ = false;  // written under both locks
   bool worker_exited_ = false;
   std::stop_source stop_;
   std::mutex join_mutex_;  // Join may be called from the reaper and from aclFinalize
