@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -36,7 +37,7 @@ class HandleTable {
   }
 
   std::shared_ptr<T> Find(const void* handle) const {
-    std::lock_guard lock(mutex_);
+    std::shared_lock lock(mutex_);
     auto it = objects_.find(Decode(handle));
     return it == objects_.end() ? nullptr : it->second;
   }
@@ -53,7 +54,7 @@ class HandleTable {
 
   // True when the handle is of this kind and was issued once (it may be gone now).
   bool WasIssued(const void* handle) const {
-    std::lock_guard lock(mutex_);
+    std::shared_lock lock(mutex_);
     uint64_t id = Decode(handle);
     return id != 0 && id <= last_id_;
   }
@@ -68,7 +69,7 @@ class HandleTable {
   }
 
   std::vector<std::shared_ptr<T>> Snapshot() const {
-    std::lock_guard lock(mutex_);
+    std::shared_lock lock(mutex_);
     std::vector<std::shared_ptr<T>> all;
     all.reserve(objects_.size());
     for (const auto& [id, object] : objects_) all.push_back(object);
@@ -76,7 +77,7 @@ class HandleTable {
   }
 
   size_t Size() const {
-    std::lock_guard lock(mutex_);
+    std::shared_lock lock(mutex_);
     return objects_.size();
   }
 
@@ -95,7 +96,8 @@ class HandleTable {
   }
 
   const HandleKind kind_;
-  mutable std::mutex mutex_;
+  // Every launch looks handles up; only creation and destruction write.
+  mutable std::shared_mutex mutex_;
   uint64_t last_id_ = 0;
   std::unordered_map<uint64_t, std::shared_ptr<T>> objects_;
 };

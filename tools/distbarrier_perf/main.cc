@@ -151,6 +151,7 @@ struct Options {
   std::string json;
   double idle_s = 0;
   bool context_switch = false;
+  bool launch = false;
   std::string impls = "b2b,rt,std,pthread,central,mpi";
   bool enabled[kImplCount] = {};
   bool mpi = false;
@@ -389,6 +390,48 @@ void RunRank(const RankContext& c, int rank) {
   aclDestroyTensor(x);
   CHECK_OK(aclrtDestroyStream(stream));
   aclrtFree(data);
+}
+
+// The cost of the launch call alone: ns per aclnnDistributeBarrier on a stream whose first
+// barrier is still waiting (rank 1 comes only afterwards), so each timed call just validates,
+// builds the task and enqueues it. Threads mode, one thread: no barrier runs while it is timed.
+double LaunchNs(int launches) {
+  int32_t devices[2] = {0, 1};
+  HcclComm comms[2] = {nullptr, nullptr};
+  CHECK_OK(HcclCommInitAll(2, devices, comms));
+  char group[128] = {0};
+  CHECK_OK(HcclGetCommName(comms[0], group));
+  aclrtStream streams[2] = {nullptr, nullptr};
+  aclOpExecutor* executors[2] = {nullptr, nullptr};
+  void* data[2] = {nullptr, nullptr};
+  aclTensor* tensors[2] = {nullptr, nullptr};
+  int64_t shape[1] = {16};
+  uint64_t workspace_size = 0;
+  for (int rank = 0; rank < 2; ++rank) {
+    CHECK_OK(aclrtSetDevice(rank));
+    CHECK_OK(aclrtCreateStream(&streams[rank]));
+    CHECK_OK(aclrtMalloc(&data[rank], 64, ACL_MEM_MALLOC_HUGE_FIRST));
+    tensors[rank] = aclCreateTensor(shape, 1, ACL_FLOAT, nullptr, 0, ACL_FORMAT_ND, shape, 1, data[rank]);
+    CHECK_OK(aclnnDistributeBarrierGetWorkspaceSize(tensors[rank], group, 2, &workspace_size, &executors[rank]));
+    CHECK_OK(aclSetAclOpExecutorRepeatable(executors[rank]));
+  }
+  CHECK_OK(aclrtSetDevice(0));
+  CHECK_OK(aclnnDistributeBarrier(nullptr, 0, executors[0], streams[0]));  // waits for rank 1
+  const auto begin = Clock::now();
+  for (int i = 0; i < launches; ++i) CHECK_OK(aclnnDistributeBarrier(nullptr, 0, executors[0], streams[0]));
+  const double ns = std::chrono::duration<double, std::nano>(Clock::now() - begin).count() / launches;
+  CHECK_OK(aclrtSetDevice(1));
+  for (int i = 0; i <= launches; ++i) CHECK_OK(aclnnDistributeBarrier(nullptr, 0, executors[1], streams[1]));
+  for (int rank = 0; rank < 2; ++rank) {
+    CHECK_OK(aclrtSetDevice(rank));
+    CHECK_OK(aclrtSynchronizeStream(streams[rank]));
+    CHECK_OK(aclDestroyAclOpExecutor(executors[rank]));
+    aclDestroyTensor(tensors[rank]);
+    CHECK_OK(aclrtDestroyStream(streams[rank]));
+    aclrtFree(data[rank]);
+    CHECK_OK(HcclCommDestroy(comms[rank]));
+  }
+  return ns;
 }
 
 // Median over rounds of the max over ranks; NAN where not measured.
@@ -698,6 +741,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--ctxswitch", o.context_switch,
                "also measure a context switch: pipe ping-pong between two processes pinned to one CPU");
+  app.add_flag("--launch", o.launch,
+               "also measure one aclnnDistributeBarrier call that only enqueues (threads mode)");
   app.add_option("--impls", o.impls, "comma-separated subset of b2b,rt,std,pthread,central,mpi")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -774,13 +819,22 @@ int main(int argc, char** argv) {
     std::printf("# context switch (pipe ping-pong, two processes pinned to one CPU): %.0f ns\n", context_switch);
   }
 
+  if (!processes) CHECK_OK(aclInit(nullptr));
+  double launch = NAN;
+  if (o.launch && !processes) {
+    std::vector<double> rounds;
+    for (int round = 0; round < o.repeat; ++round) rounds.push_back(LaunchNs(o.iterations));
+    launch = Median(rounds);
+    std::printf("# launch (aclnnDistributeBarrier that only enqueues, one thread): %.0f ns\n", launch);
+    std::fflush(stdout);
+  }
+
   const char* versus = processes ? "b2b/MPI" : "b2b/std";
   std::printf("%6s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s\n", "ranks", kWidth, "b2b", kWidth, "rtrip", kWidth,
               "std", kWidth, "pthread", kWidth, "central", kWidth, "MPI", kWidth, "pp", 8, "b2b/pp", 8, versus, 8,
               "rt/b2b", 8, "b2b/cen");
   std::fflush(stdout);
 
-  if (!processes) CHECK_OK(aclInit(nullptr));
   std::vector<Row> rows;
   for (int ranks : o.ranks) {
     Row row = processes ? MeasureProcesses(o, ranks) : MeasureThreads(o, ranks);
@@ -812,7 +866,8 @@ int main(int argc, char** argv) {
         << ",\n  \"figure\": \"median over rounds of the max over ranks of ns per barrier\",\n"
         << "  \"pingpong_ns\": " << JsonNumber(pp) << ",\n  \"pingpong_rounds_ns\": [";
     for (size_t i = 0; i < pp_rounds.size(); ++i) out << (i ? ", " : "") << JsonNumber(pp_rounds[i]);
-    out << "],\n  \"context_switch_ns\": " << JsonNumber(context_switch) << ",\n  \"idle\": ";
+    out << "],\n  \"context_switch_ns\": " << JsonNumber(context_switch) << ",\n  \"launch_ns\": " << JsonNumber(launch)
+        << ",\n  \"idle\": ";
     if (idle) {
       out << "{\"streams\": " << idle->streams << ", \"wall_s\": " << idle->wall_s << ", \"cpu_s\": " << idle->cpu_s
           << "}";
