@@ -243,7 +243,9 @@ void Stream::RunWorker() {
         continue;
       }
     }
-    const bool polls = runner == Runner::kSuspended && !resume_coming_;
+    // A suspended task with a wake time is polled then; one without (it warned and has no
+    // deadline, or a resume is coming) only on a notify.
+    const bool polls = runner == Runner::kSuspended && !resume_coming_ && suspended_wake_ != Clock::time_point::max();
     worker_alarm_ = polls ? suspended_wake_ : Clock::time_point::max();
     if (polls) {
       work_ready_.wait_until(lock, worker_alarm_);
