@@ -176,31 +176,24 @@ void Stream::ResumeNow(TaskStatus status) {
     early_resume_ = std::move(status);
     return;
   }
+  FinishSuspended(lock, std::move(status), Runner::kHelper);
+}
+
+void Stream::FinishSuspended(std::unique_lock<AdaptiveMutex>& lock, TaskStatus status, Runner role) {
   Task done = std::move(suspended_);
   suspended_ = Task{};
   resume_coming_ = false;
-  runner_.store(Runner::kHelper, std::memory_order_relaxed);
+  runner_.store(role, std::memory_order_relaxed);
   FinishLocked(std::move(status));
-  RunTasks(lock, /*may_block=*/false);
+  RunTasks(lock, /*may_block=*/role == Runner::kWorker);
 }
 
 void Stream::PollSuspended(std::unique_lock<AdaptiveMutex>& lock) {
   StepResult step = Step(suspended_, StepCall::kPoll);
   switch (step.kind) {
-    case StepResult::Kind::kDone: {
-      Task done = std::move(suspended_);
-      suspended_ = Task{};
-      runner_.store(Runner::kWorker, std::memory_order_relaxed);
-      FinishLocked(std::move(step.status));
-      RunTasks(lock, /*may_block=*/true);
-      return;
-    }
-    case StepResult::Kind::kSuspended:
-      suspended_wake_ = step.wake_at;
-      return;
-    case StepResult::Kind::kResumeComing:
-      resume_coming_ = true;
-      return;
+    case StepResult::Kind::kDone: FinishSuspended(lock, std::move(step.status), Runner::kWorker); return;
+    case StepResult::Kind::kSuspended: suspended_wake_ = step.wake_at; return;
+    case StepResult::Kind::kResumeComing: resume_coming_ = true; return;
   }
 }
 

@@ -75,6 +75,9 @@ class Stream {
   // then *status is its result and the caller finishes it.
   bool Suspend(Task task, const StepResult& step, std::optional<TaskStatus>* status);
   void PollSuspended(std::unique_lock<AdaptiveMutex>& lock);
+  // Lock held: the suspended task finished with `status`; `role` (the worker, or a helper that
+  // runs only inline tasks) takes the stream and goes on with it.
+  void FinishSuspended(std::unique_lock<AdaptiveMutex>& lock, TaskStatus status, Runner role);
   // Lock held: moves the inbox's tasks to the end of queue_.
   void TakeInbox();
   bool InboxEmpty() const { return enqueued_seen_.load(std::memory_order_seq_cst) == taken_; }

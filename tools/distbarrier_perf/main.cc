@@ -332,32 +332,53 @@ struct RankContext {
   const char* group;
 };
 
+// What one rank launches its barriers with: a stream of the current device, an xRef, and a
+// repeatable executor (with its workspace) for `group`.
+struct RankBarrier {
+  aclrtStream stream = nullptr;
+  void* data = nullptr;
+  aclTensor* x = nullptr;
+  aclOpExecutor* executor = nullptr;
+  void* workspace = nullptr;
+  uint64_t workspace_size = 0;
+
+  RankBarrier(const char* group, int ranks) {
+    CHECK_OK(aclrtCreateStream(&stream));
+    CHECK_OK(aclrtMalloc(&data, 64, ACL_MEM_MALLOC_HUGE_FIRST));
+    int64_t shape[1] = {16};
+    x = aclCreateTensor(shape, 1, ACL_FLOAT, nullptr, 0, ACL_FORMAT_ND, shape, 1, data);
+    if (x == nullptr) Die("aclCreateTensor", -1);
+    CHECK_OK(aclnnDistributeBarrierGetWorkspaceSize(x, group, ranks, &workspace_size, &executor));
+    CHECK_OK(aclSetAclOpExecutorRepeatable(executor));
+    if (workspace_size > 0) CHECK_OK(aclrtMalloc(&workspace, workspace_size, ACL_MEM_MALLOC_HUGE_FIRST));
+  }
+  ~RankBarrier() {
+    if (workspace != nullptr) aclrtFree(workspace);
+    CHECK_OK(aclDestroyAclOpExecutor(executor));
+    aclDestroyTensor(x);
+    CHECK_OK(aclrtDestroyStream(stream));
+    aclrtFree(data);
+  }
+  RankBarrier(const RankBarrier&) = delete;
+  RankBarrier& operator=(const RankBarrier&) = delete;
+
+  void Launch() const { CHECK_OK(aclnnDistributeBarrier(workspace, workspace_size, executor, stream)); }
+};
+
 void RunRank(const RankContext& c, int rank) {
   const Options& o = *c.options;
-  aclrtStream stream = nullptr;
-  CHECK_OK(aclrtCreateStream(&stream));
-  void* data = nullptr;
-  CHECK_OK(aclrtMalloc(&data, 64, ACL_MEM_MALLOC_HUGE_FIRST));
-  int64_t shape[1] = {16};
-  aclTensor* x = aclCreateTensor(shape, 1, ACL_FLOAT, nullptr, 0, ACL_FORMAT_ND, shape, 1, data);
-  if (x == nullptr) Die("aclCreateTensor", -1);
-  uint64_t workspace_size = 0;
-  aclOpExecutor* executor = nullptr;
-  CHECK_OK(aclnnDistributeBarrierGetWorkspaceSize(x, c.group, c.ranks, &workspace_size, &executor));
-  CHECK_OK(aclSetAclOpExecutorRepeatable(executor));
-  void* workspace = nullptr;
-  if (workspace_size > 0) CHECK_OK(aclrtMalloc(&workspace, workspace_size, ACL_MEM_MALLOC_HUGE_FIRST));
+  const RankBarrier barrier(c.group, c.ranks);
 
   auto run = [&](int impl, int count) {
     switch (impl) {
       case kB2b:
-        for (int i = 0; i < count; ++i) CHECK_OK(aclnnDistributeBarrier(workspace, workspace_size, executor, stream));
-        CHECK_OK(aclrtSynchronizeStream(stream));
+        for (int i = 0; i < count; ++i) barrier.Launch();
+        CHECK_OK(aclrtSynchronizeStream(barrier.stream));
         break;
       case kRoundTrip:
         for (int i = 0; i < count; ++i) {
-          CHECK_OK(aclnnDistributeBarrier(workspace, workspace_size, executor, stream));
-          CHECK_OK(aclrtSynchronizeStream(stream));
+          barrier.Launch();
+          CHECK_OK(aclrtSynchronizeStream(barrier.stream));
         }
         break;
       case kStd:
@@ -385,11 +406,6 @@ void RunRank(const RankContext& c, int rank) {
     }
   }
   pthread_barrier_wait(&c.shared->control);
-  if (workspace != nullptr) aclrtFree(workspace);
-  CHECK_OK(aclDestroyAclOpExecutor(executor));
-  aclDestroyTensor(x);
-  CHECK_OK(aclrtDestroyStream(stream));
-  aclrtFree(data);
 }
 
 // The cost of the launch call alone: ns per aclnnDistributeBarrier on a stream whose first
@@ -401,36 +417,21 @@ double LaunchNs(int launches) {
   CHECK_OK(HcclCommInitAll(2, devices, comms));
   char group[128] = {0};
   CHECK_OK(HcclGetCommName(comms[0], group));
-  aclrtStream streams[2] = {nullptr, nullptr};
-  aclOpExecutor* executors[2] = {nullptr, nullptr};
-  void* data[2] = {nullptr, nullptr};
-  aclTensor* tensors[2] = {nullptr, nullptr};
-  int64_t shape[1] = {16};
-  uint64_t workspace_size = 0;
-  for (int rank = 0; rank < 2; ++rank) {
-    CHECK_OK(aclrtSetDevice(rank));
-    CHECK_OK(aclrtCreateStream(&streams[rank]));
-    CHECK_OK(aclrtMalloc(&data[rank], 64, ACL_MEM_MALLOC_HUGE_FIRST));
-    tensors[rank] = aclCreateTensor(shape, 1, ACL_FLOAT, nullptr, 0, ACL_FORMAT_ND, shape, 1, data[rank]);
-    CHECK_OK(aclnnDistributeBarrierGetWorkspaceSize(tensors[rank], group, 2, &workspace_size, &executors[rank]));
-    CHECK_OK(aclSetAclOpExecutorRepeatable(executors[rank]));
+  double ns = 0;
+  {
+    CHECK_OK(aclrtSetDevice(0));
+    const RankBarrier first(group, 2);
+    CHECK_OK(aclrtSetDevice(1));
+    const RankBarrier second(group, 2);
+    first.Launch();  // waits for rank 1
+    const auto begin = Clock::now();
+    for (int i = 0; i < launches; ++i) first.Launch();
+    ns = std::chrono::duration<double, std::nano>(Clock::now() - begin).count() / launches;
+    for (int i = 0; i <= launches; ++i) second.Launch();
+    CHECK_OK(aclrtSynchronizeStream(first.stream));
+    CHECK_OK(aclrtSynchronizeStream(second.stream));
   }
-  CHECK_OK(aclrtSetDevice(0));
-  CHECK_OK(aclnnDistributeBarrier(nullptr, 0, executors[0], streams[0]));  // waits for rank 1
-  const auto begin = Clock::now();
-  for (int i = 0; i < launches; ++i) CHECK_OK(aclnnDistributeBarrier(nullptr, 0, executors[0], streams[0]));
-  const double ns = std::chrono::duration<double, std::nano>(Clock::now() - begin).count() / launches;
-  CHECK_OK(aclrtSetDevice(1));
-  for (int i = 0; i <= launches; ++i) CHECK_OK(aclnnDistributeBarrier(nullptr, 0, executors[1], streams[1]));
-  for (int rank = 0; rank < 2; ++rank) {
-    CHECK_OK(aclrtSetDevice(rank));
-    CHECK_OK(aclrtSynchronizeStream(streams[rank]));
-    CHECK_OK(aclDestroyAclOpExecutor(executors[rank]));
-    aclDestroyTensor(tensors[rank]);
-    CHECK_OK(aclrtDestroyStream(streams[rank]));
-    aclrtFree(data[rank]);
-    CHECK_OK(HcclCommDestroy(comms[rank]));
-  }
+  for (HcclComm comm : comms) CHECK_OK(HcclCommDestroy(comm));
   return ns;
 }
 
