@@ -8,7 +8,7 @@
 #include "comm/group.h"
 #include "common/env.h"
 #include "hccl/hccl.h"
-#include "op/distribute_barrier/barrier_task.h"
+#include "op/distribute_barrier/distribute_barrier.h"
 #include "runtime/runtime.h"
 
 using distbarrier::Fail;
@@ -134,19 +134,13 @@ HcclResult HcclBarrier(HcclComm comm, aclrtStream stream) {
   HcclResult error = HCCL_SUCCESS;
   auto member = FindComm("HcclBarrier", comm, &error);
   if (!member) return error;
-  aclError stream_error = ACL_SUCCESS;
-  auto resolved = distbarrier::runtime::Runtime::Instance().ResolveStream(stream, &stream_error);
-  if (!resolved) return Fail(HCCL_E_PARA, "HcclBarrier: stream {} is not usable", stream);
-  const int device = member->group->DeviceOfRank(member->rank);
-  if (resolved->Device() != device) {
-    return Fail(HCCL_E_PARA, "HcclBarrier: stream {} belongs to device {}, but rank {} of '{}' is on device {}", stream,
-                resolved->Device(), member->rank, member->group->Name(), device);
-  }
   auto plan = std::make_shared<distbarrier::op::BarrierPlan>();
   plan->member = *member;
   plan->api = "HcclBarrier";
   distbarrier::op::ApplyEnvironmentDefaults(*plan);
-  resolved->Enqueue(distbarrier::op::MakeBarrierTask(std::move(plan)));
+  if (auto refused = distbarrier::op::EnqueueBarrier(std::move(plan), stream)) {
+    return Fail(HCCL_E_PARA, "HcclBarrier: {}", *refused);
+  }
   return HCCL_SUCCESS;
 }
 

@@ -18,9 +18,6 @@ namespace {
 // since the spinner burns the core the late rank needs; 16 spins + 50 yields match it.
 constexpr int kSpinChecks = 16;
 constexpr int kYieldChecks = 50;
-// Longest single sleep. Wake-ups come from the release, a stop request, a death or the
-// deadline; this is only a safety net.
-constexpr auto kMaxSleep = std::chrono::milliseconds(200);
 constexpr size_t kLine = 64;
 
 // Sequence words only grow: a barrier abandoned after a timeout is never released, and a
@@ -89,8 +86,22 @@ bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span
   return true;
 }
 
+namespace {
+std::atomic<void (*)(void*)> release_hook{nullptr};
+std::atomic<void*> release_hook_arg{nullptr};
+}  // namespace
+
+void BarrierWindow::SetReleaseHookForTesting(void (*hook)(void*), void* arg) {
+  release_hook_arg.store(arg, std::memory_order_relaxed);
+  release_hook.store(hook, std::memory_order_seq_cst);
+}
+
+// The order matters: released_seq first, then the word. A waiter reads the word, then checks
+// released_seq, then sleeps on the word; bumping the word first would let it read the new
+// word, miss the release and sleep with no wake-up coming (BarrierWindowTest covers it).
 void BarrierWindow::Release(uint64_t seq) {
   RaiseTo(header_->released_seq, seq);
+  if (auto* hook = release_hook.load(std::memory_order_relaxed)) hook(release_hook_arg.load(std::memory_order_relaxed));
   header_->release_word.fetch_add(1, std::memory_order_seq_cst);
   if (header_->sleepers.load(std::memory_order_seq_cst) != 0) FutexWakeAll(header_->release_word);
 }
@@ -145,7 +156,7 @@ WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, cons
       warned = true;
       if (options.on_warn) options.on_warn();
     }
-    Clock::time_point wake_at = now + kMaxSleep;
+    Clock::time_point wake_at = now + options.max_sleep;
     if (options.deadline) wake_at = std::min(wake_at, *options.deadline);
     if (!warned && options.warn_at) wake_at = std::min(wake_at, *options.warn_at);
 
@@ -179,6 +190,8 @@ void BarrierWindow::WakeAll() {
   header_->release_word.fetch_add(1, std::memory_order_seq_cst);
   FutexWakeAll(header_->release_word);
 }
+
+uint32_t BarrierWindow::Sleepers() const { return header_->sleepers.load(std::memory_order_seq_cst); }
 
 bool BarrierWindow::ClaimWarning(uint64_t seq) {
   uint64_t previous = header_->warned_seq.load(std::memory_order_relaxed);

@@ -41,6 +41,9 @@ struct WaitOptions {
   std::optional<Clock::time_point> deadline;  // none: wait until released or stopped
   std::optional<Clock::time_point> warn_at;   // when to call on_warn once
   std::function<void()> on_warn;
+  // Longest single sleep: a safety net only, since wake-ups come from the release, a stop
+  // request, a death or the deadline. Tests make it long so a lost wake-up shows.
+  Clock::duration max_sleep = std::chrono::milliseconds(200);
 };
 
 class BarrierWindow {
@@ -89,6 +92,13 @@ class BarrierWindow {
 
   // True for exactly one caller per barrier sequence: who prints the hang warning.
   bool ClaimWarning(uint64_t seq);
+
+  // Waiters asleep (or about to sleep) in Wait now.
+  uint32_t Sleepers() const;
+
+  // Tests only: Release calls hook(arg) between publishing the release and waking sleepers,
+  // so a test can start a waiter exactly there (null: no hook). Costs a relaxed load.
+  static void SetReleaseHookForTesting(void (*hook)(void*), void* arg);
 
  private:
   struct Header;

@@ -8,8 +8,10 @@
 #include <mutex>
 #include <regex>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "comm/group.h"
 #include "common/log.h"
 #include "test_support.h"
 
@@ -129,10 +131,9 @@ TEST_F(BarrierTest, ABlockedBarrierDoesNotBlockAnotherStreamOfTheDevice) {
   EXPECT_ACL_OK(aclrtSynchronizeStream(streams_[0]));
 }
 
-// A rank parks in one barrier at a time; its barrier on a second stream cannot park and is
-// polled by that stream's worker instead. Both must still pass.
+// A rank's slot holds one parking; its barrier on a second stream parks in the overflow list.
+// Both must still pass, with no poll to rescue them (the hang-warning poll is an hour away).
 TEST_F(BarrierTest, ARankWaitingOnTwoStreamsAtOncePassesBoth) {
-  // No hang-warning poll for an hour: only the polling fallback can finish the second barrier.
   setenv("DISTBARRIER_WARN_S", "3600", 1);
   Setup(2);
   ASSERT_ACL_OK(aclrtSetDevice(0));
@@ -147,6 +148,28 @@ TEST_F(BarrierTest, ARankWaitingOnTwoStreamsAtOncePassesBoth) {
   EXPECT_ACL_OK(aclrtSynchronizeStream(second));
   EXPECT_ACL_OK(aclrtSynchronizeStream(streams_[1]));
   unsetenv("DISTBARRIER_WARN_S");
+}
+
+// Many streams of one rank waiting in barriers at once all park (none is polled, so they
+// cost no CPU while they wait), and one arrival of the other rank per barrier frees them all.
+TEST_F(BarrierTest, ManyStreamsOfOneRankWaitingAllParkWithoutPolling) {
+  constexpr int kStreams = 32;
+  Setup(2);
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  std::vector<aclrtStream> waiting;
+  for (int i = 0; i < kStreams; ++i) {
+    waiting.push_back(NewStream());
+    ASSERT_EQ(EnqueueBarrier(x_refs_[0].tensor, group_, 2, waiting.back()), ACLNN_SUCCESS);
+  }
+  // A launch onto an idle stream runs the arrival on the launching thread, so each barrier has
+  // parked by the time its launch returned.
+  auto member = comm::GroupRegistry::Instance().Find(group_, 0);
+  ASSERT_TRUE(std::holds_alternative<comm::Member>(member));
+  EXPECT_EQ(std::get<comm::Member>(member).group->Parked().ParkedCount(), kStreams);
+  for (int i = 0; i < kStreams; ++i) ASSERT_EQ(Enqueue(1), ACLNN_SUCCESS);
+  for (aclrtStream stream : waiting) EXPECT_ACL_OK(aclrtSynchronizeStream(stream));
+  EXPECT_ACL_OK(aclrtSynchronizeStream(streams_[1]));
+  EXPECT_EQ(std::get<comm::Member>(member).group->Parked().ParkedCount(), 0);
 }
 
 TEST_F(BarrierTest, TwoCommunicatorsOverTheSameDevicesAreIndependent) {
@@ -405,6 +428,37 @@ TEST_F(BarrierTest, SurvivorsGoOnElasticallyAfterALostRank) {
     }
     EXPECT_ACL_OK(aclrtSynchronizeStream(fresh));
   });
+}
+
+// A rank without timeout parked in barrier k that the others abandoned (they timed out on a
+// third rank) is finished by the release of k+1, which the others pass elastically without
+// it: a release covers every barrier parked at or below it. Its stream must complete at once,
+// not at its hang-warning poll an hour later.
+TEST_F(BarrierTest, AReleaseFinishesARankParkedInAnAbandonedBarrier) {
+  setenv("DISTBARRIER_WARN_S", "3600", 1);
+  constexpr int kRanks = 4;
+  constexpr int kParked = 0;
+  constexpr int kNeverCame = 3;
+  Setup(kRanks);
+  ASSERT_EQ(Enqueue(kParked), ACLNN_SUCCESS);  // barrier 1, no timeout: parks
+  DeviceTensor timeout = MakeInt32Tensor({1000});
+  for (int rank : {1, 2}) {
+    ASSERT_EQ(EnqueueV2(rank, timeout.tensor, nullptr), ACLNN_SUCCESS);
+    ASSERT_EQ(aclrtSynchronizeStream(streams_[rank]), ACL_ERROR_RT_VECTOR_CORE_TIMEOUT);
+  }
+  EXPECT_EQ(Query(streams_[kParked]), ACL_STREAM_STATUS_NOT_READY);
+  DeviceTensor elastic = MakeInt32Tensor(ElasticInfo(kRanks, {kParked, kNeverCame}));
+  std::vector<aclrtStream> fresh;  // the timed-out streams stay failed
+  for (int rank : {1, 2}) {
+    ASSERT_ACL_OK(aclrtSetDevice(rank));
+    fresh.push_back(NewStream());
+    ASSERT_EQ(EnqueueBarrierV2(x_refs_[rank].tensor, nullptr, elastic.tensor, group_, kRanks, fresh.back()),
+              ACLNN_SUCCESS);
+  }
+  for (aclrtStream stream : fresh) EXPECT_ACL_OK(aclrtSynchronizeStream(stream));
+  // Bounded only so that a regression fails instead of hanging the suite for an hour.
+  EXPECT_ACL_OK(aclrtSynchronizeStreamWithTimeout(streams_[kParked], 60000));
+  unsetenv("DISTBARRIER_WARN_S");
 }
 
 // --- HcclBarrier shares the operator's machinery ---

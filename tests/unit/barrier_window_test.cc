@@ -164,5 +164,46 @@ TEST(BarrierWindowTest, OneWarningClaimPerSequence) {
   EXPECT_FALSE(window.ClaimWarning(1));
 }
 
+// A waiter that reads the release word just as a release happens must not sleep through it:
+// Release publishes released_seq before it bumps and wakes the word. The hook starts a waiter
+// exactly between Release's steps, so the waiter must already see the release and return
+// without going to sleep. With the steps swapped it finds the bumped word but no release yet
+// and goes to sleep with no wake-up coming (the lost wake-up the order prevents).
+TEST(BarrierWindowTest, AWaiterStartingDuringTheReleaseSeesItWithoutSleeping) {
+  constexpr uint64_t kRounds = 300;
+  struct Round {
+    BarrierWindow window{2};
+    std::vector<int> all = Ranks(2);
+    uint64_t seq = 0;
+    std::thread waiter;
+    std::atomic<int> result{-1};
+    bool waiter_slept = false;
+  } round;
+  BarrierWindow::SetReleaseHookForTesting(
+      [](void* arg) {
+        auto* r = static_cast<Round*>(arg);
+        r->waiter = std::thread([r] {
+          WaitOptions options;
+          options.deadline = Clock::now() + std::chrono::seconds(1);  // ends a lost wake-up's sleep
+          options.max_sleep = std::chrono::hours(1);
+          r->result.store(static_cast<int>(r->window.Wait(r->seq, r->all, options, std::stop_token())));
+        });
+        while (r->result.load() == -1 && r->window.Sleepers() == 0) std::this_thread::yield();
+        r->waiter_slept = r->result.load() == -1;
+      },
+      &round);
+  for (uint64_t seq = 1; seq <= kRounds; ++seq) {
+    round.seq = seq;
+    round.result.store(-1);
+    round.window.Arrive(0, seq, 0, round.all);
+    const bool released = round.window.Arrive(1, seq, 0, round.all);  // the hook runs inside
+    round.waiter.join();
+    ASSERT_TRUE(released);
+    ASSERT_FALSE(round.waiter_slept) << "round " << seq << ": the waiter went to sleep during the release";
+    ASSERT_EQ(round.result.load(), static_cast<int>(WaitResult::kReleased)) << "round " << seq;
+  }
+  BarrierWindow::SetReleaseHookForTesting(nullptr, nullptr);
+}
+
 }  // namespace
 }  // namespace distbarrier::comm

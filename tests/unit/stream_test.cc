@@ -1,8 +1,7 @@
 // Streams that are not tied to their worker thread: suspendable tasks, resumes from other
 // threads (also before the task finished suspending), tasks run inline by the thread that
-// launches or resumes, the worker's polls at a suspended task's wake time and on abort, and
-// the parking slots the barrier uses. No sleeps: every hand-off is awaited through a promise
-// or a stream synchronize.
+// launches or resumes, the worker's polls at a suspended task's wake time and on abort. No
+// sleeps: every hand-off is awaited through a promise or a stream synchronize.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,7 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include "comm/parked_ranks.h"
 #include "runtime/stream.h"
 
 namespace distbarrier::runtime {
@@ -234,53 +232,6 @@ TEST(StreamSuspendTest, AResumeCausedByAStepRunsWhenTheStepReturns) {
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
   EXPECT_EQ(waiting.Synchronize(), ACL_SUCCESS);
   EXPECT_EQ(driving.Synchronize(), ACL_SUCCESS);
-}
-
-TEST(ParkedRanksTest, OnlyAReleaseThatCoversTheParkedBarrierTakesIt) {
-  comm::ParkedRanks parked(2);
-  int waiter = 0;
-  ASSERT_TRUE(parked.Park(1, 5, &waiter));
-  EXPECT_EQ(parked.TakeIfReleased(1, 4), nullptr);
-  EXPECT_EQ(parked.TakeIfReleased(0, 9), nullptr);  // rank 0 is not parked
-  EXPECT_EQ(parked.TakeIfReleased(1, 5), &waiter);
-  EXPECT_FALSE(parked.Take(1, 5));  // taken once only
-  EXPECT_EQ(parked.TakeIfReleased(1, 5), nullptr);
-}
-
-TEST(ParkedRanksTest, ARankParksOnceAtATime) {
-  comm::ParkedRanks parked(1);
-  int first = 0;
-  int second = 0;
-  ASSERT_TRUE(parked.Park(0, 1, &first));
-  EXPECT_FALSE(parked.Park(0, 2, &second));
-  EXPECT_TRUE(parked.Take(0, 1));
-  EXPECT_TRUE(parked.Park(0, 2, &second));
-  EXPECT_EQ(parked.TakeIfReleased(0, 2), &second);
-}
-
-TEST(ParkedRanksTest, ExactlyOneOfTheRankAndTheReleaserTakesEachParking) {
-  constexpr int kRounds = 20000;
-  comm::ParkedRanks parked(1);
-  int waiter = 0;
-  std::atomic<uint64_t> round{0};
-  std::atomic<int> releaser_wins{0};
-  std::atomic<int> rank_wins{0};
-  std::atomic<int> done{0};
-  std::thread releaser([&] {
-    for (uint64_t seq = 1; seq <= kRounds; ++seq) {
-      while (round.load(std::memory_order_acquire) < seq) std::this_thread::yield();
-      if (parked.TakeIfReleased(0, seq) == &waiter) releaser_wins.fetch_add(1);
-      done.fetch_add(1, std::memory_order_release);
-    }
-  });
-  for (uint64_t seq = 1; seq <= kRounds; ++seq) {
-    ASSERT_TRUE(parked.Park(0, seq, &waiter));
-    round.store(seq, std::memory_order_release);
-    if (parked.Take(0, seq)) rank_wins.fetch_add(1);
-    while (done.load(std::memory_order_acquire) < static_cast<int>(seq)) std::this_thread::yield();
-  }
-  releaser.join();
-  EXPECT_EQ(releaser_wins.load() + rank_wins.load(), kRounds);
 }
 
 }  // namespace

@@ -104,10 +104,6 @@ namespace {
 
 using runtime::StepResult;
 
-// When a second stream of the same rank waits in another barrier, the rank's parking slot is
-// taken; the barrier then checks for its release this often instead.
-constexpr auto kPollWithoutSlot = std::chrono::milliseconds(1);
-
 // One launched barrier of one rank: arrival, wait, result. Ranks of a group in this process
 // park while they wait (ParkedRanks) and are finished by the releasing arrival; ranks of a
 // group spread over processes block their stream's worker on the window, which other
@@ -140,7 +136,7 @@ class BarrierRun final : public runtime::SuspendableTask {
 
   // The stream's worker, at the wake time or on abort.
   StepResult Poll(const std::stop_token& stop) {
-    if (!polling_ && !group_.Parked().Take(rank_, seq_)) return StepResult::ResumeComing();
+    if (!group_.Parked().Take(rank_, seq_)) return StepResult::ResumeComing();
     // This rank holds its barrier again: nobody else will finish it.
     if (group_.Window().Released(seq_)) return StepResult::Done(Finish(comm::WaitResult::kReleased));
     if (stop.stop_requested()) return StepResult::Done(Finish(comm::WaitResult::kStopped));
@@ -181,8 +177,7 @@ class BarrierRun final : public runtime::SuspendableTask {
     if (!timeout_) warn_at_ = start_ + plan_->warn_after;
     Clock::time_point wake = deadline_ ? *deadline_ : warned_ ? Clock::time_point::max() : warn_at_;
     if (group_.Window().Released(seq_)) return StepResult::Done(Finish(comm::WaitResult::kReleased));
-    polling_ = !parked.Park(rank_, seq_, this);
-    if (polling_) return StepResult::Suspended(std::min(wake, Clock::now() + kPollWithoutSlot));
+    parked.Park(rank_, seq_, this);
     // Parked: a release from now on takes this rank; one that came just before, we take.
     if (group_.Window().Released(seq_)) {
       if (!parked.Take(rank_, seq_)) return StepResult::ResumeComing();
@@ -191,12 +186,13 @@ class BarrierRun final : public runtime::SuspendableTask {
     return StepResult::Suspended(wake);
   }
 
-  // This arrival released barrier seq_: finish every parked rank it covers.
+  // This arrival released barrier seq_: finish every parked barrier it covers (also those
+  // abandoned before it, whose ranks were left behind by an elastic barrier).
   void ResumeParked() {
-    comm::ParkedRanks& parked = group_.Parked();
-    for (int rank = 0; rank < group_.Size(); ++rank) {
-      auto* other = static_cast<BarrierRun*>(parked.TakeIfReleased(rank, seq_));
-      if (other == nullptr) continue;
+    std::vector<void*> taken;
+    group_.Parked().TakeReleased(seq_, taken);
+    for (void* waiter : taken) {
+      auto* other = static_cast<BarrierRun*>(waiter);
       const runtime::Resumer resumer = *other->resumer_;
       resumer.Resume(other->Finish(comm::WaitResult::kReleased));  // may free `other`
     }
@@ -267,7 +263,6 @@ class BarrierRun final : public runtime::SuspendableTask {
   std::optional<Clock::time_point> deadline_;
   Clock::time_point warn_at_;
   bool warned_ = false;
-  bool polling_ = false;  // not parked (the slot was taken): the worker polls for the release
   std::optional<runtime::Resumer> resumer_;
 };
 

@@ -179,23 +179,33 @@ aclnnStatus LaunchBarrier(const char* api, bool v2, void* workspace, uint64_t wo
   if (aclnnStatus status = CheckWorkspace(api, kWorkspaceBytes, workspace, workspace_size); status != ACLNN_SUCCESS) {
     return status;
   }
+  auto claim = [&]() -> std::optional<std::string> {
+    // A single-use executor is consumed here; a concurrent second launch finds it gone.
+    if (executor->repeatable.load(std::memory_order_acquire) || Executors().Take(executor_handle)) return std::nullopt;
+    return fmt::format("executor {} was already run", static_cast<const void*>(executor_handle));
+  };
+  if (auto refused = EnqueueBarrier(executor->plan, stream_handle, claim)) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {}", api, *refused);
+  }
+  return ACLNN_SUCCESS;
+}
+
+std::optional<std::string> EnqueueBarrier(std::shared_ptr<const BarrierPlan> plan, aclrtStream stream_handle,
+                                          const std::function<std::optional<std::string>()>& claim) {
   aclError stream_error = ACL_SUCCESS;
   std::shared_ptr<runtime::Stream> stream = runtime::Runtime::Instance().ResolveStream(stream_handle, &stream_error);
-  if (!stream) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: stream {} is not usable", api, stream_handle);
-  const comm::Member& member = executor->plan->member;
+  if (!stream) return fmt::format("stream {} is not usable: {}", stream_handle, RecentError());
+  const comm::Member& member = plan->member;
   const int rank_device = member.group->DeviceOfRank(member.rank);
   if (stream->Device() != rank_device) {
-    return Fail(ACLNN_ERR_PARAM_INVALID,
-                "{}: stream {} belongs to device {}, but the executor's rank {} of group '{}' is on device {}", api,
-                stream_handle, stream->Device(), member.rank, member.group->Name(), rank_device);
+    return fmt::format("stream {} belongs to device {}, but rank {} of group '{}' is on device {}", stream_handle,
+                       stream->Device(), member.rank, member.group->Name(), rank_device);
   }
-  // A single-use executor is consumed here; a concurrent second launch finds it gone.
-  if (!executor->repeatable.load(std::memory_order_acquire) && !Executors().Take(executor_handle)) {
-    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: executor {} was already run", api,
-                static_cast<const void*>(executor_handle));
+  if (claim) {
+    if (auto refused = claim()) return refused;
   }
-  stream->Enqueue(MakeBarrierTask(executor->plan));
-  return ACLNN_SUCCESS;
+  stream->Enqueue(MakeBarrierTask(std::move(plan)));
+  return std::nullopt;
 }
 
 }  // namespace distbarrier::op

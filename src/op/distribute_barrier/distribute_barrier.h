@@ -5,7 +5,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "aclnn/aclnn_base.h"
 #include "common/handle_table.h"
@@ -39,6 +42,12 @@ struct Executor {
 HandleTable<Executor>& Executors();
 
 aclnnStatus PrepareBarrier(const BarrierArgs& args);
+// The one launch path of the barrier, for aclnnDistributeBarrier(V2) and HcclBarrier: the
+// stream (null: the current context's default) must be live and on the device of the plan's
+// rank; then `claim` (when given) may still refuse, e.g. a single-use executor already run;
+// then the task is enqueued. Returns why it refused; the caller maps that to its status code.
+std::optional<std::string> EnqueueBarrier(std::shared_ptr<const BarrierPlan> plan, aclrtStream stream_handle,
+                                          const std::function<std::optional<std::string>()>& claim = {});
 aclnnStatus LaunchBarrier(const char* api, bool v2, void* workspace, uint64_t workspace_size,
                           aclOpExecutor* executor, aclrtStream stream);
 // Stage 2's workspace rule, apart so it can be tested with a non-zero requirement.
