@@ -4,6 +4,7 @@
 // The slow rank is made slow by construction, not by luck: before each barrier a host
 // function on its stream waits until every other rank has arrived at that barrier, then
 // sleeps 2 ms. So it is last, and at least 2 ms late, in every barrier.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -94,6 +95,42 @@ TEST_F(DiagnosisTest, StatsNameTheInjectedSlowRankInEveryOneOf200Barriers) {
   }
   EXPECT_GE(stats[kSlow].meanLatenessNs, static_cast<double>(kDelayNs));
   EXPECT_GE(stats[kSlow].maxLatenessNs, kDelayNs);
+}
+
+// A second, independent check of the last-rank statistic: one thread launches the ranks in a
+// chosen order, so which rank completes each barrier is known without any timing; the
+// statistics must name it, and count it in timesLast.
+TEST_F(DiagnosisTest, TheRankLaunchedLastIsNamedLastWhateverItsNumber) {
+  std::vector<aclrtStream> streams(kRanks);
+  std::vector<DeviceTensor> x_refs(kRanks);
+  for (int rank = 0; rank < kRanks; ++rank) {
+    ASSERT_ACL_OK(aclrtSetDevice(rank));
+    streams[rank] = NewStream();
+    x_refs[rank] = MakeTensor(ACL_FLOAT16, {2});
+  }
+  const std::vector<int> last_ranks = {0, 15, 7, 7, 3};
+  for (int last : last_ranks) {
+    for (int rank = 0; rank < kRanks; ++rank) {
+      if (rank == last) continue;
+      ASSERT_ACL_OK(aclrtSetDevice(rank));
+      ASSERT_EQ(EnqueueBarrier(x_refs[rank].tensor, group_, kRanks, streams[rank]), 0) << aclGetRecentErrMsg();
+    }
+    ASSERT_ACL_OK(aclrtSetDevice(last));
+    ASSERT_EQ(EnqueueBarrier(x_refs[last].tensor, group_, kRanks, streams[last]), 0) << aclGetRecentErrMsg();
+    for (aclrtStream stream : streams) ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+    distbarrierBarrierInfo info{};
+    std::vector<int64_t> arrival(kRanks);
+    ASSERT_ACL_OK(distbarrierGetLastBarrier(group_.c_str(), &info, arrival.data(), kRanks));
+    EXPECT_EQ(info.lastRank, last);
+    EXPECT_EQ(arrival[last], info.spreadNs);  // the last arrival is the spread's end
+  }
+  std::vector<distbarrierRankStats> stats(kRanks);
+  ASSERT_ACL_OK(distbarrierGetRankStats(group_.c_str(), stats.data(), kRanks));
+  for (int rank = 0; rank < kRanks; ++rank) {
+    const auto expected = static_cast<uint64_t>(std::count(last_ranks.begin(), last_ranks.end(), rank));
+    EXPECT_EQ(stats[rank].timesLast, expected) << "rank " << rank;
+    EXPECT_EQ(stats[rank].barriers, last_ranks.size()) << "rank " << rank;
+  }
 }
 
 TEST_F(DiagnosisTest, ResetStartsTheRunningStatsAfresh) {

@@ -1,5 +1,6 @@
 // Every argument check of aclnnDistributeBarrier{,V2}GetWorkspaceSize and of the second
 // stage, in the contract's order (contract section 4), plus the vendor's own unit cases.
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -107,6 +108,30 @@ TEST_F(ValidationTest, WorldSizeBounds) {
     EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), edge), ACLNN_ERR_INNER_TILING_ERROR);
     EXPECT_THAT(Message(), HasSubstr("differs from group")) << edge;
   }
+}
+
+// 385 is refused for its range, not because it differs from the group: here the group really
+// has 385 ranks (devices), and 384 on a 384-rank group passes.
+TEST(ValidationLimitsTest, WorldSize385IsRefusedEvenForAGroupOf385Ranks) {
+  setenv("DISTBARRIER_DEVICE_COUNT", "385", 1);  // read when the runtime is first used
+  for (int ranks : {384, 385}) {
+    std::vector<HcclComm> comms = MakeGroup(FirstDevices(ranks));
+    const std::string group = CommName(comms[0]);
+    ASSERT_ACL_OK(aclrtSetDevice(0));
+    DeviceTensor x_ref = MakeTensor(ACL_FLOAT16, {2});
+    uint64_t workspace_size = 0;
+    aclOpExecutor* executor = nullptr;
+    const aclnnStatus status =
+        aclnnDistributeBarrierGetWorkspaceSize(x_ref.tensor, group.c_str(), ranks, &workspace_size, &executor);
+    if (ranks == 384) {
+      EXPECT_EQ(status, ACLNN_SUCCESS) << aclGetRecentErrMsg();
+      EXPECT_EQ(aclDestroyAclOpExecutor(executor), ACLNN_SUCCESS);
+    } else {
+      EXPECT_EQ(status, ACLNN_ERR_INNER_TILING_ERROR);
+      EXPECT_THAT(std::string(aclGetRecentErrMsg()), HasSubstr("worldSize 385 is out of the supported range [2, 384]"));
+    }
+  }
+  aclFinalize();
 }
 
 TEST_F(ValidationTest, WorldSizeCheckedBeforeDtype) {
