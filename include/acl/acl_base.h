@@ -21,6 +21,7 @@ typedef void *aclrtEvent;
 typedef void *aclrtContext;
 
 #define ACL_SUCCESS 0
+#define ACL_ERROR_NONE 0 /* the older name of ACL_SUCCESS, still used by CANN samples */
 
 /* General errors. */
 #define ACL_ERROR_INVALID_PARAM 100000
@@ -77,7 +78,12 @@ typedef enum {
     ACL_FORMAT_ND = 2,
     ACL_FORMAT_NC1HWC0 = 3,
     ACL_FORMAT_FRACTAL_Z = 4,
+    ACL_FORMAT_HWCN = 16,
+    ACL_FORMAT_NDHWC = 27,
     ACL_FORMAT_FRACTAL_NZ = 29,
+    ACL_FORMAT_NCDHW = 30,
+    ACL_FORMAT_NC = 35,
+    ACL_FORMAT_NCL = 47,
     /* Not a value: widens the enum to all of int, so that any int a C caller passes is a
      * valid enum value that the library can reject, not undefined behaviour. */
     ACL_FORMAT_INT_RANGE_ = -2147483647 - 1

@@ -2,7 +2,7 @@
 #ifndef DISTBARRIER_ACLNNOP_ACLNN_DISTRIBUTE_BARRIER_H_
 #define DISTBARRIER_ACLNNOP_ACLNN_DISTRIBUTE_BARRIER_H_
 
-#include "../aclnn/aclnn_base.h"
+#include "aclnn/aclnn_base.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -2,7 +2,7 @@
 #ifndef DISTBARRIER_HCCL_HCCL_H_
 #define DISTBARRIER_HCCL_HCCL_H_
 
-#include "../acl/acl_base.h"
+#include "../acl/acl.h" /* as CANN's hccl.h does: HCCL programs use the runtime through it */
 #include "hccl_types.h"
 
 #ifdef __cplusplus

@@ -168,6 +168,10 @@ const char* HcclGetErrorString(HcclResult code) {
     case HCCL_E_NETWORK: return "call network api fail";
     case HCCL_E_AGAIN: return "try again";
     case HCCL_E_REMOTE: return "error cqe";
+    case HCCL_E_SUSPENDING: return "error communicator suspending";
+    case HCCL_E_OPRETRY_FAIL: return "retry constraint";
+    case HCCL_E_OOM: return "out of memory";
+    case HCCL_E_IN_STATUS: return "the error information is in the status";
     default: return "unknown HcclResult";
   }
 }

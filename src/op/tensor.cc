@@ -53,7 +53,28 @@ const char* FormatName(aclFormat format) {
     case ACL_FORMAT_NC1HWC0: return "NC1HWC0";
     case ACL_FORMAT_FRACTAL_Z: return "FRACTAL_Z";
     case ACL_FORMAT_FRACTAL_NZ: return "FRACTAL_NZ";
+    case ACL_FORMAT_HWCN: return "HWCN";
+    case ACL_FORMAT_NDHWC: return "NDHWC";
+    case ACL_FORMAT_NCDHW: return "NCDHW";
+    case ACL_FORMAT_NC: return "NC";
+    case ACL_FORMAT_NCL: return "NCL";
     default: return "UNKNOWN";
+  }
+}
+
+bool IsOriginFormat(aclFormat format) {
+  switch (format) {
+    case ACL_FORMAT_ND:
+    case ACL_FORMAT_NCHW:
+    case ACL_FORMAT_NHWC:
+    case ACL_FORMAT_NCDHW:
+    case ACL_FORMAT_NDHWC:
+    case ACL_FORMAT_NCL:
+    case ACL_FORMAT_NC:
+    case ACL_FORMAT_HWCN:
+      return true;
+    default:
+      return false;
   }
 }
 

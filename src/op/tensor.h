@@ -30,5 +30,8 @@ HandleTable<Tensor>& Tensors();
 
 const char* DataTypeName(aclDataType dtype);
 const char* FormatName(aclFormat format);
+// A layout that says how to read dims, not a private tiled storage (ND, NCHW, NHWC, NCDHW,
+// NDHWC, NCL, NC, HWCN): what torch_npu passes for plain tensors.
+bool IsOriginFormat(aclFormat format);
 
 }  // namespace distbarrier::op

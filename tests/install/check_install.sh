@@ -14,16 +14,21 @@ trap 'rm -rf "$work"' EXIT
 P=$work/P
 cmake --install "$build_dir" --prefix "$P" >/dev/null
 
+# Each public header on its own: acl.h and hccl.h as C too; every one as C++11 through C++20
+# (the official HCCL examples build with -std=c++14 -Werror).
 for header in acl/acl.h hccl/hccl.h; do
   printf '#include "%s"\nint main(void) { return 0; }\n' "$header" >"$work/alone.c"
-  cc -std=c99 -Wall -Wextra -Werror -pedantic -I"$P/include" -c "$work/alone.c" -o "$work/alone_c.o"
+  for std in c99 c11; do
+    cc -std=$std -Wall -Wextra -Werror -pedantic -I"$P/include" -c "$work/alone.c" -o "$work/alone_c.o"
+  done
 done
-for header in acl/acl.h hccl/hccl.h aclnn/aclnn_base.h aclnnop/aclnn_distribute_barrier.h \
-  aclnnop/aclnn_distribute_barrier_v2.h distbarrier/distbarrier.h; do
+for header in $(cd "$P/include" && find acl hccl aclnn aclnnop distbarrier -name '*.h' | sort); do
   printf '#include "%s"\nint main() { return 0; }\n' "$header" >"$work/alone.cpp"
-  c++ -std=c++11 -Wall -Wextra -Werror -I"$P/include" -c "$work/alone.cpp" -o "$work/alone_cpp.o"
+  for std in c++11 c++14 c++17 c++20; do
+    c++ -std=$std -Wall -Wextra -Werror -I"$P/include" -c "$work/alone.cpp" -o "$work/alone_cpp.o"
+  done
 done
-echo "headers: each compiles on its own"
+echo "headers: each compiles on its own (C99/C11 for acl.h and hccl.h, C++11..C++20 for all)"
 
 for lib in ascendcl nnopbase opapi op_common hccl; do
   test -e "$P/lib64/lib$lib.so" || { echo "missing $P/lib64/lib$lib.so"; exit 1; }

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "op/distribute_barrier/distribute_barrier.h"
 #include "test_support.h"
@@ -171,12 +172,28 @@ TEST_F(ValidationTest, StaleXRefHandleFails) {
 
 // --- row 4: xRef format / rank ---
 
-TEST_F(ValidationTest, FormatNotNdFails) {
-  for (aclFormat format : {ACL_FORMAT_NCHW, ACL_FORMAT_NHWC, ACL_FORMAT_NC1HWC0, ACL_FORMAT_FRACTAL_Z,
-                           ACL_FORMAT_FRACTAL_NZ, ACL_FORMAT_UNDEFINED}) {
+TEST_F(ValidationTest, PrivateFormatsFail) {
+  for (aclFormat format : {ACL_FORMAT_NC1HWC0, ACL_FORMAT_FRACTAL_Z, ACL_FORMAT_FRACTAL_NZ, ACL_FORMAT_UNDEFINED,
+                           static_cast<aclFormat>(12345)}) {
     DeviceTensor tensor = MakeTensor(ACL_FLOAT, {1, 2, 3, 4}, format);
     EXPECT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID) << format;
     EXPECT_THAT(Message(), HasSubstr("xRef format")) << format;
+  }
+}
+
+// torch_npu passes NCL / NCHW / NCDHW for 3-, 4- and 5-D tensors, and the vendor's op checks
+// no xRef format: every origin format passes.
+TEST_F(ValidationTest, OriginFormatsPass) {
+  struct Case {
+    aclFormat format;
+    std::vector<int64_t> shape;
+  };
+  for (const Case& c : {Case{ACL_FORMAT_ND, {2}}, Case{ACL_FORMAT_NC, {2, 3}}, Case{ACL_FORMAT_NCL, {2, 3, 4}},
+                        Case{ACL_FORMAT_NCHW, {1, 2, 3, 4}}, Case{ACL_FORMAT_NHWC, {1, 2, 3, 4}},
+                        Case{ACL_FORMAT_HWCN, {1, 2, 3, 4}}, Case{ACL_FORMAT_NCDHW, {1, 2, 3, 4, 5}},
+                        Case{ACL_FORMAT_NDHWC, {1, 2, 3, 4, 5}}}) {
+    DeviceTensor tensor = MakeTensor(ACL_FLOAT16, c.shape, c.format);
+    EXPECT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << c.format << ": " << Message();
   }
 }
 

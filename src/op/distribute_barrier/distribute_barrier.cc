@@ -87,9 +87,11 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
                 "INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64",
                 api, DataTypeName(x_ref->dtype), static_cast<int>(x_ref->dtype));
   }
-  if (x_ref->format != ACL_FORMAT_ND) {
-    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: xRef format is {} ({}), expected ND", api, FormatName(x_ref->format),
-                static_cast<int>(x_ref->format));
+  if (!IsOriginFormat(x_ref->format)) {
+    return Fail(ACLNN_ERR_PARAM_INVALID,
+                "{}: xRef format is {} ({}), a private format; expected an origin format (ND, NCHW, NHWC, NCDHW, "
+                "NDHWC, NCL, NC, HWCN)",
+                api, FormatName(x_ref->format), static_cast<int>(x_ref->format));
   }
   if (x_ref->view_dims.size() > kMaxDims) {
     return Fail(ACLNN_ERR_PARAM_INVALID, "{}: xRef has {} dims, at most {} are supported", api,
