@@ -27,6 +27,21 @@ TEST_F(MemoryTest, MallocSizeZeroIsInvalidParam) {
   EXPECT_EQ(aclrtMalloc(&dev, 16, static_cast<aclrtMemMallocPolicy>(9)), ACL_ERROR_INVALID_PARAM);
 }
 
+// Rounding a size near SIZE_MAX up to the alignment wrapped to a tiny block that was recorded
+// as huge, so later copies into it passed every check.
+TEST_F(MemoryTest, MallocOfAnImpossibleSizeIsAllocationFailure) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  for (size_t size : {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 63, SIZE_MAX / 2}) {
+    void* dev = nullptr;
+    EXPECT_EQ(aclrtMalloc(&dev, size, ACL_MEM_MALLOC_HUGE_FIRST), ACL_ERROR_RT_MEMORY_ALLOCATION) << size;
+    EXPECT_EQ(dev, nullptr);
+    EXPECT_NE(std::string(aclGetRecentErrMsg()).find("aclrtMalloc"), std::string::npos);
+    void* host = nullptr;
+    EXPECT_EQ(aclrtMallocHost(&host, size), ACL_ERROR_RT_MEMORY_ALLOCATION) << size;
+    EXPECT_EQ(host, nullptr);
+  }
+}
+
 TEST_F(MemoryTest, MallocWithoutContextIsContextNull) {
   void* dev = nullptr;
   EXPECT_EQ(aclrtMalloc(&dev, 16, ACL_MEM_MALLOC_HUGE_FIRST), ACL_ERROR_RT_CONTEXT_NULL);
