@@ -95,10 +95,7 @@ aclError aclInit(const char* /*configPath: no configuration file is needed*/) {
   return ACL_SUCCESS;
 }
 
-aclError aclFinalize(void) {
-  distbarrier::api::ReleaseEverything();
-  return ACL_SUCCESS;
-}
+aclError aclFinalize(void) { return distbarrier::api::ReleaseEverything(); }
 
 aclError aclrtSetDevice(int32_t deviceId) { return Runtime::Instance().SetDevice(deviceId); }
 aclError aclrtResetDevice(int32_t deviceId) { return Runtime::Instance().ResetDevice(deviceId); }

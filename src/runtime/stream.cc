@@ -28,6 +28,7 @@ struct PendingResume {
   TaskStatus status;
 };
 thread_local bool t_driving = false;
+thread_local Stream* t_worker_of = nullptr;  // the stream whose worker this thread is
 thread_local std::vector<PendingResume> t_pending;
 }  // namespace
 
@@ -52,6 +53,21 @@ void Stream::DrainResumes() {
   t_pending.clear();
 }
 
+std::shared_ptr<Stream> Stream::Create(int device) { return std::shared_ptr<Stream>(new Stream(device), Release); }
+
+const Stream* Stream::CurrentWorker() { return t_worker_of; }
+
+void Stream::Release(Stream* stream) {
+  if (t_worker_of != stream) {
+    delete stream;
+    return;
+  }
+  // Inside one of its own tasks: the worker still runs on the object. Stop the stream and let
+  // the worker delete it when it leaves RunWorker (delete_on_exit_ is the worker's own).
+  stream->Abort({ACL_ERROR_RT_STREAM_ABORT, "stream released by one of its own tasks"});
+  stream->delete_on_exit_ = true;
+}
+
 Stream::~Stream() {
   Abort({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed"});
   Join();
@@ -71,7 +87,17 @@ void Stream::Enqueue(Task task) {
   if (runner_.load(std::memory_order_seq_cst) != Runner::kNone) return;  // its runner takes it in turn
   std::unique_lock lock(mutex_);
   // The worker also keeps the time of suspended tasks, so it starts even when it runs nothing.
-  if (!worker_.joinable()) worker_ = std::thread([this] { RunWorker(); });
+  if (!worker_.joinable()) {
+    worker_ = std::thread([this] {
+      t_worker_of = this;
+      RunWorker();
+      t_worker_of = nullptr;
+      if (delete_on_exit_) {  // nobody else holds the stream: nobody joins this thread
+        worker_.detach();
+        delete this;
+      }
+    });
+  }
   if (runner_.load(std::memory_order_relaxed) != Runner::kNone) return;
   TakeInbox();
   if (queue_.empty()) return;  // a runner came and went and took it

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -33,6 +34,13 @@ class Stream {
  public:
   explicit Stream(int device) : device_(device) {}
   ~Stream();  // aborts what is left and joins the worker
+  // A shared stream. Its last reference may be dropped by one of its own tasks (on its
+  // worker), which can neither join itself nor free the object it still runs on: then the
+  // stream is aborted and the worker deletes it as it exits.
+  static std::shared_ptr<Stream> Create(int device);
+  // The stream whose worker is the calling thread (it runs that stream's host functions);
+  // null on any other thread.
+  static const Stream* CurrentWorker();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
@@ -62,6 +70,8 @@ class Stream {
   enum class Runner { kNone, kWorker, kHelper, kSuspended };
 
   void RunWorker();
+  // The deleter of Create: deletes now, or on its own worker hands the deletion to the worker's exit.
+  static void Release(Stream* stream);
   // Runs the resumes this thread queued while it drove streams.
   static void DrainResumes();
   // With the lock held and the runner role taken: runs tasks until the queue is empty, a task
@@ -121,6 +131,7 @@ class Stream {
   bool worker_exited_ = false;
   std::stop_source stop_;
   std::mutex join_mutex_;  // Join may be called from the reaper and from aclFinalize
+  bool delete_on_exit_ = false;  // the worker's own: its last reference went on the worker
   std::thread worker_;
 };
 

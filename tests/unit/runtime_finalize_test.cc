@@ -84,6 +84,41 @@ TEST_F(FinalizeTest, FinalizeJoinsARunningTask) {
   EXPECT_EQ(aclrtSynchronizeStream(stream), ACL_ERROR_RT_INVALID_HANDLE);
 }
 
+// What a host function that calls an API saw.
+struct HostCall {
+  std::atomic<aclError> result{-1};
+  std::string message;
+};
+
+void CallFinalize(void* arg) {
+  auto* call = static_cast<HostCall*>(arg);
+  call->message = aclGetRecentErrMsg();
+  call->result = aclFinalize();
+  call->message = aclGetRecentErrMsg();
+}
+
+// aclFinalize on a stream's worker made the worker drop the last reference to its own stream,
+// which it cannot join: std::terminate. It is refused instead, and nothing is released.
+TEST_F(FinalizeTest, FinalizeFromAHostFunctionIsRefusedAndNothingIsReleased) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  aclrtStream stream = NewStream();
+  void* dev = nullptr;
+  ASSERT_ACL_OK(aclrtMalloc(&dev, 64, ACL_MEM_MALLOC_HUGE_FIRST));
+  HostCall call;
+  std::atomic<bool>& after = NewFlag();
+  EXPECT_ACL_OK(aclrtLaunchHostFunc(stream, CallFinalize, &call));
+  EXPECT_ACL_OK(aclrtLaunchHostFunc(stream, SetFlag, &after));
+  EXPECT_ACL_OK(aclrtSynchronizeStream(stream));  // the host function ran: `call` may go now
+  EXPECT_EQ(call.result.load(), ACL_ERROR_FAILURE);
+  EXPECT_NE(call.message.find("aclFinalize: called from a host function"), std::string::npos) << call.message;
+  EXPECT_TRUE(after.load()) << "the stream stopped";
+  // Everything is still there.
+  EXPECT_ACL_OK(aclrtMemset(dev, 64, 0, 64));
+  EXPECT_ACL_OK(aclrtFree(dev));
+  EXPECT_ACL_OK(aclrtDestroyStream(stream));
+  EXPECT_ACL_OK(aclFinalize());
+}
+
 TEST_F(FinalizeTest, FinalizeTwiceIsHarmless) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
   EXPECT_ACL_OK(aclFinalize());
