@@ -88,6 +88,7 @@ void Stream::Enqueue(Task task) {
   std::unique_lock lock(mutex_);
   // The worker also keeps the time of suspended tasks, so it starts even when it runs nothing.
   if (!worker_.joinable()) {
+    worker_exited_ = false;  // Close may have said so of a stream that had no worker yet
     worker_ = std::thread([this] {
       t_worker_of = this;
       RunWorker();
@@ -332,8 +333,12 @@ void Stream::Abort(TaskStatus reason) {
 }
 
 void Stream::Join() {
-  std::lock_guard lock(join_mutex_);
-  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+  // worker_ is only touched under mutex_ (a launch may start the worker at any time). Joining
+  // under it is safe once the worker has left RunWorker: it needs the lock no more.
+  std::unique_lock lock(mutex_);
+  if (!worker_.joinable() || worker_.get_id() == std::this_thread::get_id()) return;
+  work_done_.wait(lock, [&] { return worker_exited_ || !worker_.joinable(); });
+  if (worker_.joinable()) worker_.join();  // another Join may have joined it while we waited
 }
 
 bool Stream::WorkerExited() const {

@@ -130,9 +130,8 @@ class Stream {
   bool closing_ = false;  // written under both locks
   bool worker_exited_ = false;
   std::stop_source stop_;
-  std::mutex join_mutex_;  // Join may be called from the reaper and from aclFinalize
   bool delete_on_exit_ = false;  // the worker's own: its last reference went on the worker
-  std::thread worker_;
+  std::thread worker_;  // under mutex_
 };
 
 }  // namespace distbarrier::runtime

@@ -119,6 +119,32 @@ TEST_F(FinalizeTest, FinalizeFromAHostFunctionIsRefusedAndNothingIsReleased) {
   EXPECT_ACL_OK(aclFinalize());
 }
 
+// The first launch onto a stream starts its worker while aclFinalize, on another thread, joins
+// the stream's worker: both touch the worker's thread object (a data race under TSan, and a
+// worker started after the join ran on after aclFinalize returned).
+TEST_F(FinalizeTest, FirstLaunchRacingFinalizeIsSafe) {
+  constexpr int kRounds = 100;
+  constexpr int kStreams = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    ASSERT_ACL_OK(aclrtSetDevice(0));
+    std::atomic<bool> go{false};
+    std::vector<std::thread> launchers;
+    for (int i = 0; i < kStreams; ++i) {
+      aclrtStream stream = NewStream();
+      std::atomic<bool>* ran = &NewFlag();
+      launchers.emplace_back([&go, stream, ran] {
+        while (!go.load()) std::this_thread::yield();
+        // Succeeds (the host function runs or is dropped) or finds the stream already gone.
+        const aclError result = aclrtLaunchHostFunc(stream, SetFlag, ran);
+        EXPECT_TRUE(result == ACL_SUCCESS || result == ACL_ERROR_RT_INVALID_HANDLE) << result;
+      });
+    }
+    go.store(true);
+    EXPECT_ACL_OK(aclFinalize());
+    for (std::thread& launcher : launchers) launcher.join();
+  }
+}
+
 TEST_F(FinalizeTest, FinalizeTwiceIsHarmless) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
   EXPECT_ACL_OK(aclFinalize());
