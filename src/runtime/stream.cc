@@ -29,6 +29,7 @@ struct PendingResume {
 };
 thread_local bool t_driving = false;
 thread_local Stream* t_worker_of = nullptr;  // the stream whose worker this thread is
+std::atomic<Stream::ThreadStarter> g_thread_starter{nullptr};
 thread_local std::vector<PendingResume> t_pending;
 }  // namespace
 
@@ -74,6 +75,16 @@ Stream::~Stream() {
 }
 
 void Stream::Enqueue(Task task) {
+  // Before the task is published, so that a worker that cannot start leaves nothing queued
+  // that nobody would run (a synchronize would wait for it forever).
+  if (!worker_started_.load(std::memory_order_acquire)) {
+    try {
+      StartWorker();
+    } catch (...) {
+      if (task.on_drop) task.on_drop({ACL_ERROR_RT_INTERNAL_ERROR, "the stream's worker thread could not start"});
+      throw;
+    }
+  }
   {
     std::unique_lock inbox(inbox_mutex_);
     if (closing_) {  // destroyed or aborted: nobody will run it
@@ -86,19 +97,6 @@ void Stream::Enqueue(Task task) {
   }
   if (runner_.load(std::memory_order_seq_cst) != Runner::kNone) return;  // its runner takes it in turn
   std::unique_lock lock(mutex_);
-  // The worker also keeps the time of suspended tasks, so it starts even when it runs nothing.
-  if (!worker_.joinable()) {
-    worker_exited_ = false;  // Close may have said so of a stream that had no worker yet
-    worker_ = std::thread([this] {
-      t_worker_of = this;
-      RunWorker();
-      t_worker_of = nullptr;
-      if (delete_on_exit_) {  // nobody else holds the stream: nobody joins this thread
-        worker_.detach();
-        delete this;
-      }
-    });
-  }
   if (runner_.load(std::memory_order_relaxed) != Runner::kNone) return;
   TakeInbox();
   if (queue_.empty()) return;  // a runner came and went and took it
@@ -115,6 +113,27 @@ void Stream::Enqueue(Task task) {
   }
   lock.unlock();
   work_ready_.notify_one();
+}
+
+void Stream::SetThreadStarterForTesting(ThreadStarter starter) { g_thread_starter.store(starter); }
+
+void Stream::StartWorker() {
+  std::lock_guard lock(mutex_);
+  // The worker also keeps the time of suspended tasks, so it starts even when it runs nothing.
+  if (worker_.joinable() || closing_) return;  // closing: the launch drops its task
+  ThreadStarter starter = g_thread_starter.load();
+  std::function<void()> body = [this] {
+    t_worker_of = this;
+    RunWorker();
+    t_worker_of = nullptr;
+    if (delete_on_exit_) {  // nobody else holds the stream: nobody joins this thread
+      worker_.detach();
+      delete this;
+    }
+  };
+  worker_ = starter != nullptr ? starter(std::move(body)) : std::thread(std::move(body));
+  worker_exited_ = false;  // Close may have said so before the worker started
+  worker_started_.store(true, std::memory_order_release);
 }
 
 void Stream::TakeInbox() {

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,11 +42,19 @@ class Stream {
   // The stream whose worker is the calling thread (it runs that stream's host functions);
   // null on any other thread.
   static const Stream* CurrentWorker();
+
+  // How worker threads start: std::thread, unless a test swaps in a starter that throws as
+  // std::thread does when no thread can be made. Null restores std::thread.
+  using ThreadStarter = std::thread (*)(std::function<void()> body);
+  static void SetThreadStarterForTesting(ThreadStarter starter);
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
   int Device() const { return device_; }
 
+  // Queues `task`, or drops it (on_drop) when the stream is closing. Throws std::system_error
+  // when the stream's worker thread cannot start (RLIMIT_NPROC); then nothing is queued and
+  // on_drop has been called.
   void Enqueue(Task task);
 
   // Waits for every task enqueued before the call. Returns the stream's failure, if any
@@ -70,6 +79,8 @@ class Stream {
   enum class Runner { kNone, kWorker, kHelper, kSuspended };
 
   void RunWorker();
+  // Starts the worker unless it runs or the stream is closing; may throw std::system_error.
+  void StartWorker();
   // The deleter of Create: deletes now, or on its own worker hands the deletion to the worker's exit.
   static void Release(Stream* stream);
   // Runs the resumes this thread queued while it drove streams.
@@ -132,6 +143,7 @@ class Stream {
   std::stop_source stop_;
   bool delete_on_exit_ = false;  // the worker's own: its last reference went on the worker
   std::thread worker_;  // under mutex_
+  std::atomic<bool> worker_started_{false};  // set once: launches skip StartWorker after
 };
 
 }  // namespace distbarrier::runtime

@@ -6,12 +6,15 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <system_error>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "acl/acl.h"
+#include "runtime/stream.h"
 #include "unit/runtime_fixture.h"
 
 namespace distbarrier::testing {
@@ -403,6 +406,46 @@ TEST_F(StreamTest, SynchronizeDeviceWaitsForAllStreamsOfTheCurrentDevice) {
 
 TEST_F(StreamTest, SynchronizeDeviceWithoutContextIsContextNull) {
   EXPECT_EQ(aclrtSynchronizeDevice(), ACL_ERROR_RT_CONTEXT_NULL);
+}
+
+// ---------------------------------------------------------------------------------------
+// A worker thread that cannot start
+
+// What std::thread throws when no thread can be made (RLIMIT_NPROC, EAGAIN).
+std::thread RefuseThread(std::function<void()> /*body*/) {
+  throw std::system_error(EAGAIN, std::generic_category(), "Resource temporarily unavailable");
+}
+
+struct RefuseThreads {
+  RefuseThreads() { runtime::Stream::SetThreadStarterForTesting(RefuseThread); }
+  ~RefuseThreads() { runtime::Stream::SetThreadStarterForTesting(nullptr); }
+};
+
+// std::system_error escaped the C API and terminated the program.
+TEST_F(StreamTest, AWorkerThatCannotStartIsAnErrorCodeAndNothingIsQueued) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  std::vector<HcclComm> comms = MakeGroup(FirstDevices(2));
+  ASSERT_EQ(comms.size(), 2u);
+  aclrtStream stream = NewStream();
+  aclrtEvent event = nullptr;
+  ASSERT_ACL_OK(aclrtCreateEvent(&event));
+  std::atomic<bool>& ran = NewFlag();
+  {
+    RefuseThreads refuse;
+    EXPECT_EQ(aclrtLaunchHostFunc(stream, SetFlag, &ran), ACL_ERROR_RT_INTERNAL_ERROR);
+    const std::string message = aclGetRecentErrMsg();
+    EXPECT_NE(message.find("aclrtLaunchHostFunc"), std::string::npos) << message;
+    EXPECT_NE(message.find("Resource temporarily unavailable"), std::string::npos) << message;
+    EXPECT_EQ(aclrtRecordEvent(event, stream), ACL_ERROR_RT_INTERNAL_ERROR);
+    EXPECT_EQ(HcclBarrier(comms[0], stream), HCCL_E_SYSCALL);
+  }
+  // Nothing was left queued: the stream syncs at once, the failed record does not hang its
+  // waiters, and the stream works once threads can be made again.
+  EXPECT_ACL_OK(aclrtSynchronizeStream(stream));
+  EXPECT_EQ(aclrtSynchronizeEvent(event), ACL_ERROR_RT_INTERNAL_ERROR);
+  EXPECT_ACL_OK(aclrtLaunchHostFunc(stream, SetFlag, &ran));
+  EXPECT_ACL_OK(aclrtSynchronizeStream(stream));
+  EXPECT_TRUE(ran.load());
 }
 
 }  // namespace
