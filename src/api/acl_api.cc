@@ -121,8 +121,17 @@ aclError aclrtSynchronizeDevice(void) try {
   aclError error = ACL_SUCCESS;
   auto context = Runtime::Instance().CurrentContext(&error);
   if (!context) return error;
+  auto streams = Runtime::Instance().StreamsOfDevice(context->device);
+  for (auto& stream : streams) {
+    if (stream.get() == Stream::CurrentWorker()) {  // checked first: nothing is waited for in vain
+      return Fail(ACL_ERROR_RT_PARAM_INVALID,
+                  "aclrtSynchronizeDevice: called from a host function running on a stream of device {}; it would "
+                  "wait for itself forever",
+                  context->device);
+    }
+  }
   aclError first_failure = ACL_SUCCESS;
-  for (auto& stream : Runtime::Instance().StreamsOfDevice(context->device)) {
+  for (auto& stream : streams) {
     aclError result = stream->Synchronize();
     if (first_failure == ACL_SUCCESS) first_failure = result;
   }

@@ -295,6 +295,11 @@ void Stream::RunWorker() {
 }
 
 aclError Stream::Synchronize(std::optional<std::chrono::milliseconds> timeout) {
+  if (t_worker_of == this) {  // it would wait for the task it is running: forever
+    return Fail(ACL_ERROR_RT_PARAM_INVALID,
+                "synchronizing a stream from a host function running on that same stream would wait for itself "
+                "forever; synchronize from another thread, or record an event and wait for it elsewhere");
+  }
   const uint64_t target = enqueued_seen_.load(std::memory_order_acquire);
   std::unique_lock lock(mutex_);
   auto done = [&] { return finished_ >= target; };

@@ -59,7 +59,8 @@ class Stream {
 
   // Waits for every task enqueued before the call. Returns the stream's failure, if any
   // (and makes its message the caller's recent error), or ACL_ERROR_RT_STREAM_SYNC_TIMEOUT
-  // when `timeout` runs out first; the stream stays usable after a timeout.
+  // when `timeout` runs out first; the stream stays usable after a timeout. Refused
+  // (ACL_ERROR_RT_PARAM_INVALID) on the stream's own worker, from one of its host functions.
   aclError Synchronize(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   // True when every enqueued task has finished.

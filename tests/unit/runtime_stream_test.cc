@@ -409,6 +409,49 @@ TEST_F(StreamTest, SynchronizeDeviceWithoutContextIsContextNull) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Synchronizing a stream from its own host function
+
+// What a host function saw when it synchronized its own stream in each way.
+struct SelfSync {
+  aclrtStream stream = nullptr;
+  int32_t device = 0;
+  aclError plain = -1;
+  aclError with_timeout = -1;
+  aclError forever = -1;
+  aclError device_sync = -1;
+  std::string message;
+};
+
+void SynchronizeOwnStream(void* arg) {
+  auto* sync = static_cast<SelfSync*>(arg);
+  sync->plain = aclrtSynchronizeStream(sync->stream);
+  sync->message = aclGetRecentErrMsg();
+  sync->with_timeout = aclrtSynchronizeStreamWithTimeout(sync->stream, 10);
+  sync->forever = aclrtSynchronizeStreamWithTimeout(sync->stream, -1);
+  if (aclrtSetDevice(sync->device) == ACL_SUCCESS) {
+    sync->device_sync = aclrtSynchronizeDevice();
+    aclrtResetDevice(sync->device);
+  }
+}
+
+// It waited for the very task that waited: a silent deadlock.
+TEST_F(StreamTest, SynchronizingItsOwnStreamFromAHostFunctionIsAnError) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  SelfSync sync;
+  sync.stream = NewStream();
+  std::atomic<bool>& after = NewFlag();
+  EXPECT_ACL_OK(aclrtLaunchHostFunc(sync.stream, SynchronizeOwnStream, &sync));
+  EXPECT_ACL_OK(aclrtLaunchHostFunc(sync.stream, SetFlag, &after));
+  EXPECT_ACL_OK(aclrtSynchronizeStream(sync.stream));  // the host function ran: `sync` may go now
+  EXPECT_EQ(sync.plain, ACL_ERROR_RT_PARAM_INVALID);
+  EXPECT_NE(sync.message.find("would wait for itself"), std::string::npos) << sync.message;
+  EXPECT_EQ(sync.with_timeout, ACL_ERROR_RT_PARAM_INVALID);
+  EXPECT_EQ(sync.forever, ACL_ERROR_RT_PARAM_INVALID);
+  EXPECT_EQ(sync.device_sync, ACL_ERROR_RT_PARAM_INVALID);
+  EXPECT_TRUE(after.load());
+}
+
+// ---------------------------------------------------------------------------------------
 // A worker thread that cannot start
 
 // What std::thread throws when no thread can be made (RLIMIT_NPROC, EAGAIN).
