@@ -78,7 +78,9 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
   if (!context) {
     return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: call aclrtSetDevice before, the communicator belongs to a device");
   }
-  const auto timeout = std::chrono::seconds(std::max<int64_t>(1, distbarrier::EnvInt("DISTBARRIER_CONNECT_TIMEOUT_S", 120)));
+  const auto timeout = std::max<std::chrono::milliseconds>(
+      std::chrono::seconds(1),
+      distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1)).value_or(std::chrono::seconds(120)));
   auto joined = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout);
   if (auto* error = std::get_if<distbarrier::comm::BootstrapError>(&joined)) {
     return Fail(error->code, "HcclCommInitRootInfo (rank {} of {}): {}", rank, nRanks, error->message);
