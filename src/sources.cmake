@@ -24,6 +24,7 @@ set(DISTBARRIER_SOURCES
   api/acl_api.cc
   api/aclnn_api.cc
   api/distbarrier_api.cc
+  api/guard.cc
   api/hccl_api.cc
   api/shutdown.cc
 )

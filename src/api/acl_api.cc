@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "acl/acl.h"
+#include "api/guard.h"
 #include "common/error.h"
 #include "runtime/runtime.h"
 #include "shutdown.h"
@@ -90,71 +91,77 @@ size_t aclDataTypeSize(aclDataType dataType) {
 
 const char* aclGetRecentErrMsg(void) { return distbarrier::RecentError(); }
 
-aclError aclInit(const char* /*configPath: no configuration file is needed*/) {
+aclError aclInit(const char* /*configPath: no configuration file is needed*/) try {
   distbarrier::api::MarkInitialized();
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclFinalize(void) {
-  distbarrier::api::ReleaseEverything();
-  return ACL_SUCCESS;
-}
+aclError aclFinalize(void) try { return distbarrier::api::ReleaseEverything(); } DISTBARRIER_ACL_GUARD
 
-aclError aclrtSetDevice(int32_t deviceId) { return Runtime::Instance().SetDevice(deviceId); }
-aclError aclrtResetDevice(int32_t deviceId) { return Runtime::Instance().ResetDevice(deviceId); }
+aclError aclrtSetDevice(int32_t deviceId) try { return Runtime::Instance().SetDevice(deviceId); } DISTBARRIER_ACL_GUARD
+aclError aclrtResetDevice(int32_t deviceId) try { return Runtime::Instance().ResetDevice(deviceId); } DISTBARRIER_ACL_GUARD
 
-aclError aclrtGetDevice(int32_t* deviceId) {
+aclError aclrtGetDevice(int32_t* deviceId) try {
   if (deviceId == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtGetDevice: deviceId is null");
   aclError error = ACL_SUCCESS;
   auto context = Runtime::Instance().CurrentContext(&error);
   if (!context) return error;
   *deviceId = context->device;
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtGetDeviceCount(uint32_t* count) {
+aclError aclrtGetDeviceCount(uint32_t* count) try {
   if (count == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtGetDeviceCount: count is null");
   *count = static_cast<uint32_t>(Runtime::Instance().DeviceCount());
   if (*count == 0) return Fail(ACL_ERROR_RT_NO_DEVICE, "aclrtGetDeviceCount: DISTBARRIER_DEVICE_COUNT is 0");
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtSynchronizeDevice(void) {
+aclError aclrtSynchronizeDevice(void) try {
   aclError error = ACL_SUCCESS;
   auto context = Runtime::Instance().CurrentContext(&error);
   if (!context) return error;
+  auto streams = Runtime::Instance().StreamsOfDevice(context->device);
+  for (auto& stream : streams) {
+    if (stream.get() == Stream::CurrentWorker()) {  // checked first: nothing is waited for in vain
+      return Fail(ACL_ERROR_RT_PARAM_INVALID,
+                  "aclrtSynchronizeDevice: called from a host function running on a stream of device {}; it would "
+                  "wait for itself forever",
+                  context->device);
+    }
+  }
   aclError first_failure = ACL_SUCCESS;
-  for (auto& stream : Runtime::Instance().StreamsOfDevice(context->device)) {
+  for (auto& stream : streams) {
     aclError result = stream->Synchronize();
     if (first_failure == ACL_SUCCESS) first_failure = result;
   }
   return first_failure;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtCreateContext(aclrtContext* context, int32_t deviceId) {
+aclError aclrtCreateContext(aclrtContext* context, int32_t deviceId) try {
   return Runtime::Instance().CreateContext(deviceId, context);
-}
-aclError aclrtDestroyContext(aclrtContext context) { return Runtime::Instance().DestroyContext(context); }
-aclError aclrtSetCurrentContext(aclrtContext context) { return Runtime::Instance().SetCurrentContext(context); }
+} DISTBARRIER_ACL_GUARD
+aclError aclrtDestroyContext(aclrtContext context) try { return Runtime::Instance().DestroyContext(context); } DISTBARRIER_ACL_GUARD
+aclError aclrtSetCurrentContext(aclrtContext context) try { return Runtime::Instance().SetCurrentContext(context); } DISTBARRIER_ACL_GUARD
 
-aclError aclrtGetCurrentContext(aclrtContext* context) {
+aclError aclrtGetCurrentContext(aclrtContext* context) try {
   if (context == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtGetCurrentContext: context is null");
   aclError error = ACL_SUCCESS;
   if (!Runtime::Instance().CurrentContext(&error)) return error;
   *context = Runtime::Instance().CurrentContextHandle();
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtCreateStream(aclrtStream* stream) { return Runtime::Instance().CreateStream(stream); }
-aclError aclrtDestroyStream(aclrtStream stream) { return Runtime::Instance().DestroyStream(stream); }
+aclError aclrtCreateStream(aclrtStream* stream) try { return Runtime::Instance().CreateStream(stream); } DISTBARRIER_ACL_GUARD
+aclError aclrtDestroyStream(aclrtStream stream) try { return Runtime::Instance().DestroyStream(stream); } DISTBARRIER_ACL_GUARD
 
-aclError aclrtSynchronizeStream(aclrtStream stream) {
+aclError aclrtSynchronizeStream(aclrtStream stream) try {
   aclError error = ACL_SUCCESS;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
   return resolved ? resolved->Synchronize() : error;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout) {
+aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout) try {
   if (timeout < -1) {
     return Fail(ACL_ERROR_INVALID_PARAM, "aclrtSynchronizeStreamWithTimeout: timeout {} ms is invalid (-1 waits forever)",
                 timeout);
@@ -164,18 +171,18 @@ aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout) 
   if (!resolved) return error;
   if (timeout == -1) return resolved->Synchronize();
   return resolved->Synchronize(std::chrono::milliseconds(timeout));
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtStreamQuery(aclrtStream stream, aclrtStreamStatus* status) {
+aclError aclrtStreamQuery(aclrtStream stream, aclrtStreamStatus* status) try {
   if (status == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtStreamQuery: status is null");
   aclError error = ACL_SUCCESS;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
   if (!resolved) return error;
   *status = resolved->Idle() ? ACL_STREAM_STATUS_COMPLETE : ACL_STREAM_STATUS_NOT_READY;
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtLaunchHostFunc(aclrtStream stream, aclrtHostFunc fn, void* args) {
+aclError aclrtLaunchHostFunc(aclrtStream stream, aclrtHostFunc fn, void* args) try {
   if (fn == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtLaunchHostFunc: fn is null");
   aclError error = ACL_SUCCESS;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
@@ -185,22 +192,22 @@ aclError aclrtLaunchHostFunc(aclrtStream stream, aclrtHostFunc fn, void* args) {
     return TaskStatus::Ok();
   }});
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtCreateEvent(aclrtEvent* event) {
+aclError aclrtCreateEvent(aclrtEvent* event) try {
   if (event == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateEvent: event is null");
   *event = Runtime::Instance().Events().Add(std::make_shared<Event>());
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtDestroyEvent(aclrtEvent event) {
+aclError aclrtDestroyEvent(aclrtEvent event) try {
   if (!Runtime::Instance().Events().Take(event)) {
     return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtDestroyEvent: event {} is not live", event);
   }
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream) {
+aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream) try {
   aclError error = ACL_SUCCESS;
   auto found = FindEvent("aclrtRecordEvent", event, &error);
   if (!found) return error;
@@ -215,9 +222,9 @@ aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream) {
                          .on_drop = [found, record](const TaskStatus& cause) { found->Complete(record, cause, SteadyNowNs()); },
                          .may_run_inline = true});
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtStreamWaitEvent(aclrtStream stream, aclrtEvent event) {
+aclError aclrtStreamWaitEvent(aclrtStream stream, aclrtEvent event) try {
   aclError error = ACL_SUCCESS;
   auto found = FindEvent("aclrtStreamWaitEvent", event, &error);
   if (!found) return error;
@@ -227,9 +234,9 @@ aclError aclrtStreamWaitEvent(aclrtStream stream, aclrtEvent event) {
   if (record == 0) return ACL_SUCCESS;  // never recorded: nothing to wait for
   resolved->Enqueue(Task{.run = [found, record](const std::stop_token& stop) { return found->WaitFor(record, stop); }});
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtSynchronizeEvent(aclrtEvent event) {
+aclError aclrtSynchronizeEvent(aclrtEvent event) try {
   aclError error = ACL_SUCCESS;
   auto found = FindEvent("aclrtSynchronizeEvent", event, &error);
   if (!found) return error;
@@ -237,9 +244,9 @@ aclError aclrtSynchronizeEvent(aclrtEvent event) {
   if (status.ok()) return ACL_SUCCESS;
   distbarrier::SetRecentErrorQuiet(fmt::format("{} (error {})", status.message, status.code));
   return status.code;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatus* status) {
+aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatus* status) try {
   if (status == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtQueryEventStatus: status is null");
   aclError error = ACL_SUCCESS;
   auto found = FindEvent("aclrtQueryEventStatus", event, &error);
@@ -247,9 +254,9 @@ aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatus* statu
   *status = found->IsComplete(found->LatestRecord()) ? ACL_EVENT_RECORDED_STATUS_COMPLETE
                                                      : ACL_EVENT_RECORDED_STATUS_NOT_READY;
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtEventElapsedTime(float* ms, aclrtEvent startEvent, aclrtEvent endEvent) {
+aclError aclrtEventElapsedTime(float* ms, aclrtEvent startEvent, aclrtEvent endEvent) try {
   if (ms == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtEventElapsedTime: ms is null");
   aclError error = ACL_SUCCESS;
   auto start = FindEvent("aclrtEventElapsedTime", startEvent, &error);
@@ -265,9 +272,9 @@ aclError aclrtEventElapsedTime(float* ms, aclrtEvent startEvent, aclrtEvent endE
   }
   *ms = static_cast<float>(static_cast<double>(*end_ns - *start_ns) / 1e6);
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtMalloc(void** devPtr, size_t size, aclrtMemMallocPolicy policy) {
+aclError aclrtMalloc(void** devPtr, size_t size, aclrtMemMallocPolicy policy) try {
   if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: devPtr is null");
   if (size == 0) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: size is 0");
   if (policy != ACL_MEM_MALLOC_HUGE_FIRST && policy != ACL_MEM_MALLOC_HUGE_ONLY &&
@@ -280,17 +287,17 @@ aclError aclrtMalloc(void** devPtr, size_t size, aclrtMemMallocPolicy policy) {
   *devPtr = Runtime::Instance().Memory().Allocate(size, MemoryKind::kDevice);
   if (*devPtr == nullptr) return Fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtMalloc: out of memory for {} bytes", size);
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtFree(void* devPtr) {
+aclError aclrtFree(void* devPtr) try {
   if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtFree: devPtr is null");
   if (!Runtime::Instance().Memory().Free(devPtr, MemoryKind::kDevice)) {
     return Fail(ACL_ERROR_INVALID_PARAM, "aclrtFree: {} is not device memory from aclrtMalloc (or was freed)", devPtr);
   }
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtMallocHost(void** hostPtr, size_t size) {
+aclError aclrtMallocHost(void** hostPtr, size_t size) try {
   if (hostPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMallocHost: hostPtr is null");
   if (size == 0) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMallocHost: size is 0");
   *hostPtr = Runtime::Instance().Memory().Allocate(size, MemoryKind::kHost);
@@ -298,28 +305,28 @@ aclError aclrtMallocHost(void** hostPtr, size_t size) {
     return Fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtMallocHost: out of memory for {} bytes", size);
   }
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtFreeHost(void* hostPtr) {
+aclError aclrtFreeHost(void* hostPtr) try {
   if (hostPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtFreeHost: hostPtr is null");
   if (!Runtime::Instance().Memory().Free(hostPtr, MemoryKind::kHost)) {
     return Fail(ACL_ERROR_INVALID_PARAM, "aclrtFreeHost: {} is not memory from aclrtMallocHost (or was freed)",
                 hostPtr);
   }
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtMemcpy(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind) {
+aclError aclrtMemcpy(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind) try {
   CopySides sides{};
   if (aclError error = CheckCopy("aclrtMemcpy", dst, destMax, src, count, kind, &sides); error != ACL_SUCCESS) {
     return error;
   }
   std::memmove(dst, src, count);
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
 aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind,
-                          aclrtStream stream) {
+                          aclrtStream stream) try {
   CopySides sides{};
   if (aclError error = CheckCopy("aclrtMemcpyAsync", dst, destMax, src, count, kind, &sides); error != ACL_SUCCESS) {
     return error;
@@ -332,9 +339,9 @@ aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t cou
     return TaskStatus::Ok();
   }});
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError aclrtMemset(void* devPtr, size_t maxCount, int32_t value, size_t count) {
+aclError aclrtMemset(void* devPtr, size_t maxCount, int32_t value, size_t count) try {
   if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: devPtr is null");
   if (count > maxCount) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: count {} exceeds maxCount {}", count, maxCount);
   if (!Runtime::Instance().Memory().Contains(devPtr, count, MemoryKind::kDevice)) {
@@ -343,6 +350,6 @@ aclError aclrtMemset(void* devPtr, size_t maxCount, int32_t value, size_t count)
   }
   std::memset(devPtr, value, count);
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
 }  // extern "C"

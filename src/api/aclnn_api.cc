@@ -4,6 +4,7 @@
 #include "aclnn/aclnn_base.h"
 #include "aclnnop/aclnn_distribute_barrier.h"
 #include "aclnnop/aclnn_distribute_barrier_v2.h"
+#include "api/guard.h"
 #include "common/error.h"
 #include "op/distribute_barrier/distribute_barrier.h"
 #include "op/tensor.h"
@@ -15,7 +16,7 @@ extern "C" {
 
 aclTensor* aclCreateTensor(const int64_t* viewDims, uint64_t viewDimsNum, aclDataType dataType, const int64_t* stride,
                            int64_t offset, aclFormat format, const int64_t* storageDims, uint64_t storageDimsNum,
-                           void* tensorData) {
+                           void* tensorData) try {
   constexpr uint64_t kMaxDims = 64;  // far beyond any real tensor; bounds what we copy
   if ((viewDims == nullptr && viewDimsNum > 0) || (storageDims == nullptr && storageDimsNum > 0) ||
       viewDimsNum > kMaxDims || storageDimsNum > kMaxDims) {
@@ -33,17 +34,17 @@ aclTensor* aclCreateTensor(const int64_t* viewDims, uint64_t viewDimsNum, aclDat
   tensor->offset = offset;
   tensor->data = tensorData;
   return static_cast<aclTensor*>(op::Tensors().Add(std::move(tensor)));
-}
+} DISTBARRIER_NULL_GUARD(kAclnn)
 
-aclnnStatus aclDestroyTensor(const aclTensor* tensor) {
+aclnnStatus aclDestroyTensor(const aclTensor* tensor) try {
   if (tensor == nullptr) return ACLNN_SUCCESS;  // like free(NULL)
   if (!op::Tensors().Take(tensor)) {
     return Fail(ACLNN_ERR_PARAM_INVALID, "aclDestroyTensor: tensor {} is not live", static_cast<const void*>(tensor));
   }
   return ACLNN_SUCCESS;
-}
+} DISTBARRIER_ACLNN_GUARD
 
-aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor* executor) {
+aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor* executor) try {
   if (executor == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "aclSetAclOpExecutorRepeatable: executor is null");
   auto found = op::Executors().Find(executor);
   if (!found) {
@@ -52,39 +53,39 @@ aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor* executor) {
   }
   found->repeatable.store(true, std::memory_order_release);
   return ACLNN_SUCCESS;
-}
+} DISTBARRIER_ACLNN_GUARD
 
-aclnnStatus aclDestroyAclOpExecutor(aclOpExecutor* executor) {
+aclnnStatus aclDestroyAclOpExecutor(aclOpExecutor* executor) try {
   if (executor == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "aclDestroyAclOpExecutor: executor is null");
   if (!op::Executors().Take(executor)) {
     return Fail(ACLNN_ERR_PARAM_INVALID, "aclDestroyAclOpExecutor: executor {} is not live (run or destroyed already)",
                 static_cast<const void*>(executor));
   }
   return ACLNN_SUCCESS;
-}
+} DISTBARRIER_ACLNN_GUARD
 
 aclnnStatus aclnnDistributeBarrierGetWorkspaceSize(aclTensor* xRef, const char* group, int64_t worldSize,
-                                                   uint64_t* workspaceSize, aclOpExecutor** executor) {
+                                                   uint64_t* workspaceSize, aclOpExecutor** executor) try {
   return op::PrepareBarrier({"aclnnDistributeBarrierGetWorkspaceSize", false, xRef, nullptr, nullptr, group, worldSize,
                              workspaceSize, executor});
-}
+} DISTBARRIER_ACLNN_GUARD
 
 aclnnStatus aclnnDistributeBarrier(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
-                                   aclrtStream stream) {
+                                   aclrtStream stream) try {
   return op::LaunchBarrier("aclnnDistributeBarrier", false, workspace, workspaceSize, executor, stream);
-}
+} DISTBARRIER_ACLNN_GUARD
 
 aclnnStatus aclnnDistributeBarrierV2GetWorkspaceSize(const aclTensor* xRef, const aclTensor* timeOutOptional,
                                                      const aclTensor* elasticInfoOptional, const char* group,
                                                      int64_t worldSize, uint64_t* workspaceSize,
-                                                     aclOpExecutor** executor) {
+                                                     aclOpExecutor** executor) try {
   return op::PrepareBarrier({"aclnnDistributeBarrierV2GetWorkspaceSize", true, xRef, timeOutOptional,
                              elasticInfoOptional, group, worldSize, workspaceSize, executor});
-}
+} DISTBARRIER_ACLNN_GUARD
 
 aclnnStatus aclnnDistributeBarrierV2(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
-                                     aclrtStream stream) {
+                                     aclrtStream stream) try {
   return op::LaunchBarrier("aclnnDistributeBarrierV2", true, workspace, workspaceSize, executor, stream);
-}
+} DISTBARRIER_ACLNN_GUARD
 
 }  // extern "C"

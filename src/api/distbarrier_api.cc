@@ -2,6 +2,7 @@
 #include <cstring>
 #include <string>
 
+#include "api/guard.h"
 #include "common/error.h"
 #include "distbarrier/distbarrier.h"
 #include "op/caller_rank.h"
@@ -38,7 +39,7 @@ const char* distbarrierVersion(void) {
 }
 
 aclError distbarrierGetLastBarrier(const char* group, distbarrierBarrierInfo* info, int64_t* arrivalNs,
-                                   uint32_t arrivalCapacity) {
+                                   uint32_t arrivalCapacity) try {
   constexpr const char* kApi = "distbarrierGetLastBarrier";
   if (info == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "{}: info is null", kApi);
   comm::Member member;
@@ -56,9 +57,9 @@ aclError distbarrierGetLastBarrier(const char* group, distbarrierBarrierInfo* in
   }
   if (record) *info = distbarrierBarrierInfo{record->seq, ranks, record->last_rank, record->spread_ns};
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError distbarrierGetRankStats(const char* group, distbarrierRankStats* stats, uint32_t rankCapacity) {
+aclError distbarrierGetRankStats(const char* group, distbarrierRankStats* stats, uint32_t rankCapacity) try {
   constexpr const char* kApi = "distbarrierGetRankStats";
   if (stats == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "{}: stats is null", kApi);
   comm::Member member;
@@ -77,22 +78,22 @@ aclError distbarrierGetRankStats(const char* group, distbarrierRankStats* stats,
         one.max_ns};
   }
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError distbarrierResetStats(const char* group) {
+aclError distbarrierResetStats(const char* group) try {
   comm::Member member;
   aclError error = ACL_SUCCESS;
   if (!FindMember("distbarrierResetStats", group, &member, &error)) return error;
   member.group->Stats().Reset();
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
-aclError distbarrierSetStatsEnabled(int enabled) {
+aclError distbarrierSetStatsEnabled(int enabled) try {
   if (enabled != 0 && enabled != 1) {
     return Fail(ACL_ERROR_INVALID_PARAM, "distbarrierSetStatsEnabled: enabled is {}, expected 0 or 1", enabled);
   }
   comm::SetStatsEnabled(enabled == 1);
   return ACL_SUCCESS;
-}
+} DISTBARRIER_ACL_GUARD
 
 }  // extern "C"

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <set>
 
+#include "api/guard.h"
 #include "common/error.h"
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
@@ -33,7 +34,7 @@ std::shared_ptr<Member> FindComm(const char* api, HcclComm comm, HcclResult* err
 
 extern "C" {
 
-HcclResult HcclCommInitAll(uint32_t ndev, int32_t* devices, HcclComm* comms) {
+HcclResult HcclCommInitAll(uint32_t ndev, int32_t* devices, HcclComm* comms) try {
   if (devices == nullptr || comms == nullptr) return Fail(HCCL_E_PTR, "HcclCommInitAll: devices or comms is null");
   auto& runtime = distbarrier::runtime::Runtime::Instance();
   if (ndev == 0 || ndev > static_cast<uint32_t>(runtime.DeviceCount())) {
@@ -57,9 +58,9 @@ HcclResult HcclCommInitAll(uint32_t ndev, int32_t* devices, HcclComm* comms) {
     comms[rank] = Communicators().Add(std::make_shared<Member>(Member{group, static_cast<int>(rank)}));
   }
   return HCCL_SUCCESS;
-}
+} DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclGetRootInfo(HcclRootInfo* rootInfo) {
+HcclResult HcclGetRootInfo(HcclRootInfo* rootInfo) try {
   if (rootInfo == nullptr) return Fail(HCCL_E_PTR, "HcclGetRootInfo: rootInfo is null");
   auto created = distbarrier::comm::CreateRootInfo();
   if (auto* error = std::get_if<distbarrier::comm::BootstrapError>(&created)) {
@@ -67,9 +68,9 @@ HcclResult HcclGetRootInfo(HcclRootInfo* rootInfo) {
   }
   *rootInfo = std::get<HcclRootInfo>(created);
   return HCCL_SUCCESS;
-}
+} DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, uint32_t rank, HcclComm* comm) {
+HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, uint32_t rank, HcclComm* comm) try {
   if (rootInfo == nullptr || comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommInitRootInfo: rootInfo or comm is null");
   // As in HCCL, the communicator belongs to the calling thread's current device.
   aclError context_error = ACL_SUCCESS;
@@ -77,7 +78,9 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
   if (!context) {
     return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: call aclrtSetDevice before, the communicator belongs to a device");
   }
-  const auto timeout = std::chrono::seconds(std::max<int64_t>(1, distbarrier::EnvInt("DISTBARRIER_CONNECT_TIMEOUT_S", 120)));
+  const auto timeout = std::max<std::chrono::milliseconds>(
+      std::chrono::seconds(1),
+      distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1)).value_or(std::chrono::seconds(120)));
   auto joined = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout);
   if (auto* error = std::get_if<distbarrier::comm::BootstrapError>(&joined)) {
     return Fail(error->code, "HcclCommInitRootInfo (rank {} of {}): {}", rank, nRanks, error->message);
@@ -92,17 +95,17 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
   }
   *comm = Communicators().Add(std::make_shared<Member>(Member{group, static_cast<int>(rank)}));
   return HCCL_SUCCESS;
-}
+} DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclCommDestroy(HcclComm comm) {
+HcclResult HcclCommDestroy(HcclComm comm) try {
   if (comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommDestroy: comm is null");
   std::shared_ptr<Member> member = Communicators().Take(comm);
   if (!member) return Fail(HCCL_E_PARA, "HcclCommDestroy: comm {} is not live (destroyed twice?)", comm);
   if (member->group->ReleaseRank(member->rank)) GroupRegistry::Instance().Remove(member->group->Name());
   return HCCL_SUCCESS;
-}
+} DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclGetCommName(HcclComm comm, char* commName) {
+HcclResult HcclGetCommName(HcclComm comm, char* commName) try {
   HcclResult error = HCCL_SUCCESS;
   auto member = FindComm("HcclGetCommName", comm, &error);
   if (!member) return error;
@@ -110,27 +113,27 @@ HcclResult HcclGetCommName(HcclComm comm, char* commName) {
   const std::string& name = member->group->Name();
   std::memcpy(commName, name.c_str(), name.size() + 1);  // names are < COMM_NAME_MAX_LENGTH
   return HCCL_SUCCESS;
-}
+} DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclGetRankSize(HcclComm comm, uint32_t* rankSize) {
+HcclResult HcclGetRankSize(HcclComm comm, uint32_t* rankSize) try {
   HcclResult error = HCCL_SUCCESS;
   auto member = FindComm("HcclGetRankSize", comm, &error);
   if (!member) return error;
   if (rankSize == nullptr) return Fail(HCCL_E_PTR, "HcclGetRankSize: rankSize is null");
   *rankSize = static_cast<uint32_t>(member->group->Size());
   return HCCL_SUCCESS;
-}
+} DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclGetRankId(HcclComm comm, uint32_t* rank) {
+HcclResult HcclGetRankId(HcclComm comm, uint32_t* rank) try {
   HcclResult error = HCCL_SUCCESS;
   auto member = FindComm("HcclGetRankId", comm, &error);
   if (!member) return error;
   if (rank == nullptr) return Fail(HCCL_E_PTR, "HcclGetRankId: rank is null");
   *rank = static_cast<uint32_t>(member->rank);
   return HCCL_SUCCESS;
-}
+} DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclBarrier(HcclComm comm, aclrtStream stream) {
+HcclResult HcclBarrier(HcclComm comm, aclrtStream stream) try {
   HcclResult error = HCCL_SUCCESS;
   auto member = FindComm("HcclBarrier", comm, &error);
   if (!member) return error;
@@ -142,7 +145,7 @@ HcclResult HcclBarrier(HcclComm comm, aclrtStream stream) {
     return Fail(HCCL_E_PARA, "HcclBarrier: {}", *refused);
   }
   return HCCL_SUCCESS;
-}
+} DISTBARRIER_HCCL_GUARD
 
 const char* HcclGetErrorString(HcclResult code) {
   switch (code) {

@@ -13,13 +13,15 @@ void MarkInitialized() {
   // aclInit work too.
 }
 
-void ReleaseEverything() {
-  runtime::Runtime::Instance().Finalize();  // first: no task may still use what follows
+aclError ReleaseEverything() {
+  // First: no task may still use what follows.
+  if (aclError error = runtime::Runtime::Instance().Finalize(); error != ACL_SUCCESS) return error;
   op::Executors().TakeAll();
   op::Tensors().TakeAll();
   comm::Communicators().TakeAll();
   comm::GroupRegistry::Instance().Clear();
   comm::CloseUnusedRootInfos();
+  return ACL_SUCCESS;
 }
 
 }  // namespace distbarrier::api

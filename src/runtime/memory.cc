@@ -6,10 +6,15 @@
 namespace distbarrier::runtime {
 namespace {
 constexpr size_t kAlignment = 64;  // a cache line, like device allocations' generous alignment
-}
+// No simulated device holds more than this (1 TiB). Larger requests fail up front: rounding a
+// size near SIZE_MAX up to the alignment would wrap to a tiny block recorded as huge, and the
+// sanitizers' allocators abort on such requests instead of returning null.
+constexpr size_t kMaxAllocation = size_t{1} << 40;
+}  // namespace
 
 void* MemoryRegistry::Allocate(size_t size, MemoryKind kind) {
-  size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
+  if (size > kMaxAllocation) return nullptr;
+  const size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
   void* pointer = std::aligned_alloc(kAlignment, rounded);
   if (pointer == nullptr) return nullptr;
   std::lock_guard lock(mutex_);

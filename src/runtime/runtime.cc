@@ -119,7 +119,7 @@ std::shared_ptr<Stream> Runtime::ResolveStream(void* handle, aclError* error) {
   if (!context) return nullptr;
   std::lock_guard lock(context->mutex);
   if (!context->default_stream) {
-    context->default_stream = std::make_shared<Stream>(context->device);
+    context->default_stream = Stream::Create(context->device);
     context->streams.push_back({nullptr, context->default_stream});
   }
   return context->default_stream;
@@ -131,7 +131,7 @@ aclError Runtime::CreateStream(void** handle) {
   std::shared_ptr<Context> context = CurrentContext(&error);
   if (!context) return error;
   ReapRetired();
-  auto stream = std::make_shared<Stream>(context->device);
+  auto stream = Stream::Create(context->device);
   void* new_handle = streams_.Add(stream);
   {
     std::lock_guard lock(context->mutex);
@@ -195,7 +195,12 @@ void Runtime::ReapRetired() {
   for (auto& stream : finished) stream->Join();
 }
 
-void Runtime::Finalize() {
+aclError Runtime::Finalize() {
+  if (Stream::CurrentWorker() != nullptr) {
+    return Fail(ACL_ERROR_FAILURE,
+                "aclFinalize: called from a host function; it would tear down the stream that runs it. Call it "
+                "from a host thread once the streams are synchronized; nothing was released");
+  }
   std::vector<std::shared_ptr<Stream>> streams;
   for (auto& context : contexts_.TakeAll()) {
     auto owned = TakeStreams(*context);
@@ -214,6 +219,7 @@ void Runtime::Finalize() {
   events_.TakeAll();
   memory_.FreeAll();
   current_context = nullptr;
+  return ACL_SUCCESS;
 }
 
 }  // namespace distbarrier::runtime

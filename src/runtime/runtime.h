@@ -56,7 +56,9 @@ class Runtime {
   MemoryRegistry& Memory() { return memory_; }
 
   // Aborts all streams, joins their workers, frees all memory and forgets all handles.
-  void Finalize();
+  // Refused (ACL_ERROR_FAILURE) from a host function: its stream's worker would have to
+  // join itself.
+  aclError Finalize();
 
  private:
   Runtime();

@@ -28,6 +28,8 @@ struct PendingResume {
   TaskStatus status;
 };
 thread_local bool t_driving = false;
+thread_local Stream* t_worker_of = nullptr;  // the stream whose worker this thread is
+std::atomic<Stream::ThreadStarter> g_thread_starter{nullptr};
 thread_local std::vector<PendingResume> t_pending;
 }  // namespace
 
@@ -52,12 +54,37 @@ void Stream::DrainResumes() {
   t_pending.clear();
 }
 
+std::shared_ptr<Stream> Stream::Create(int device) { return std::shared_ptr<Stream>(new Stream(device), Release); }
+
+const Stream* Stream::CurrentWorker() { return t_worker_of; }
+
+void Stream::Release(Stream* stream) {
+  if (t_worker_of != stream) {
+    delete stream;
+    return;
+  }
+  // Inside one of its own tasks: the worker still runs on the object. Stop the stream and let
+  // the worker delete it when it leaves RunWorker (delete_on_exit_ is the worker's own).
+  stream->Abort({ACL_ERROR_RT_STREAM_ABORT, "stream released by one of its own tasks"});
+  stream->delete_on_exit_ = true;
+}
+
 Stream::~Stream() {
   Abort({ACL_ERROR_RT_STREAM_ABORT, "stream destroyed"});
   Join();
 }
 
 void Stream::Enqueue(Task task) {
+  // Before the task is published, so that a worker that cannot start leaves nothing queued
+  // that nobody would run (a synchronize would wait for it forever).
+  if (!worker_started_.load(std::memory_order_acquire)) {
+    try {
+      StartWorker();
+    } catch (...) {
+      if (task.on_drop) task.on_drop({ACL_ERROR_RT_INTERNAL_ERROR, "the stream's worker thread could not start"});
+      throw;
+    }
+  }
   {
     std::unique_lock inbox(inbox_mutex_);
     if (closing_) {  // destroyed or aborted: nobody will run it
@@ -70,8 +97,6 @@ void Stream::Enqueue(Task task) {
   }
   if (runner_.load(std::memory_order_seq_cst) != Runner::kNone) return;  // its runner takes it in turn
   std::unique_lock lock(mutex_);
-  // The worker also keeps the time of suspended tasks, so it starts even when it runs nothing.
-  if (!worker_.joinable()) worker_ = std::thread([this] { RunWorker(); });
   if (runner_.load(std::memory_order_relaxed) != Runner::kNone) return;
   TakeInbox();
   if (queue_.empty()) return;  // a runner came and went and took it
@@ -88,6 +113,27 @@ void Stream::Enqueue(Task task) {
   }
   lock.unlock();
   work_ready_.notify_one();
+}
+
+void Stream::SetThreadStarterForTesting(ThreadStarter starter) { g_thread_starter.store(starter); }
+
+void Stream::StartWorker() {
+  std::lock_guard lock(mutex_);
+  // The worker also keeps the time of suspended tasks, so it starts even when it runs nothing.
+  if (worker_.joinable() || closing_) return;  // closing: the launch drops its task
+  ThreadStarter starter = g_thread_starter.load();
+  std::function<void()> body = [this] {
+    t_worker_of = this;
+    RunWorker();
+    t_worker_of = nullptr;
+    if (delete_on_exit_) {  // nobody else holds the stream: nobody joins this thread
+      worker_.detach();
+      delete this;
+    }
+  };
+  worker_ = starter != nullptr ? starter(std::move(body)) : std::thread(std::move(body));
+  worker_exited_ = false;  // Close may have said so before the worker started
+  worker_started_.store(true, std::memory_order_release);
 }
 
 void Stream::TakeInbox() {
@@ -249,6 +295,11 @@ void Stream::RunWorker() {
 }
 
 aclError Stream::Synchronize(std::optional<std::chrono::milliseconds> timeout) {
+  if (t_worker_of == this) {  // it would wait for the task it is running: forever
+    return Fail(ACL_ERROR_RT_PARAM_INVALID,
+                "synchronizing a stream from a host function running on that same stream would wait for itself "
+                "forever; synchronize from another thread, or record an event and wait for it elsewhere");
+  }
   const uint64_t target = enqueued_seen_.load(std::memory_order_acquire);
   std::unique_lock lock(mutex_);
   auto done = [&] { return finished_ >= target; };
@@ -306,8 +357,12 @@ void Stream::Abort(TaskStatus reason) {
 }
 
 void Stream::Join() {
-  std::lock_guard lock(join_mutex_);
-  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+  // worker_ is only touched under mutex_ (a launch may start the worker at any time). Joining
+  // under it is safe once the worker has left RunWorker: it needs the lock no more.
+  std::unique_lock lock(mutex_);
+  if (!worker_.joinable() || worker_.get_id() == std::this_thread::get_id()) return;
+  work_done_.wait(lock, [&] { return worker_exited_ || !worker_.joinable(); });
+  if (worker_.joinable()) worker_.join();  // another Join may have joined it while we waited
 }
 
 bool Stream::WorkerExited() const {

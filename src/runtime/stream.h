@@ -17,6 +17,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -33,16 +35,32 @@ class Stream {
  public:
   explicit Stream(int device) : device_(device) {}
   ~Stream();  // aborts what is left and joins the worker
+  // A shared stream. Its last reference may be dropped by one of its own tasks (on its
+  // worker), which can neither join itself nor free the object it still runs on: then the
+  // stream is aborted and the worker deletes it as it exits.
+  static std::shared_ptr<Stream> Create(int device);
+  // The stream whose worker is the calling thread (it runs that stream's host functions);
+  // null on any other thread.
+  static const Stream* CurrentWorker();
+
+  // How worker threads start: std::thread, unless a test swaps in a starter that throws as
+  // std::thread does when no thread can be made. Null restores std::thread.
+  using ThreadStarter = std::thread (*)(std::function<void()> body);
+  static void SetThreadStarterForTesting(ThreadStarter starter);
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
   int Device() const { return device_; }
 
+  // Queues `task`, or drops it (on_drop) when the stream is closing. Throws std::system_error
+  // when the stream's worker thread cannot start (RLIMIT_NPROC); then nothing is queued and
+  // on_drop has been called.
   void Enqueue(Task task);
 
   // Waits for every task enqueued before the call. Returns the stream's failure, if any
   // (and makes its message the caller's recent error), or ACL_ERROR_RT_STREAM_SYNC_TIMEOUT
-  // when `timeout` runs out first; the stream stays usable after a timeout.
+  // when `timeout` runs out first; the stream stays usable after a timeout. Refused
+  // (ACL_ERROR_RT_PARAM_INVALID) on the stream's own worker, from one of its host functions.
   aclError Synchronize(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   // True when every enqueued task has finished.
@@ -62,6 +80,10 @@ class Stream {
   enum class Runner { kNone, kWorker, kHelper, kSuspended };
 
   void RunWorker();
+  // Starts the worker unless it runs or the stream is closing; may throw std::system_error.
+  void StartWorker();
+  // The deleter of Create: deletes now, or on its own worker hands the deletion to the worker's exit.
+  static void Release(Stream* stream);
   // Runs the resumes this thread queued while it drove streams.
   static void DrainResumes();
   // With the lock held and the runner role taken: runs tasks until the queue is empty, a task
@@ -120,8 +142,9 @@ class Stream {
   bool closing_ = false;  // written under both locks
   bool worker_exited_ = false;
   std::stop_source stop_;
-  std::mutex join_mutex_;  // Join may be called from the reaper and from aclFinalize
-  std::thread worker_;
+  bool delete_on_exit_ = false;  // the worker's own: its last reference went on the worker
+  std::thread worker_;  // under mutex_
+  std::atomic<bool> worker_started_{false};  // set once: launches skip StartWorker after
 };
 
 }  // namespace distbarrier::runtime

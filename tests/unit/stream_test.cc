@@ -234,5 +234,36 @@ TEST(StreamSuspendTest, AResumeCausedByAStepRunsWhenTheStepReturns) {
   EXPECT_EQ(driving.Synchronize(), ACL_SUCCESS);
 }
 
+// The last reference dropped inside one of the stream's own tasks: the worker cannot join
+// itself (it used to terminate the program); it finishes and deletes the stream as it exits.
+TEST(StreamReleaseTest, TheLastReferenceDroppedByItsOwnTaskDoesNotTerminate) {
+  auto holder = std::make_unique<std::shared_ptr<Stream>>(Stream::Create(0));
+  Stream* stream = holder->get();
+  std::promise<void> go;  // both tasks are queued before the stream can go away
+  std::promise<void> released;
+  std::atomic<bool> later_ran{false};
+  std::promise<TaskStatus> later_dropped;
+  Task release;
+  release.run = [&](const std::stop_token&) {
+    go.get_future().wait();
+    holder->reset();  // the last reference
+    released.set_value();
+    return TaskStatus::Ok();
+  };
+  Task later;
+  later.run = [&](const std::stop_token&) {
+    later_ran = true;
+    return TaskStatus::Ok();
+  };
+  later.on_drop = [&](const TaskStatus& cause) { later_dropped.set_value(cause); };
+  stream->Enqueue(std::move(release));
+  stream->Enqueue(std::move(later));
+  go.set_value();
+  released.get_future().wait();
+  // The released stream is aborted: what was queued behind is dropped, not run.
+  EXPECT_EQ(later_dropped.get_future().get().code, ACL_ERROR_RT_STREAM_ABORT);
+  EXPECT_FALSE(later_ran.load());
+}
+
 }  // namespace
 }  // namespace distbarrier::runtime

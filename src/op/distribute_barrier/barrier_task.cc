@@ -5,6 +5,7 @@
 
 #include <stop_token>
 
+#include "common/deadline.h"
 #include "common/env.h"
 #include "common/log.h"
 #include "common/trace.h"
@@ -61,10 +62,11 @@ std::string DescribeTimeout(std::optional<std::chrono::microseconds> timeout) {
 }  // namespace
 
 void ApplyEnvironmentDefaults(BarrierPlan& plan) {
-  int64_t timeout_ms = EnvInt("DISTBARRIER_TIMEOUT_MS", 0);
-  if (timeout_ms > 0) plan.default_timeout = std::chrono::milliseconds(timeout_ms);
-  int64_t warn_s = EnvInt("DISTBARRIER_WARN_S", 30);
-  plan.warn_after = std::chrono::seconds(warn_s > 0 ? warn_s : 30);
+  using std::chrono::milliseconds;
+  const std::optional<milliseconds> timeout = EnvDuration("DISTBARRIER_TIMEOUT_MS", milliseconds(1));
+  if (timeout && timeout->count() > 0) plan.default_timeout = *timeout;
+  const std::optional<milliseconds> warn = EnvDuration("DISTBARRIER_WARN_S", std::chrono::seconds(1));
+  plan.warn_after = warn && warn->count() > 0 ? *warn : std::chrono::seconds(30);
 }
 
 std::variant<std::vector<int>, std::string> ElasticRequiredRanks(const int32_t* info, int world_size,
@@ -173,8 +175,8 @@ class BarrierRun final : public runtime::SuspendableTask {
   // Parks this rank until the release, unless it came already.
   StepResult Park() {
     comm::ParkedRanks& parked = group_.Parked();
-    if (timeout_ && !deadline_) deadline_ = start_ + *timeout_;
-    if (!timeout_) warn_at_ = start_ + plan_->warn_after;
+    if (timeout_ && !deadline_) deadline_ = DeadlineAfter(start_, *timeout_);
+    if (!timeout_) warn_at_ = DeadlineAfter(start_, plan_->warn_after);
     Clock::time_point wake = deadline_ ? *deadline_ : warned_ ? Clock::time_point::max() : warn_at_;
     if (group_.Window().Released(seq_)) return StepResult::Done(Finish(comm::WaitResult::kReleased));
     parked.Park(rank_, seq_, this);
@@ -202,9 +204,9 @@ class BarrierRun final : public runtime::SuspendableTask {
     comm::BarrierWindow& window = group_.Window();
     comm::WaitOptions options;
     if (timeout_) {
-      options.deadline = start_ + *timeout_;
+      options.deadline = DeadlineAfter(start_, *timeout_);
     } else {
-      options.warn_at = start_ + plan_->warn_after;
+      options.warn_at = DeadlineAfter(start_, plan_->warn_after);
       options.on_warn = [this] { Warn(); };
     }
     std::stop_callback wake_on_stop(stop, [&window] { window.WakeAll(); });
