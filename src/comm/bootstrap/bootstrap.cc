@@ -281,6 +281,23 @@ std::variant<JoinedGroup, BootstrapError> RunPeer(const RootInfo& info, uint32_t
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // retry pacing, not synchronization
   }
+  // Anyone can bind an abstract name once rank 0 is gone: nothing, least of all the secret,
+  // goes to a listener that is not rank 0's process of our own user.
+  ucred listener{};
+  socklen_t credentials_length = sizeof(listener);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &listener, &credentials_length) != 0) {
+    const int error = errno;
+    close(fd);
+    return Error(HCCL_E_SYSCALL, fmt::format("rank {}: SO_PEERCRED on the connection to rank 0 failed: {}", rank,
+                                             std::strerror(error)));
+  }
+  if (listener.uid != getuid() || listener.pid != info.root_pid) {
+    close(fd);
+    return Error(HCCL_E_TCP_CONNECT,
+                 fmt::format("rank {}: the listener at @{} is pid {} of uid {}, but the root info names rank 0 as "
+                             "pid {} of uid {}: not rank 0, nothing was sent to it",
+                             rank, info.address, listener.pid, listener.uid, info.root_pid, getuid()));
+  }
   Hello hello{};
   std::memcpy(hello.magic, kHelloMagic, sizeof(kHelloMagic));
   hello.rank = rank;
@@ -321,7 +338,7 @@ std::variant<JoinedGroup, BootstrapError> RunPeer(const RootInfo& info, uint32_t
   }
   std::string error;
   auto memory = SharedMemory::Map(memory_fd, BarrierWindow::StateBytes(static_cast<int>(rank_count)), &error);
-  if (!memory) return Error(HCCL_E_MEMORY, error);
+  if (!memory) return Error(HCCL_E_MEMORY, fmt::format("rank {}: from rank 0: {}", rank, error));
   return JoinedGroup{GroupName(info.job_id), static_cast<int>(rank_count), std::move(memory)};
 }
 
@@ -334,7 +351,8 @@ std::variant<HcclRootInfo, BootstrapError> CreateRootInfo() {
     return Error(HCCL_E_SYSCALL, fmt::format("getrandom failed: {}", std::strerror(errno)));
   }
   info.boot_id = HostBootId();
-  info.address = fmt::format("distbarrier-{}-{:016x}", getpid(), info.job_id);
+  info.root_pid = getpid();
+  info.address = fmt::format("distbarrier-{}-{:016x}", info.root_pid, info.job_id);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
   socklen_t length = 0;

@@ -1,5 +1,6 @@
-// The bootstrap's wire format: what a rank says to rank 0 and what rank 0 answers, over an
-// abstract Unix socket. Fixed-size, host byte order (both ends are on one host).
+// The bootstrap's formats, in one place: the bytes of HcclRootInfo, and what a rank says to
+// rank 0 and what rank 0 answers over an abstract Unix socket. Fixed-size, host byte order
+// (both ends are on one host).
 #pragma once
 
 #include <sys/socket.h>
@@ -14,6 +15,35 @@
 #include "comm/bootstrap/root_info.h"
 
 namespace distbarrier::comm::wire {
+
+// HcclRootInfo's bytes: magic | job id | secret | boot id | address | root pid | checksum
+// (FNV-1a of all bytes before it); the rest is zero.
+inline constexpr char kRootMagic[8] = {'D', 'B', 'R', 'O', 'O', 'T', 'v', '2'};
+inline constexpr size_t kBootIdBytes = 40;
+inline constexpr size_t kAddressBytes = 100;
+inline constexpr size_t kRootJobOffset = sizeof(kRootMagic);
+inline constexpr size_t kRootSecretOffset = kRootJobOffset + sizeof(uint64_t);
+inline constexpr size_t kRootBootOffset = kRootSecretOffset + kSecretBytes;
+inline constexpr size_t kRootAddressOffset = kRootBootOffset + kBootIdBytes;
+inline constexpr size_t kRootPidOffset = kRootAddressOffset + kAddressBytes;
+inline constexpr size_t kRootChecksumOffset = kRootPidOffset + sizeof(int32_t);
+static_assert(kRootChecksumOffset + sizeof(uint64_t) <= HCCL_ROOT_INFO_BYTES);
+
+// The checksum of root info bytes (what Decode checks).
+inline uint64_t RootInfoChecksum(const HcclRootInfo& info) {
+  uint64_t hash = 1469598103934665603ull;
+  for (size_t i = 0; i < kRootChecksumOffset; ++i) {
+    hash ^= static_cast<uint8_t>(info.internal[i]);
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+// Writes the checksum of the bytes before it (Encode's last step).
+inline void WriteRootInfoChecksum(HcclRootInfo* info) {
+  const uint64_t checksum = RootInfoChecksum(*info);
+  std::memcpy(info->internal + kRootChecksumOffset, &checksum, sizeof(checksum));
+}
 
 inline constexpr char kHelloMagic[8] = {'D', 'B', 'H', 'E', 'L', 'L', 'O', '1'};
 inline constexpr char kReplyMagic[8] = {'D', 'B', 'R', 'E', 'P', 'L', 'Y', '1'};

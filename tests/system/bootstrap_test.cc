@@ -1,0 +1,262 @@
+// The root-info bootstrap against hostile and careless peers (issue 16, items 7-10): a
+// listener that is not rank 0, shared memory that could be resized under us, descriptor
+// exhaustion and idle connections at rank 0, ranks that leave or arrive late.
+//
+// Fake listeners and fake peers are plain sockets in this test; ranks that must be separate
+// processes are forked before they touch the runtime where the test allows it, and report
+// through an anonymous MAP_SHARED area. Nothing sleeps to synchronize.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "comm/barrier_window.h"
+#include "comm/bootstrap/root_info.h"
+#include "comm/bootstrap/wire.h"
+#include "comm/shared_memory.h"
+#include "test_support.h"
+
+namespace distbarrier::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using comm::RootInfo;
+using comm::wire::Hello;
+using comm::wire::ReplyHeader;
+
+// A root info as HcclGetRootInfo would make it, but for a listener of our choosing.
+HcclRootInfo ForgedRootInfo(const std::string& address, int32_t root_pid) {
+  RootInfo info;
+  info.job_id = 0x5eed0000u + static_cast<uint64_t>(getpid());
+  for (size_t i = 0; i < info.secret.size(); ++i) info.secret[i] = static_cast<uint8_t>(i * 7 + 1);
+  info.boot_id = comm::HostBootId();
+  info.address = address;
+  info.root_pid = root_pid;
+  HcclRootInfo bytes{};
+  info.Encode(&bytes);
+  return bytes;
+}
+
+std::string UniqueAddress(const char* what) {
+  static std::atomic<int> counter{0};
+  return "distbarrier-test-" + std::to_string(getpid()) + "-" + what + "-" + std::to_string(++counter);
+}
+
+int Listen(const std::string& address) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t length = 0;
+  sockaddr_un name = comm::wire::AbstractAddress(address, &length);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&name), length) != 0 || listen(fd, 64) != 0) return -1;
+  return fd;
+}
+
+// Accepts one connection within `limit_ms` (-1 if none came).
+int AcceptWithin(int listener, int limit_ms) {
+  pollfd waiting{listener, POLLIN, 0};
+  if (poll(&waiting, 1, limit_ms) <= 0) return -1;
+  return accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+}
+
+// Reads until EOF (bounded by `limit_ms` of silence); returns the bytes received.
+size_t DrainUntilEof(int fd, int limit_ms) {
+  size_t total = 0;
+  char buffer[512];
+  for (;;) {
+    pollfd waiting{fd, POLLIN, 0};
+    if (poll(&waiting, 1, limit_ms) <= 0) return total;
+    const ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
+    if (got <= 0) return total;
+    total += static_cast<size_t>(got);
+  }
+}
+
+// Joins as `rank` of `ranks` with `root` from this thread (device 0); returns the result.
+struct JoinOutcome {
+  HcclResult result;
+  std::string message;
+};
+JoinOutcome JoinWith(const HcclRootInfo& root, uint32_t ranks, uint32_t rank, int device = 0) {
+  if (aclrtSetDevice(device) != ACL_SUCCESS) return {HCCL_E_RUNTIME, aclGetRecentErrMsg()};
+  HcclComm comm = nullptr;
+  HcclResult result = HcclCommInitRootInfo(ranks, &root, rank, &comm);
+  JoinOutcome outcome{result, aclGetRecentErrMsg()};
+  if (comm != nullptr) HcclCommDestroy(comm);
+  return outcome;
+}
+
+class BootstrapTest : public RuntimeTest {
+ protected:
+  void SetUp() override { setenv("DISTBARRIER_CONNECT_TIMEOUT_S", "20", 1); }
+  void TearDown() override {
+    unsetenv("DISTBARRIER_CONNECT_TIMEOUT_S");
+    RuntimeTest::TearDown();
+  }
+};
+
+// --- 7: a listener that is not rank 0 never gets the secret ---
+
+TEST_F(BootstrapTest, ListenerOfAnotherPidThanTheRootInfoNamesNeverReceivesTheSecret) {
+  // This process listens, but the root info says rank 0 is our parent process.
+  const std::string address = UniqueAddress("impostor");
+  const int listener = Listen(address);
+  ASSERT_GE(listener, 0) << std::strerror(errno);
+  const HcclRootInfo forged = ForgedRootInfo(address, getppid());
+  size_t received = 0;
+  bool connected = false;
+  std::thread impostor([&] {
+    const int fd = AcceptWithin(listener, 20000);
+    connected = fd >= 0;
+    if (fd >= 0) {
+      received = DrainUntilEof(fd, 20000);
+      close(fd);
+    }
+  });
+  const JoinOutcome outcome = JoinWith(forged, 2, 1);
+  impostor.join();
+  close(listener);
+  EXPECT_TRUE(connected);
+  EXPECT_EQ(received, 0u) << "the impostor received bytes (the hello carries the secret)";
+  EXPECT_EQ(outcome.result, HCCL_E_TCP_CONNECT);
+  EXPECT_THAT(outcome.message, HasSubstr("is pid " + std::to_string(getpid())));
+  EXPECT_THAT(outcome.message, HasSubstr("names rank 0 as pid " + std::to_string(getppid())));
+}
+
+TEST_F(BootstrapTest, ProcessBindingTheRootsNameAfterTheRootClosedItNeverReceivesTheSecret) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  HcclRootInfo root;
+  ASSERT_EQ(HcclGetRootInfo(&root), HCCL_SUCCESS);
+  const RootInfo info = std::get<RootInfo>(RootInfo::Decode(root));
+  ASSERT_ACL_OK(aclFinalize());  // rank 0 gives up its unused root info: the name is free
+  int ready[2], report[2];
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+  const pid_t squatter = fork();
+  if (squatter == 0) {  // only async-signal-safe calls until _exit
+    const int listener = Listen(info.address);
+    const char ok = listener >= 0 ? 'y' : 'n';
+    (void)!write(ready[1], &ok, 1);
+    int64_t received = -1;
+    const int fd = listener >= 0 ? AcceptWithin(listener, 20000) : -1;
+    if (fd >= 0) received = static_cast<int64_t>(DrainUntilEof(fd, 20000));
+    (void)!write(report[1], &received, sizeof(received));
+    _exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(read(ready[0], &ok, 1), 1);
+  ASSERT_EQ(ok, 'y');
+  const JoinOutcome outcome = JoinWith(root, 2, 1);
+  int64_t received = -2;
+  ASSERT_EQ(read(report[0], &received, sizeof(received)), static_cast<ssize_t>(sizeof(received)));
+  waitpid(squatter, nullptr, 0);
+  for (int fd : {ready[0], ready[1], report[0], report[1]}) close(fd);
+  EXPECT_EQ(received, 0) << "the squatter received bytes (-1: nobody connected)";
+  EXPECT_EQ(outcome.result, HCCL_E_TCP_CONNECT) << outcome.message;
+  EXPECT_THAT(outcome.message, HasSubstr("is pid " + std::to_string(squatter)));
+}
+
+// A fake rank 0 in this process (so its pid is the one the root info names) that answers the
+// hello with `memory_fd` as the group's memory, then reads until the peer closes.
+class FakeRoot {
+ public:
+  explicit FakeRoot(int memory_fd) : address_(UniqueAddress("fakeroot")), listener_(Listen(address_)) {
+    thread_ = std::thread([this, memory_fd] {
+      const int fd = AcceptWithin(listener_, 20000);
+      if (fd < 0) return;
+      Hello hello{};
+      if (recv(fd, &hello, sizeof(hello), MSG_WAITALL) == static_cast<ssize_t>(sizeof(hello))) {
+        ReplyHeader reply{};
+        std::memcpy(reply.magic, comm::wire::kReplyMagic, sizeof(reply.magic));
+        reply.status = HCCL_SUCCESS;
+        reply.rank_count = hello.rank_count;
+        iovec chunk{&reply, sizeof(reply)};
+        msghdr message{};
+        message.msg_iov = &chunk;
+        message.msg_iovlen = 1;
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        message.msg_control = control;
+        message.msg_controllen = sizeof(control);
+        cmsghdr* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(header), &memory_fd, sizeof(int));
+        sent_ = sendmsg(fd, &message, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(reply));
+      }
+      DrainUntilEof(fd, 20000);
+      close(fd);
+    });
+  }
+  ~FakeRoot() {
+    thread_.join();
+    close(listener_);
+  }
+  HcclRootInfo Root() const { return ForgedRootInfo(address_, getpid()); }
+  bool Sent() const { return sent_; }
+
+ private:
+  std::string address_;
+  int listener_;
+  bool sent_ = false;
+  std::thread thread_;
+};
+
+int MemfdOf(size_t bytes, int seals) {
+  const int fd = memfd_create("fake-group", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(ftruncate(fd, static_cast<off_t>(bytes)), 0);
+  if (seals != 0) {
+    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, seals), 0);
+  }
+  return fd;
+}
+
+TEST_F(BootstrapTest, UnsealedGroupMemoryIsRefusedBeforeMapping) {
+  const int memory = MemfdOf(comm::BarrierWindow::StateBytes(2), 0);
+  JoinOutcome outcome;
+  {
+    FakeRoot root(memory);
+    outcome = JoinWith(root.Root(), 2, 1);
+    // The peer closes after refusing, which ends the fake root's read.
+  }
+  close(memory);
+  EXPECT_EQ(outcome.result, HCCL_E_MEMORY);
+  EXPECT_THAT(outcome.message, HasSubstr("not sealed against resizing"));
+}
+
+TEST_F(BootstrapTest, SealedGroupMemoryOfTheWrongSizeIsRefused) {
+  const size_t bytes = comm::BarrierWindow::StateBytes(2);
+  const int memory = MemfdOf(bytes * 2, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+  JoinOutcome outcome;
+  {
+    FakeRoot root(memory);
+    outcome = JoinWith(root.Root(), 2, 1);
+  }
+  close(memory);
+  EXPECT_EQ(outcome.result, HCCL_E_MEMORY);
+  EXPECT_THAT(outcome.message, HasSubstr(std::to_string(bytes * 2) + " bytes, " + std::to_string(bytes) + " expected"));
+}
+
+TEST_F(BootstrapTest, GroupMemoryIsMadeSealedAgainstResizing) {
+  std::string error;
+  auto memory = comm::SharedMemory::Create(4096, &error);
+  ASSERT_NE(memory, nullptr) << error;
+  EXPECT_NE(ftruncate(memory->Fd(), 0), 0);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_NE(fcntl(memory->Fd(), F_ADD_SEALS, F_SEAL_WRITE), 0) << "the seals themselves must be sealed";
+}
+
+}  // namespace
+}  // namespace distbarrier::testing
