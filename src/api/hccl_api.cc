@@ -3,6 +3,8 @@
 #include <cstring>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "common/error.h"
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
@@ -78,19 +80,30 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
     return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: call aclrtSetDevice before, the communicator belongs to a device");
   }
   const auto timeout = std::chrono::seconds(std::max<int64_t>(1, distbarrier::EnvInt("DISTBARRIER_CONNECT_TIMEOUT_S", 120)));
-  auto joined = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout);
-  if (auto* error = std::get_if<distbarrier::comm::BootstrapError>(&joined)) {
+  std::shared_ptr<Member> member;
+  distbarrier::comm::RankAttach attach;
+  attach.attach = [&](distbarrier::comm::JoinedGroup& joined) -> std::optional<distbarrier::comm::BootstrapError> {
+    std::vector<int> devices(nRanks, -1);
+    devices[rank] = context->device;
+    std::string error;
+    auto group = Group::ForProcesses(joined.name, std::move(devices), std::move(joined.memory), static_cast<int>(rank),
+                                     &error);
+    if (!group) return distbarrier::comm::BootstrapError{HCCL_E_SYSCALL, error};
+    if (!GroupRegistry::Instance().Add(group)) {
+      return distbarrier::comm::BootstrapError{
+          HCCL_E_PARA, fmt::format("this process already holds a rank of group {}", joined.name)};
+    }
+    member = std::make_shared<Member>(Member{group, static_cast<int>(rank)});
+    return std::nullopt;
+  };
+  attach.detach = [&] {
+    GroupRegistry::Instance().Remove(member->group->Name());
+    member.reset();
+  };
+  if (auto error = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout, attach)) {
     return Fail(error->code, "HcclCommInitRootInfo (rank {} of {}): {}", rank, nRanks, error->message);
   }
-  auto& group_info = std::get<distbarrier::comm::JoinedGroup>(joined);
-  std::vector<int> devices(nRanks, -1);
-  devices[rank] = context->device;
-  auto group = std::make_shared<Group>(group_info.name, std::move(devices), std::move(group_info.memory),
-                                       static_cast<int>(rank));
-  if (!GroupRegistry::Instance().Add(group)) {
-    return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: this process already holds a rank of group {}", group_info.name);
-  }
-  *comm = Communicators().Add(std::make_shared<Member>(Member{group, static_cast<int>(rank)}));
+  *comm = Communicators().Add(std::move(member));
   return HCCL_SUCCESS;
 }
 

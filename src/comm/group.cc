@@ -36,7 +36,14 @@ Group::Group(std::string name, std::vector<int> devices, std::unique_ptr<SharedM
     all_ranks_.push_back(rank);
     if (rank != local_rank) ranks_[rank].live.store(false, std::memory_order_relaxed);
   }
-  peer_watch_ = std::make_unique<PeerWatch>(window_, local_rank);
+}
+
+std::shared_ptr<Group> Group::ForProcesses(std::string name, std::vector<int> devices,
+                                           std::unique_ptr<SharedMemory> memory, int local_rank, std::string* error) {
+  auto group = std::make_shared<Group>(std::move(name), std::move(devices), std::move(memory), local_rank);
+  group->peer_watch_ = PeerWatch::Start(group->window_, error);
+  if (!group->peer_watch_) return nullptr;
+  return group;
 }
 
 Group::~Group() = default;

@@ -28,7 +28,11 @@ class Group {
   // devices[r] is the device that holds rank r; all ranks are threads of this process.
   Group(std::string name, std::vector<int> devices);
   // A group spread over processes: its state lives in `memory` (set up by rank 0's process);
-  // devices[r] is -1 for ranks of other processes, which are watched for dying.
+  // devices[r] is -1 for ranks of other processes, which are watched for dying. Null and
+  // *error set when that watch cannot start.
+  static std::shared_ptr<Group> ForProcesses(std::string name, std::vector<int> devices,
+                                             std::unique_ptr<SharedMemory> memory, int local_rank,
+                                             std::string* error);
   Group(std::string name, std::vector<int> devices, std::unique_ptr<SharedMemory> memory, int local_rank);
   ~Group();
 

@@ -258,5 +258,250 @@ TEST_F(BootstrapTest, GroupMemoryIsMadeSealedAgainstResizing) {
   EXPECT_NE(fcntl(memory->Fd(), F_ADD_SEALS, F_SEAL_WRITE), 0) << "the seals themselves must be sealed";
 }
 
+
+// --- processes: a shared area for reports, bounded waits ---
+
+struct RankReport {
+  int status;
+  char message[512];
+  int64_t cpu_ms;
+  int64_t wall_ms;
+};
+
+struct Area {
+  std::atomic<int> root_ready;
+  std::atomic<int> limited;  // rank 0 has limited its descriptors
+  HcclRootInfo root;
+  RankReport reports[8];
+};
+
+Area* NewArea() {
+  void* memory = mmap(nullptr, sizeof(Area), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  EXPECT_NE(memory, MAP_FAILED);
+  return new (memory) Area{};
+}
+
+void Report(Area* area, int slot, int status, int64_t cpu_ms = 0, int64_t wall_ms = 0) {
+  area->reports[slot].status = status;
+  area->reports[slot].cpu_ms = cpu_ms;
+  area->reports[slot].wall_ms = wall_ms;
+  std::snprintf(area->reports[slot].message, sizeof(area->reports[slot].message), "%s", aclGetRecentErrMsg());
+}
+
+void AwaitFlag(const std::atomic<int>& flag) {
+  while (flag.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+}
+
+pid_t Spawn(const std::function<int()>& body) {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(body());
+  return pid;
+}
+
+// Waits up to `limit_s` for `pid` to exit; kills it and returns false if it does not.
+bool ExitsWithin(pid_t pid, int limit_s, int* wait_status = nullptr) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  pollfd waiting{pidfd, POLLIN, 0};
+  const bool exited = pidfd >= 0 && poll(&waiting, 1, limit_s * 1000) > 0;
+  if (!exited) kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (pidfd >= 0) close(pidfd);
+  if (wait_status != nullptr) *wait_status = status;
+  return exited;
+}
+
+int64_t CpuMs() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Leaves exactly `free_count` descriptors this process may still open (RLIMIT_NOFILE 1024,
+// the rest filled with /dev/null).
+void LeaveFreeDescriptors(int free_count) {
+  rlimit limit{1024, 1024};
+  setrlimit(RLIMIT_NOFILE, &limit);
+  std::vector<int> filler;
+  for (;;) {
+    const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) break;
+    filler.push_back(fd);
+  }
+  for (int i = 0; i < free_count && !filler.empty(); ++i) {
+    close(filler.back());
+    filler.pop_back();
+  }
+}
+
+// In a rank process: joins as `rank` of `ranks` (root info from the area), then runs one
+// barrier; reports into slot `rank`.
+int JoinAndBarrier(Area* area, int rank, int ranks) {
+  if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+  AwaitFlag(area->root_ready);
+  HcclRootInfo root = area->root;
+  HcclComm comm = nullptr;
+  HcclResult result = HcclCommInitRootInfo(static_cast<uint32_t>(ranks), &root, static_cast<uint32_t>(rank), &comm);
+  if (result != HCCL_SUCCESS) {
+    Report(area, rank, result);
+    return 1;
+  }
+  aclrtStream stream = NewStream();
+  int status = HcclBarrier(comm, stream);
+  if (status == 0) status = aclrtSynchronizeStream(stream);
+  Report(area, rank, status);
+  HcclCommDestroy(comm);
+  aclFinalize();
+  return status == 0 ? 0 : 2;
+}
+
+void PublishRoot(Area* area) {
+  HcclRootInfo root;
+  if (HcclGetRootInfo(&root) != HCCL_SUCCESS) _exit(11);
+  area->root = root;
+  area->root_ready.store(1, std::memory_order_release);
+}
+
+int ConnectRaw(const std::string& address) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t length = 0;
+  sockaddr_un name = comm::wire::AbstractAddress(address, &length);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&name), length) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+Hello ValidHello(const RootInfo& info, uint32_t rank, uint32_t ranks) {
+  Hello hello{};
+  std::memcpy(hello.magic, comm::wire::kHelloMagic, sizeof(hello.magic));
+  hello.rank = rank;
+  hello.rank_count = ranks;
+  hello.job_id = info.job_id;
+  std::memcpy(hello.secret, info.secret.data(), sizeof(hello.secret));
+  return hello;
+}
+
+class BootstrapProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    area_ = NewArea();
+    setenv("DISTBARRIER_CONNECT_TIMEOUT_S", "20", 1);
+  }
+  void TearDown() override {
+    unsetenv("DISTBARRIER_CONNECT_TIMEOUT_S");
+    munmap(area_, sizeof(Area));
+  }
+  Area* area_ = nullptr;
+};
+
+// --- 8: descriptors, idle connections, ranks that leave ---
+
+TEST_F(BootstrapProcessTest, AcceptFailingForWantOfDescriptorsNeitherSpinsNorOutlivesTheConnectTimeout) {
+  setenv("DISTBARRIER_CONNECT_TIMEOUT_S", "1", 1);
+  const pid_t root = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    PublishRoot(area_);
+    LeaveFreeDescriptors(0);
+    area_->limited.store(1, std::memory_order_release);
+    HcclRootInfo info = area_->root;
+    HcclComm comm = nullptr;
+    const int64_t cpu = CpuMs(), wall = NowMs();
+    HcclResult result = HcclCommInitRootInfo(2, &info, 0, &comm);
+    Report(area_, 0, result, CpuMs() - cpu, NowMs() - wall);
+    return 0;
+  });
+  // Rank 1 connects (the listener turns readable) but rank 0 cannot accept it.
+  const pid_t peer = Spawn([&] {
+    AwaitFlag(area_->limited);
+    return JoinAndBarrier(area_, 1, 2);
+  });
+  const bool root_returned = ExitsWithin(root, 60);
+  ExitsWithin(peer, 60);
+  ASSERT_TRUE(root_returned) << "rank 0 was still in HcclCommInitRootInfo 60 s after a 1 s connect timeout";
+  EXPECT_EQ(area_->reports[0].status, HCCL_E_TIMEOUT) << area_->reports[0].message;
+  EXPECT_THAT(area_->reports[0].message, HasSubstr("ranks [1] of 2 never connected"));
+  // A bound, not a speed claim: spinning on the readable listener costs a core for the whole
+  // wait; backing off costs almost nothing.
+  EXPECT_LT(area_->reports[0].cpu_ms * 4, area_->reports[0].wall_ms)
+      << "rank 0 used " << area_->reports[0].cpu_ms << " ms of CPU in " << area_->reports[0].wall_ms << " ms";
+}
+
+TEST_F(BootstrapProcessTest, IdleConnectionsDoNotKeepARealRankOutWhenDescriptorsAreShort) {
+  const pid_t root = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    PublishRoot(area_);
+    LeaveFreeDescriptors(24);
+    area_->limited.store(1, std::memory_order_release);
+    return JoinAndBarrier(area_, 0, 2);
+  });
+  AwaitFlag(area_->limited);
+  const RootInfo info = std::get<RootInfo>(RootInfo::Decode(area_->root));
+  std::vector<int> idle;
+  for (int i = 0; i < 150; ++i) idle.push_back(ConnectRaw(info.address));
+  const pid_t peer = Spawn([&] { return JoinAndBarrier(area_, 1, 2); });
+  int root_status = 0, peer_status = 0;
+  const bool root_returned = ExitsWithin(root, 60, &root_status);
+  ExitsWithin(peer, 60, &peer_status);
+  for (int fd : idle) {
+    if (fd >= 0) close(fd);
+  }
+  ASSERT_TRUE(root_returned) << "rank 0 did not finish within 60 s";
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_EQ(area_->reports[rank].status, 0) << "rank " << rank << ": " << area_->reports[rank].message;
+  }
+  EXPECT_TRUE(WIFEXITED(root_status) && WEXITSTATUS(root_status) == 0);
+  EXPECT_TRUE(WIFEXITED(peer_status) && WEXITSTATUS(peer_status) == 0);
+}
+
+TEST_F(BootstrapProcessTest, ARankThatLeftBeforeTheGroupWasCompleteDoesNotCount) {
+  constexpr int kRanks = 3;
+  const pid_t root = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    PublishRoot(area_);
+    return JoinAndBarrier(area_, 0, kRanks);
+  });
+  const pid_t rank2 = Spawn([&] { return JoinAndBarrier(area_, 2, kRanks); });
+  // A rank 1 that says hello and leaves at once (a process that gave up, or a copy of the
+  // secret in an idle script): rank 0 must not count it.
+  AwaitFlag(area_->root_ready);
+  const RootInfo info = std::get<RootInfo>(RootInfo::Decode(area_->root));
+  const int leaver = ConnectRaw(info.address);
+  ASSERT_GE(leaver, 0);
+  const Hello hello = ValidHello(info, 1, kRanks);
+  ASSERT_EQ(send(leaver, &hello, sizeof(hello), MSG_NOSIGNAL), static_cast<ssize_t>(sizeof(hello)));
+  close(leaver);
+  const pid_t rank1 = Spawn([&] { return JoinAndBarrier(area_, 1, kRanks); });
+  for (pid_t pid : {root, rank2, rank1}) EXPECT_TRUE(ExitsWithin(pid, 60));
+  for (int rank = 0; rank < kRanks; ++rank) {
+    EXPECT_EQ(area_->reports[rank].status, 0) << "rank " << rank << ": " << area_->reports[rank].message;
+  }
+}
+
+TEST_F(BootstrapProcessTest, PeerWatchWithoutAnEventfdFailsTheJoinInsteadOfHangingDestroy) {
+  const pid_t root = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    PublishRoot(area_);
+    // Closing the listener frees one descriptor, the group's memfd takes it: nothing is left
+    // for the peer watch's eventfd.
+    LeaveFreeDescriptors(0);
+    HcclRootInfo info = area_->root;
+    HcclComm comm = nullptr;
+    HcclResult result = HcclCommInitRootInfo(1, &info, 0, &comm);
+    Report(area_, 0, result);
+    if (comm != nullptr) HcclCommDestroy(comm);
+    return 0;
+  });
+  ASSERT_TRUE(ExitsWithin(root, 60)) << "HcclCommInitRootInfo or HcclCommDestroy hung";
+  EXPECT_EQ(area_->reports[0].status, HCCL_E_SYSCALL) << area_->reports[0].message;
+  EXPECT_THAT(area_->reports[0].message, HasSubstr("eventfd"));
+}
+
 }  // namespace
 }  // namespace distbarrier::testing

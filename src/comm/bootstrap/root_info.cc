@@ -55,9 +55,13 @@ std::variant<RootInfo, std::string> RootInfo::Decode(const HcclRootInfo& in) {
 }
 
 std::string HostBootId() {
-  std::ifstream file("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(file, id);
+  // Read once: it cannot change while we run, and a later read may lack a descriptor.
+  static const std::string id = [] {
+    std::ifstream file("/proc/sys/kernel/random/boot_id");
+    std::string line;
+    std::getline(file, line);
+    return line;
+  }();
   return id;
 }
 

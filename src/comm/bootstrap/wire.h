@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -56,7 +57,16 @@ struct Hello {
   uint8_t secret[kSecretBytes];
 };
 
-// Followed, on success, by the group's memfd (SCM_RIGHTS, with the first byte).
+inline constexpr char kReadyMagic[8] = {'D', 'B', 'R', 'E', 'A', 'D', 'Y', '1'};
+
+// The conversation, after connect (the peer first checks the listener's SO_PEERCRED):
+//   peer -> Hello
+//   rank 0 -> ReplyHeader, the offer: a refusal, or success with the group's memfd
+//             (SCM_RIGHTS, with the first byte), sent once every rank said hello
+//   peer -> Ready: it mapped the memory and made its communicator, or why not
+//   rank 0 -> ReplyHeader, the verdict: success only when every rank is ready
+// so a rank counts as joined only when it is still there at the end, and a failure of any rank
+// reaches every other.
 struct ReplyHeader {
   char magic[8];
   int32_t status;  // HcclResult
@@ -64,7 +74,30 @@ struct ReplyHeader {
   char message[240];
 };
 
-static_assert(sizeof(Hello) == 56 && sizeof(ReplyHeader) == 256, "the wire format is fixed");
+struct Ready {
+  char magic[8];
+  int32_t status;  // HcclResult: HCCL_SUCCESS, or why this rank cannot join
+  uint32_t rank;
+  char message[240];
+};
+
+static_assert(sizeof(Hello) == 56 && sizeof(ReplyHeader) == 256 && sizeof(Ready) == 256,
+              "the wire format is fixed");
+
+using Clock = std::chrono::steady_clock;
+
+// Milliseconds from now to `deadline` for poll(): 0 once it passed.
+int RemainingMs(Clock::time_point deadline);
+
+// Sends all of `data` (and `pass_fd` with its first byte, if >= 0) before the deadline; a
+// signal (EINTR) does not end the wait.
+bool SendAll(int fd, const void* data, size_t size, int pass_fd, Clock::time_point deadline);
+
+enum class Received { kAll, kClosed, kTimedOut };
+
+// Receives exactly `size` bytes before the deadline. A descriptor passed with them lands in
+// *passed_fd (which must be -1 on entry); any other passed descriptor is closed.
+Received ReceiveAll(int fd, void* data, size_t size, int* passed_fd, Clock::time_point deadline);
 
 // The address of abstract socket `name` (no file is created), and its length in *length.
 inline sockaddr_un AbstractAddress(const std::string& name, socklen_t* length) {
