@@ -271,6 +271,7 @@ struct RankReport {
 struct Area {
   std::atomic<int> root_ready;
   std::atomic<int> limited;  // rank 0 has limited its descriptors
+  std::atomic<int> joined;   // ranks that returned from HcclCommInitRootInfo
   HcclRootInfo root;
   RankReport reports[8];
 };
@@ -467,9 +468,9 @@ TEST_F(BootstrapProcessTest, ARankThatLeftBeforeTheGroupWasCompleteDoesNotCount)
     PublishRoot(area_);
     return JoinAndBarrier(area_, 0, kRanks);
   });
-  const pid_t rank2 = Spawn([&] { return JoinAndBarrier(area_, 2, kRanks); });
   // A rank 1 that says hello and leaves at once (a process that gave up, or a copy of the
-  // secret in an idle script): rank 0 must not count it.
+  // secret in an idle script): rank 0 must not count it. The real ranks come after it left,
+  // so the group cannot complete while it is still connected.
   AwaitFlag(area_->root_ready);
   const RootInfo info = std::get<RootInfo>(RootInfo::Decode(area_->root));
   const int leaver = ConnectRaw(info.address);
@@ -477,6 +478,7 @@ TEST_F(BootstrapProcessTest, ARankThatLeftBeforeTheGroupWasCompleteDoesNotCount)
   const Hello hello = ValidHello(info, 1, kRanks);
   ASSERT_EQ(send(leaver, &hello, sizeof(hello), MSG_NOSIGNAL), static_cast<ssize_t>(sizeof(hello)));
   close(leaver);
+  const pid_t rank2 = Spawn([&] { return JoinAndBarrier(area_, 2, kRanks); });
   const pid_t rank1 = Spawn([&] { return JoinAndBarrier(area_, 1, kRanks); });
   for (pid_t pid : {root, rank2, rank1}) EXPECT_TRUE(ExitsWithin(pid, 60));
   for (int rank = 0; rank < kRanks; ++rank) {
@@ -501,6 +503,65 @@ TEST_F(BootstrapProcessTest, PeerWatchWithoutAnEventfdFailsTheJoinInsteadOfHangi
   ASSERT_TRUE(ExitsWithin(root, 60)) << "HcclCommInitRootInfo or HcclCommDestroy hung";
   EXPECT_EQ(area_->reports[0].status, HCCL_E_SYSCALL) << area_->reports[0].message;
   EXPECT_THAT(area_->reports[0].message, HasSubstr("eventfd"));
+}
+
+
+// --- 10: a rank that comes after the group completed, or after rank 0 is gone ---
+
+TEST_F(BootstrapProcessTest, ARankArrivingAfterTheGroupCompletedIsRefusedAtOnce) {
+  setenv("DISTBARRIER_CONNECT_TIMEOUT_S", "120", 1);
+  std::atomic<int>& late_done = area_->limited;  // the ranks stay alive until the late one is answered
+  std::vector<pid_t> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.push_back(Spawn([&, rank] {
+      if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+      if (rank == 0) PublishRoot(area_);
+      AwaitFlag(area_->root_ready);
+      HcclRootInfo root = area_->root;
+      HcclComm comm = nullptr;
+      Report(area_, rank, HcclCommInitRootInfo(2, &root, static_cast<uint32_t>(rank), &comm));
+      area_->joined.fetch_add(1, std::memory_order_release);
+      AwaitFlag(late_done);
+      return 0;
+    }));
+  }
+  while (area_->joined.load(std::memory_order_acquire) < 2) std::this_thread::yield();
+  ASSERT_EQ(area_->reports[0].status, 0) << area_->reports[0].message;
+  ASSERT_EQ(area_->reports[1].status, 0) << area_->reports[1].message;
+  const pid_t late = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    HcclRootInfo root = area_->root;
+    HcclComm comm = nullptr;
+    Report(area_, 2, HcclCommInitRootInfo(2, &root, 1, &comm));
+    return 0;
+  });
+  const bool answered = ExitsWithin(late, 30);
+  late_done.store(1, std::memory_order_release);
+  for (pid_t pid : ranks) ExitsWithin(pid, 30);
+  ASSERT_TRUE(answered) << "a rank after the group completed was not answered within 30 s (connect timeout 120 s)";
+  EXPECT_EQ(area_->reports[2].status, HCCL_E_TCP_CONNECT) << area_->reports[2].message;
+  EXPECT_THAT(area_->reports[2].message, HasSubstr("already complete"));
+}
+
+TEST_F(BootstrapProcessTest, ARankArrivingAfterRankZerosProcessExitedIsToldTheRootIsGone) {
+  setenv("DISTBARRIER_CONNECT_TIMEOUT_S", "120", 1);
+  const pid_t root = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    PublishRoot(area_);
+    return 0;  // exits without ever joining
+  });
+  ASSERT_TRUE(ExitsWithin(root, 30));
+  const pid_t late = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    HcclRootInfo info = area_->root;
+    HcclComm comm = nullptr;
+    Report(area_, 1, HcclCommInitRootInfo(2, &info, 1, &comm));
+    return 0;
+  });
+  ASSERT_TRUE(ExitsWithin(late, 30)) << "a rank of a root that exited was not answered within 30 s";
+  EXPECT_EQ(area_->reports[1].status, HCCL_E_TCP_CONNECT) << area_->reports[1].message;
+  EXPECT_THAT(area_->reports[1].message, HasSubstr("root gone: no listener for this root info"));
+  EXPECT_THAT(area_->reports[1].message, HasSubstr("pid " + std::to_string(root)));
 }
 
 }  // namespace

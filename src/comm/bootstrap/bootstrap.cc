@@ -1,6 +1,7 @@
 #include "comm/bootstrap/bootstrap.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -133,10 +134,12 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
     return Error(code, why);
   };
 
-  while (joined < rank_count) {
+  // Gathers until every rank said hello and, on one last look, none of them has left since.
+  while (true) {
+    const bool all_in = joined == rank_count;
     // The deadline holds whatever poll reports: checked on every turn.
     const Clock::time_point now = Clock::now();
-    if (now >= deadline) {
+    if (!all_in && now >= deadline) {
       std::vector<uint32_t> missing;
       for (uint32_t rank = 1; rank < rank_count; ++rank) {
         if (peer_fd[rank] < 0) missing.push_back(rank);
@@ -157,7 +160,7 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
 
     // Poll: the listener (unless backing off), joined ranks (to see them leave), pending peers.
     std::vector<pollfd> fds;
-    const bool accepting = now >= accept_resume;
+    const bool accepting = !all_in && now >= accept_resume;
     if (accepting) {
       fds.push_back({listener.fd, POLLIN, 0});
     } else {
@@ -171,8 +174,11 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
       joined_ranks.push_back(rank);
     }
     const size_t pending_at = fds.size();
-    for (auto& peer : pending) fds.push_back({peer.fd, POLLIN, 0});
-    const int ready = poll(fds.data(), fds.size(), RemainingMs(wake));
+    if (!all_in) {
+      for (auto& peer : pending) fds.push_back({peer.fd, POLLIN, 0});
+    }
+    const int ready = poll(fds.data(), fds.size(), all_in ? 0 : RemainingMs(wake));
+    if (ready == 0 && all_in) break;
     if (ready <= 0) continue;  // EINTR, or a deadline: checked above
 
     // A joined rank says nothing until the offer: readable means it closed (or broke the
@@ -186,6 +192,10 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
       peer_fd[rank] = -1;
       pids[rank] = 0;
       --joined;
+    }
+    if (all_in) {
+      if (joined == rank_count) break;
+      continue;
     }
     for (size_t i = 0; i < pending.size() && pending_at + i < fds.size(); ++i) {
       PendingPeer& peer = pending[i];
@@ -326,14 +336,24 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
   socklen_t length = 0;
   sockaddr_un address = wire::AbstractAddress(info.address, &length);
   int fd = -1;
-  // Rank 0 listens from HcclGetRootInfo on, so a refused connection means it is not (yet or
-  // any more) there: retry until the deadline.
+  // Rank 0 listens from HcclGetRootInfo until its group is complete (or it gives up), so no
+  // listener means there never will be one: say so at once. A full backlog is retried.
   while (true) {
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
     if (connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0) break;
     const int error = errno;
     close(fd);
+    if (error == ECONNREFUSED) {
+      const bool root_alive = kill(info.root_pid, 0) == 0 || errno == EPERM;
+      return Error(HCCL_E_TCP_CONNECT,
+                   root_alive ? fmt::format("rank {}: no listener for this root info: the group {} is already "
+                                            "complete, or rank 0 (pid {}) gave up or released its root info",
+                                            rank, group_name, info.root_pid)
+                              : fmt::format("rank {}: root gone: no listener for this root info (rank 0's process, "
+                                            "pid {}, has exited)",
+                                            rank, info.root_pid));
+    }
     if (Clock::now() >= deadline) {
       return Error(HCCL_E_TIMEOUT, fmt::format("rank {} could not reach rank 0 of {} within the connect timeout: {}",
                                                rank, group_name, std::strerror(error)));
