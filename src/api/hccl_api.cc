@@ -83,21 +83,17 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
   std::shared_ptr<Member> member;
   distbarrier::comm::RankAttach attach;
   attach.attach = [&](distbarrier::comm::JoinedGroup& joined) -> std::optional<distbarrier::comm::BootstrapError> {
-    std::vector<int> devices(nRanks, -1);
-    devices[rank] = context->device;
-    std::string error;
-    auto group = Group::ForProcesses(joined.name, std::move(devices), std::move(joined.memory), static_cast<int>(rank),
-                                     &error);
-    if (!group) return distbarrier::comm::BootstrapError{HCCL_E_SYSCALL, error};
-    if (!GroupRegistry::Instance().Add(group)) {
-      return distbarrier::comm::BootstrapError{
-          HCCL_E_PARA, fmt::format("this process already holds a rank of group {}", joined.name)};
+    auto attached = GroupRegistry::Instance().AttachProcessRank(joined.name, static_cast<int>(nRanks),
+                                                                std::move(joined.memory), static_cast<int>(rank),
+                                                                context->device);
+    if (auto* error = std::get_if<std::pair<HcclResult, std::string>>(&attached)) {
+      return distbarrier::comm::BootstrapError{error->first, error->second};
     }
-    member = std::make_shared<Member>(Member{group, static_cast<int>(rank)});
+    member = std::make_shared<Member>(std::get<Member>(attached));
     return std::nullopt;
   };
   attach.detach = [&] {
-    GroupRegistry::Instance().Remove(member->group->Name());
+    GroupRegistry::Instance().Release(*member);
     member.reset();
   };
   if (auto error = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout, attach)) {
@@ -111,7 +107,7 @@ HcclResult HcclCommDestroy(HcclComm comm) {
   if (comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommDestroy: comm is null");
   std::shared_ptr<Member> member = Communicators().Take(comm);
   if (!member) return Fail(HCCL_E_PARA, "HcclCommDestroy: comm {} is not live (destroyed twice?)", comm);
-  if (member->group->ReleaseRank(member->rank)) GroupRegistry::Instance().Remove(member->group->Name());
+  GroupRegistry::Instance().Release(*member);
   return HCCL_SUCCESS;
 }
 
