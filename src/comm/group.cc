@@ -84,6 +84,7 @@ uint64_t Group::LastPassed(int rank) const { return ranks_[rank].passed_seq.load
 
 bool Group::ReleaseRank(int rank) {
   if (!ranks_[rank].live.exchange(false, std::memory_order_acq_rel)) return false;
+  window_.MarkDestroyed(rank);  // seen by the other ranks' reports, in every process
   return live_ranks_.fetch_sub(1, std::memory_order_acq_rel) == 1;
 }
 
