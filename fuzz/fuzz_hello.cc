@@ -2,12 +2,16 @@
 // (HcclGetRootInfo + HcclCommInitRootInfo(2, root, 0) on a thread with a current device) gets
 // up to four connections to its abstract socket that send fuzzed bytes (raw, or a hello with
 // fuzzed fields, cut anywhere), then close, half-close and wait for the answer, or stay open;
-// then a well-formed rank 1 joins, unless a fuzzed hello already was one.
+// a connection that sent exactly a valid rank-1 hello completes the handshake (offer, ready,
+// verdict: see src/comm/bootstrap/wire.h); then a well-formed rank 1 joins, unless a fuzzed
+// one did.
 //
 // Properties: rank 0 refuses garbage and stays usable: it completes the group with
-// HCCL_SUCCESS as soon as a valid rank 1 arrives; every half-closed connection gets an answer
-// or EOF (never a hang); at most one connection is told "success"; after the communicator is
-// destroyed and our sockets closed, the process holds exactly the descriptors it held before.
+// HCCL_SUCCESS as soon as a valid rank 1 completes the handshake (a rank 1 that sent more
+// than its hello is not counted); every half-closed connection gets an answer or EOF (never a hang); only the rank 1
+// that completed the handshake is offered the group; after the communicator is destroyed and
+// our sockets closed, the process holds exactly the descriptors it held before. Answers are
+// read with the library's own receive loop (wire::ReceiveAll).
 #include <fuzzer/FuzzedDataProvider.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -32,8 +36,9 @@ namespace {
 
 using distbarrier::comm::RootInfo;
 
-using distbarrier::comm::wire::Hello;
-using distbarrier::comm::wire::ReplyHeader;
+namespace wire = distbarrier::comm::wire;
+using wire::Hello;
+using wire::ReplyHeader;
 
 aclrtContext g_context;
 
@@ -41,7 +46,7 @@ int Connect(const std::string& name) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   FUZZ_CHECK(fd >= 0, "socket");
   socklen_t length = 0;
-  sockaddr_un address = distbarrier::comm::wire::AbstractAddress(name, &length);
+  sockaddr_un address = wire::AbstractAddress(name, &length);
   if (connect(fd, reinterpret_cast<sockaddr*>(&address), length) != 0) {
     close(fd);
     return -1;
@@ -55,43 +60,36 @@ void SendBytes(int fd, const void* data, size_t size) {
 
 enum class Answer { kEof, kRefused, kSuccess, kGarbage };
 
-// Reads rank 0's answer (or EOF) within `limit_ms`; closes a passed descriptor.
-Answer ReadAnswer(int fd, int limit_ms) {
+// Reads rank 0's answer (or EOF) within `limit_ms` with the library's own receive loop; closes
+// a passed descriptor, after checking an offer came with one.
+Answer ReadAnswer(int fd, int limit_ms, bool expect_memory) {
   ReplyHeader reply{};
-  size_t got = 0;
   int passed = -1;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
-  while (got < sizeof(reply)) {
-    const int left = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
-    pollfd waiting{fd, POLLIN, 0};
-    const int ready = left > 0 ? poll(&waiting, 1, left) : 0;
-    if (ready < 0 && errno == EINTR) continue;  // libFuzzer's timer signal
-    FUZZ_CHECK(ready > 0, "rank 0 neither answered nor closed within %d ms", limit_ms);
-    iovec chunk{reinterpret_cast<char*>(&reply) + got, sizeof(reply) - got};
-    msghdr message{};
-    message.msg_iov = &chunk;
-    message.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    const ssize_t n = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
-      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) std::memcpy(&passed, CMSG_DATA(header), sizeof(int));
-    }
-    got += static_cast<size_t>(n);
-  }
+  const auto received = wire::ReceiveAll(fd, &reply, sizeof(reply), &passed,
+                                         std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms));
+  FUZZ_CHECK(received != wire::Received::kTimedOut, "rank 0 neither answered nor closed within %d ms", limit_ms);
   if (passed >= 0) close(passed);
-  if (got == 0) return Answer::kEof;
-  if (got < sizeof(reply) || std::memcmp(reply.magic, distbarrier::comm::wire::kReplyMagic, 8) != 0) return Answer::kGarbage;
+  if (received == wire::Received::kClosed) return Answer::kEof;  // (or a cut answer, which rank 0 never sends)
+  if (std::memcmp(reply.magic, wire::kReplyMagic, 8) != 0) return Answer::kGarbage;
   if (reply.status == HCCL_SUCCESS) {
-    FUZZ_CHECK(passed >= 0 && reply.rank_count == 2, "success without the group's memory");
+    FUZZ_CHECK(passed >= 0 || !expect_memory, "an offer without the group's memory");
+    FUZZ_CHECK(reply.rank_count == 2, "an offer for %u ranks", reply.rank_count);
     return Answer::kSuccess;
   }
   FUZZ_CHECK(reply.message[0] != '\0', "refusal without a reason");
   return Answer::kRefused;
+}
+
+// Rank 1's side after its hello: the offer, "ready", the verdict. kSuccess only if both said so.
+Answer Handshake(int fd) {
+  const Answer offer = ReadAnswer(fd, 10000, /*expect_memory=*/true);
+  if (offer != Answer::kSuccess) return offer;
+  wire::Ready ready{};
+  std::memcpy(ready.magic, wire::kReadyMagic, sizeof(ready.magic));
+  ready.rank = 1;
+  FUZZ_CHECK(wire::SendAll(fd, &ready, sizeof(ready), -1, std::chrono::steady_clock::now() + std::chrono::seconds(10)),
+             "rank 0 closed before rank 1 said ready");
+  return ReadAnswer(fd, 10000, /*expect_memory=*/false);
 }
 
 struct Connection {
@@ -118,7 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(HcclGetRootInfo(&root) == HCCL_SUCCESS, "HcclGetRootInfo");
   const RootInfo info = std::get<RootInfo>(RootInfo::Decode(root));
   Hello valid{};
-  std::memcpy(valid.magic, distbarrier::comm::wire::kHelloMagic, 8);
+  std::memcpy(valid.magic, wire::kHelloMagic, 8);
   valid.rank = 1;
   valid.rank_count = 2;
   valid.job_id = info.job_id;
@@ -159,22 +157,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (cut > sizeof(Hello)) bytes += in.ConsumeBytesAsString(cut - sizeof(Hello));
       else bytes.resize(cut);
     }
-    // Valid only if the first 56 bytes are exactly a valid hello (what follows is never read).
-    fuzzed_valid = bytes.size() >= sizeof(Hello) && std::memcmp(bytes.data(), &valid, sizeof(Hello)) == 0;
-    const int mode = fuzzed_valid ? (in.ConsumeBool() ? 1 : 2) : in.ConsumeIntegralInRange(0, 2);
+    // Valid only if it is exactly a valid hello: a rank that sends more than its hello breaks
+    // the protocol and is dropped like one that left.
+    const bool valid_hello = bytes.size() == sizeof(Hello) && std::memcmp(bytes.data(), &valid, sizeof(Hello)) == 0;
+    // A valid rank 1 completes the handshake. (One that leaves right after its hello may or
+    // may not be seen leaving before the group looks complete, a race the fuzzer cannot steer;
+    // tests/system/bootstrap_test.cc covers it deterministically.)
+    const int mode = valid_hello ? 1 : in.ConsumeIntegralInRange(0, 2);
+    fuzzed_valid = valid_hello;
     const int fd = Connect(info.address);
     FUZZ_CHECK(fd >= 0, "rank 0's listener refused a connection before the group was complete");
     SendBytes(fd, bytes.data(), bytes.size());
     if (mode == 0) {
       close(fd);
+    } else if (mode == 1 && valid_hello) {
+      const Answer answer = Handshake(fd);
+      close(fd);
+      FUZZ_CHECK(answer == Answer::kSuccess, "a valid rank 1 was not accepted (answer %d)", static_cast<int>(answer));
+      successes += 1;
     } else if (mode == 1) {
       shutdown(fd, SHUT_WR);
-      const Answer answer = ReadAnswer(fd, 10000);
+      const Answer answer = ReadAnswer(fd, 10000, /*expect_memory=*/true);
       close(fd);
       FUZZ_CHECK(answer != Answer::kGarbage, "rank 0 answered garbage");
-      if (fuzzed_valid) FUZZ_CHECK(answer == Answer::kSuccess, "a valid rank 1 was not accepted");
-      if (!fuzzed_valid) FUZZ_CHECK(answer != Answer::kSuccess, "an invalid hello was accepted");
-      successes += answer == Answer::kSuccess;
+      FUZZ_CHECK(answer != Answer::kSuccess, "an invalid hello was accepted");
     } else {
       connections.push_back({fd, mode});
     }
@@ -183,7 +189,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int fd = Connect(info.address);
     FUZZ_CHECK(fd >= 0, "rank 0's listener is gone before rank 1 came");
     SendBytes(fd, &valid, sizeof(valid));
-    const Answer answer = ReadAnswer(fd, 10000);
+    const Answer answer = Handshake(fd);
     close(fd);
     FUZZ_CHECK(answer == Answer::kSuccess, "rank 0 did not accept a valid rank 1 after fuzzed peers (answer %d)",
                static_cast<int>(answer));
@@ -199,9 +205,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // never finished reading gets nothing, so look without waiting.
     pollfd waiting{connection.fd, POLLIN, 0};
     if (poll(&waiting, 1, 0) > 0) {
-      const Answer answer = ReadAnswer(connection.fd, 10000);
+      const Answer answer = ReadAnswer(connection.fd, 10000, /*expect_memory=*/true);
       FUZZ_CHECK(answer != Answer::kGarbage, "rank 0 answered garbage");
-      successes += answer == Answer::kSuccess;
+      FUZZ_CHECK(answer != Answer::kSuccess, "a connection that never finished its hello got an offer");
     }
     close(connection.fd);
   }

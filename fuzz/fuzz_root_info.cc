@@ -10,7 +10,7 @@
 // fuzz_hello's job).
 //
 // Properties: Decode never crashes and only accepts what Encode could have made; Encode then
-// Decode gives the fields back (strings cut at 39/99 bytes or their first NUL); the call returns
+// Decode gives the fields back (strings cut at 39/99 bytes or their first NUL, a pid > 0); the call returns
 // HCCL_E_PTR, HCCL_E_PARA or HCCL_E_NOT_SUPPORT at once for everything but our own root info,
 // which it accepts; no descriptor or memory leaks.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -20,6 +20,7 @@
 #include <string>
 
 #include "comm/bootstrap/root_info.h"
+#include "comm/bootstrap/wire.h"
 #include "fuzz_common.h"
 #include "hccl/hccl.h"
 
@@ -27,22 +28,7 @@ namespace {
 
 using distbarrier::comm::RootInfo;
 
-// The layout of root_info.cc, to re-checksum fuzzed bytes so the field checks are reached.
-constexpr size_t kChecksumOffset = 8 + 8 + 32 + 40 + 100;
-
-uint64_t Fnv1a(const char* data, size_t size) {
-  uint64_t hash = 1469598103934665603ull;
-  for (size_t i = 0; i < size; ++i) {
-    hash ^= static_cast<uint8_t>(data[i]);
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
-void Rechecksum(HcclRootInfo* info) {
-  const uint64_t checksum = Fnv1a(info->internal, kChecksumOffset);
-  std::memcpy(info->internal + kChecksumOffset, &checksum, sizeof(checksum));
-}
+namespace wire = distbarrier::comm::wire;
 
 HcclRootInfo g_live;  // from HcclGetRootInfo: its listener is open until rank 0 joins with it
 std::string g_boot_id;
@@ -61,14 +47,16 @@ void CheckDecode(const HcclRootInfo& bytes) {
     return;
   }
   const RootInfo& info = std::get<RootInfo>(decoded);
-  FUZZ_CHECK(!info.address.empty() && info.address.size() < 100 && info.boot_id.size() < 40, "Decode accepted odd fields");
+  FUZZ_CHECK(!info.address.empty() && info.address.size() < wire::kAddressBytes &&
+                 info.boot_id.size() < wire::kBootIdBytes && info.root_pid > 0,
+             "Decode accepted odd fields");
   HcclRootInfo again{};
   info.Encode(&again);
   auto redecoded = RootInfo::Decode(again);
   FUZZ_CHECK(std::holds_alternative<RootInfo>(redecoded), "re-encoded root info does not decode");
   const RootInfo& back = std::get<RootInfo>(redecoded);
   FUZZ_CHECK(back.job_id == info.job_id && back.secret == info.secret && back.boot_id == info.boot_id &&
-                 back.address == info.address,
+                 back.address == info.address && back.root_pid == info.root_pid,
              "Encode/Decode round trip changed the fields");
 }
 
@@ -78,19 +66,21 @@ void RoundTrip(FuzzedDataProvider& in) {
   for (auto& byte : info.secret) byte = in.ConsumeIntegral<uint8_t>();
   info.boot_id = in.ConsumeRandomLengthString(80);
   info.address = in.ConsumeRandomLengthString(200);
+  info.root_pid = in.ConsumeIntegral<int32_t>();
   HcclRootInfo bytes{};
   info.Encode(&bytes);
   auto decoded = RootInfo::Decode(bytes);
-  const std::string address = CutString(info.address, 100);
-  if (address.empty()) {
-    FUZZ_CHECK(std::holds_alternative<std::string>(decoded), "empty address accepted");
+  const std::string address = CutString(info.address, wire::kAddressBytes);
+  if (address.empty() || info.root_pid <= 0) {
+    FUZZ_CHECK(std::holds_alternative<std::string>(decoded), "empty address or pid <= 0 accepted");
     return;
   }
   FUZZ_CHECK(std::holds_alternative<RootInfo>(decoded), "Encode made bytes Decode refuses: %s",
              std::get<std::string>(decoded).c_str());
   const RootInfo& back = std::get<RootInfo>(decoded);
-  FUZZ_CHECK(back.job_id == info.job_id && back.secret == info.secret && back.boot_id == CutString(info.boot_id, 40) &&
-                 back.address == address,
+  FUZZ_CHECK(back.job_id == info.job_id && back.secret == info.secret &&
+                 back.boot_id == CutString(info.boot_id, wire::kBootIdBytes) && back.address == address &&
+                 back.root_pid == info.root_pid,
              "round trip changed the fields");
 }
 
@@ -105,20 +95,20 @@ void InitRootInfo(FuzzedDataProvider& in) {
     case 1: {  // raw fields behind the right magic, re-checksummed
       const std::string raw = in.ConsumeBytesAsString(in.ConsumeIntegralInRange<size_t>(0, HCCL_ROOT_INFO_BYTES));
       std::memcpy(bytes.internal, raw.data(), raw.size());
-      std::memcpy(bytes.internal, "DBROOTv1", 8);
-      if (in.ConsumeBool()) std::memcpy(bytes.internal + 48, g_boot_id.c_str(), g_boot_id.size() + 1);
-      Rechecksum(&bytes);
+      std::memcpy(bytes.internal, wire::kRootMagic, sizeof(wire::kRootMagic));
+      if (in.ConsumeBool()) std::memcpy(bytes.internal + wire::kRootBootOffset, g_boot_id.c_str(), g_boot_id.size() + 1);
+      wire::WriteRootInfoChecksum(&bytes);
       break;
     }
     default: {  // the live root info, some bytes replaced, re-checksummed or not
       bytes = g_live;
       const int edits = in.ConsumeIntegralInRange(0, 4);
       for (int i = 0; i < edits; ++i) {
-        const size_t at = in.ConsumeBool() ? in.ConsumeIntegralInRange<size_t>(0, kChecksumOffset + 7)
+        const size_t at = in.ConsumeBool() ? in.ConsumeIntegralInRange<size_t>(0, wire::kRootChecksumOffset + 7)
                                            : in.ConsumeIntegralInRange<size_t>(0, HCCL_ROOT_INFO_BYTES - 1);
         bytes.internal[at] = static_cast<char>(in.ConsumeIntegral<uint8_t>());
       }
-      if (in.ConsumeBool()) Rechecksum(&bytes);
+      if (in.ConsumeBool()) wire::WriteRootInfoChecksum(&bytes);
       break;
     }
   }

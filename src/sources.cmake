@@ -10,6 +10,7 @@ set(DISTBARRIER_SOURCES
   comm/barrier_window.cc
   comm/bootstrap/bootstrap.cc
   comm/bootstrap/root_info.cc
+  comm/bootstrap/wire.cc
   comm/group.cc
   comm/peer_watch.cc
   comm/shared_memory.cc

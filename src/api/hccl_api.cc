@@ -3,6 +3,8 @@
 #include <cstring>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "api/guard.h"
 #include "common/error.h"
 #include "comm/bootstrap/bootstrap.h"
@@ -81,19 +83,26 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
   const auto timeout = std::max<std::chrono::milliseconds>(
       std::chrono::seconds(1),
       distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1)).value_or(std::chrono::seconds(120)));
-  auto joined = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout);
-  if (auto* error = std::get_if<distbarrier::comm::BootstrapError>(&joined)) {
+  std::shared_ptr<Member> member;
+  distbarrier::comm::RankAttach attach;
+  attach.attach = [&](distbarrier::comm::JoinedGroup& joined) -> std::optional<distbarrier::comm::BootstrapError> {
+    auto attached = GroupRegistry::Instance().AttachProcessRank(joined.name, static_cast<int>(nRanks),
+                                                                std::move(joined.memory), static_cast<int>(rank),
+                                                                context->device);
+    if (auto* error = std::get_if<std::pair<HcclResult, std::string>>(&attached)) {
+      return distbarrier::comm::BootstrapError{error->first, error->second};
+    }
+    member = std::make_shared<Member>(std::get<Member>(attached));
+    return std::nullopt;
+  };
+  attach.detach = [&] {
+    GroupRegistry::Instance().Release(*member);
+    member.reset();
+  };
+  if (auto error = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout, attach)) {
     return Fail(error->code, "HcclCommInitRootInfo (rank {} of {}): {}", rank, nRanks, error->message);
   }
-  auto& group_info = std::get<distbarrier::comm::JoinedGroup>(joined);
-  std::vector<int> devices(nRanks, -1);
-  devices[rank] = context->device;
-  auto group = std::make_shared<Group>(group_info.name, std::move(devices), std::move(group_info.memory),
-                                       static_cast<int>(rank));
-  if (!GroupRegistry::Instance().Add(group)) {
-    return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: this process already holds a rank of group {}", group_info.name);
-  }
-  *comm = Communicators().Add(std::make_shared<Member>(Member{group, static_cast<int>(rank)}));
+  *comm = Communicators().Add(std::move(member));
   return HCCL_SUCCESS;
 } DISTBARRIER_HCCL_GUARD
 
@@ -101,7 +110,7 @@ HcclResult HcclCommDestroy(HcclComm comm) try {
   if (comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommDestroy: comm is null");
   std::shared_ptr<Member> member = Communicators().Take(comm);
   if (!member) return Fail(HCCL_E_PARA, "HcclCommDestroy: comm {} is not live (destroyed twice?)", comm);
-  if (member->group->ReleaseRank(member->rank)) GroupRegistry::Instance().Remove(member->group->Name());
+  GroupRegistry::Instance().Release(*member);
   return HCCL_SUCCESS;
 } DISTBARRIER_HCCL_GUARD
 

@@ -43,6 +43,7 @@ struct alignas(kLine) BarrierWindow::Slot {
   std::atomic<int64_t> arrival_ns[2] = {0, 0};  // by seq & 1
   std::atomic<int32_t> pid{0};
   std::atomic<uint32_t> dead{0};
+  std::atomic<uint32_t> destroyed{0};
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>::is_always_lock_free,
@@ -177,6 +178,10 @@ void BarrierWindow::MarkDead(int rank) {
 }
 
 bool BarrierWindow::Dead(int rank) const { return slots_[rank].dead.load(std::memory_order_seq_cst) != 0; }
+
+void BarrierWindow::MarkDestroyed(int rank) { slots_[rank].destroyed.store(1, std::memory_order_release); }
+
+bool BarrierWindow::Destroyed(int rank) const { return slots_[rank].destroyed.load(std::memory_order_acquire) != 0; }
 
 std::vector<int> BarrierWindow::DeadMissing(uint64_t seq, std::span<const int> required) const {
   std::vector<int> dead;

@@ -84,6 +84,9 @@ class BarrierWindow {
   int32_t Pid(int rank) const;
   void MarkDead(int rank);
   bool Dead(int rank) const;
+  // A rank's communicator was destroyed (HcclCommDestroy): hang and timeout reports say so.
+  void MarkDestroyed(int rank);
+  bool Destroyed(int rank) const;
   // Required ranks that have not arrived at `seq` and are dead.
   std::vector<int> DeadMissing(uint64_t seq, std::span<const int> required) const;
 

@@ -12,39 +12,63 @@ std::atomic<int> groups_created{0};
 
 Group::Group(std::string name, std::vector<int> devices)
     : name_(std::move(name)),
-      devices_(std::move(devices)),
+      size_(static_cast<int>(devices.size())),
       ordinal_(groups_created.fetch_add(1, std::memory_order_relaxed) + 1),
-      ranks_(std::make_unique<RankState[]>(devices_.size())),
-      live_ranks_(static_cast<int>(devices_.size())),
-      window_(static_cast<int>(devices_.size())),
-      stats_(static_cast<int>(devices_.size())),
-      parked_(static_cast<int>(devices_.size())) {
-  for (int rank = 0; rank < Size(); ++rank) all_ranks_.push_back(rank);
+      ranks_(std::make_unique<RankState[]>(devices.size())),
+      live_ranks_(size_),
+      window_(size_),
+      stats_(size_),
+      parked_(size_) {
+  for (int rank = 0; rank < Size(); ++rank) {
+    all_ranks_.push_back(rank);
+    ranks_[rank].device.store(devices[rank], std::memory_order_relaxed);
+  }
 }
 
-Group::Group(std::string name, std::vector<int> devices, std::unique_ptr<SharedMemory> memory, int local_rank)
+Group::Group(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory, int local_rank, int device)
     : name_(std::move(name)),
-      devices_(std::move(devices)),
+      size_(rank_count),
       ordinal_(groups_created.fetch_add(1, std::memory_order_relaxed) + 1),
-      ranks_(std::make_unique<RankState[]>(devices_.size())),
-      live_ranks_(1),  // the local rank; the others live in other processes
+      ranks_(std::make_unique<RankState[]>(static_cast<size_t>(rank_count))),
+      live_ranks_(1),  // the local rank; others of this process may attach later
       memory_(std::move(memory)),
-      window_(static_cast<int>(devices_.size()), memory_->Data(), /*initialize=*/false),
-      stats_(static_cast<int>(devices_.size())),
-      parked_(static_cast<int>(devices_.size())) {
+      window_(rank_count, memory_->Data(), /*initialize=*/false),
+      stats_(rank_count),
+      parked_(rank_count) {
   for (int rank = 0; rank < Size(); ++rank) {
     all_ranks_.push_back(rank);
     if (rank != local_rank) ranks_[rank].live.store(false, std::memory_order_relaxed);
   }
-  peer_watch_ = std::make_unique<PeerWatch>(window_, local_rank);
+  ranks_[local_rank].device.store(device, std::memory_order_relaxed);
+}
+
+std::shared_ptr<Group> Group::ForProcesses(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory,
+                                           int local_rank, int device, std::string* error) {
+  auto group = std::make_shared<Group>(std::move(name), rank_count, std::move(memory), local_rank, device);
+  group->peer_watch_ = PeerWatch::Start(group->window_, error);
+  if (!group->peer_watch_) return nullptr;
+  return group;
 }
 
 Group::~Group() = default;
 
 std::optional<int> Group::RankOfDevice(int device) const {
   for (int rank = 0; rank < Size(); ++rank) {
-    if (devices_[rank] == device) return rank;
+    if (DeviceOfRank(rank) == device) return rank;
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> Group::AttachLocalRank(int rank, int device) {
+  if (RankLive(rank)) return fmt::format("rank {} of group {} is already held by this process", rank, name_);
+  if (std::optional<int> other = RankOfDevice(device); other && RankLive(*other)) {
+    return fmt::format("device {} already holds rank {} of group {} in this process; each rank needs its own device "
+                       "(aclrtSetDevice)",
+                       device, *other, name_);
+  }
+  ranks_[rank].device.store(device, std::memory_order_release);
+  ranks_[rank].live.store(true, std::memory_order_release);
+  live_ranks_.fetch_add(1, std::memory_order_acq_rel);
   return std::nullopt;
 }
 
@@ -60,6 +84,7 @@ uint64_t Group::LastPassed(int rank) const { return ranks_[rank].passed_seq.load
 
 bool Group::ReleaseRank(int rank) {
   if (!ranks_[rank].live.exchange(false, std::memory_order_acq_rel)) return false;
+  window_.MarkDestroyed(rank);  // seen by the other ranks' reports, in every process
   return live_ranks_.fetch_sub(1, std::memory_order_acq_rel) == 1;
 }
 
@@ -85,9 +110,30 @@ bool GroupRegistry::Add(const std::shared_ptr<Group>& group) {
   return groups_.emplace(group->Name(), group).second;
 }
 
-void GroupRegistry::Remove(const std::string& name) {
+std::variant<Member, std::pair<HcclResult, std::string>> GroupRegistry::AttachProcessRank(
+    const std::string& name, int rank_count, std::unique_ptr<SharedMemory> memory, int rank, int device) {
   std::lock_guard lock(mutex_);
-  groups_.erase(name);
+  auto it = groups_.find(name);
+  if (it != groups_.end() && it->second->LiveRanks() > 0) {
+    Group& group = *it->second;
+    if (group.AllLocal() || group.Size() != rank_count) {
+      return std::pair{HCCL_E_PARA, fmt::format("this process holds another group named {}", name)};
+    }
+    if (auto error = group.AttachLocalRank(rank, device)) return std::pair{HCCL_E_PARA, *error};
+    return Member{it->second, rank};  // this rank's own mapping of the memory is not needed
+  }
+  std::string error;
+  auto group = Group::ForProcesses(name, rank_count, std::move(memory), rank, device, &error);
+  if (!group) return std::pair{HCCL_E_SYSCALL, error};
+  groups_[name] = group;  // replaces a group of that name whose local ranks are all gone
+  return Member{group, rank};
+}
+
+void GroupRegistry::Release(const Member& member) {
+  std::lock_guard lock(mutex_);  // against a rank of the same group attaching meanwhile
+  if (!member.group->ReleaseRank(member.rank)) return;
+  auto it = groups_.find(member.group->Name());
+  if (it != groups_.end() && it->second == member.group) groups_.erase(it);
 }
 
 void GroupRegistry::Clear() {

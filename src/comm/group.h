@@ -18,6 +18,7 @@
 #include "comm/peer_watch.h"
 #include "comm/shared_memory.h"
 #include "common/handle_table.h"
+#include "hccl/hccl_types.h"
 
 namespace distbarrier::comm {
 
@@ -27,14 +28,19 @@ class Group {
  public:
   // devices[r] is the device that holds rank r; all ranks are threads of this process.
   Group(std::string name, std::vector<int> devices);
-  // A group spread over processes: its state lives in `memory` (set up by rank 0's process);
-  // devices[r] is -1 for ranks of other processes, which are watched for dying.
-  Group(std::string name, std::vector<int> devices, std::unique_ptr<SharedMemory> memory, int local_rank);
+  // A group spread over processes: its state lives in `memory` (set up by rank 0's process).
+  // It starts with one rank of this process, `local_rank` on `device`; more may join it
+  // (AttachLocalRank). Ranks of other processes have device -1 and are watched for dying.
+  // Null and *error set when that watch cannot start.
+  static std::shared_ptr<Group> ForProcesses(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory,
+                                             int local_rank, int device, std::string* error);
+  Group(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory, int local_rank, int device);
   ~Group();
 
   const std::string& Name() const { return name_; }
-  int Size() const { return static_cast<int>(devices_.size()); }
-  int DeviceOfRank(int rank) const { return devices_[rank]; }
+  int Size() const { return size_; }
+  // -1 for a rank of another process.
+  int DeviceOfRank(int rank) const { return ranks_[rank].device.load(std::memory_order_acquire); }
   std::optional<int> RankOfDevice(int device) const;
   const std::vector<int>& AllRanks() const { return all_ranks_; }
   // A small number unique in this process, for trace tracks.
@@ -52,19 +58,24 @@ class Group {
   void MarkPassed(int rank, uint64_t seq);
   uint64_t LastPassed(int rank) const;
 
+  // Another rank of this process joins a group spread over processes (one thread per device,
+  // as in CANN's HCCL examples); an error message when it cannot.
+  std::optional<std::string> AttachLocalRank(int rank, int device);
   // A rank's communicator handle was destroyed; returns true when it was the last one.
   bool ReleaseRank(int rank);
   bool RankLive(int rank) const;
+  int LiveRanks() const { return live_ranks_.load(std::memory_order_acquire); }
 
  private:
   struct alignas(64) RankState {
     std::atomic<uint64_t> next_seq{1};
     std::atomic<uint64_t> passed_seq{0};
     std::atomic<bool> live{true};
+    std::atomic<int> device{-1};
   };
 
   const std::string name_;
-  const std::vector<int> devices_;
+  const int size_;
   const int ordinal_;
   std::vector<int> all_ranks_;
   std::unique_ptr<RankState[]> ranks_;
@@ -93,7 +104,13 @@ class GroupRegistry {
   std::string NewGroupName();
   // False when a group of that name exists already.
   bool Add(const std::shared_ptr<Group>& group);
-  void Remove(const std::string& name);
+  // One rank of a group spread over processes: joins this process's group of that name, or
+  // makes it (from `memory`) if this process holds no live rank of it yet.
+  std::variant<Member, std::pair<HcclResult, std::string>> AttachProcessRank(const std::string& name, int rank_count,
+                                                                             std::unique_ptr<SharedMemory> memory,
+                                                                             int rank, int device);
+  // The member's communicator is gone; the group leaves the registry with its last local rank.
+  void Release(const Member& member);
   void Clear();
 
   enum class LookupError { kUnknownGroup, kDeviceNotInGroup, kRankDestroyed };

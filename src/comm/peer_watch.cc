@@ -8,15 +8,26 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
 
 #include "common/log.h"
 
 namespace distbarrier::comm {
 
-PeerWatch::PeerWatch(BarrierWindow& window, int local_rank) : window_(window) {
+std::unique_ptr<PeerWatch> PeerWatch::Start(BarrierWindow& window, std::string* error) {
+  std::unique_ptr<PeerWatch> watch(new PeerWatch(window));
+  // The stop signal first: without it the thread could never be stopped.
+  watch->stop_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (watch->stop_fd_ < 0) {
+    *error = fmt::format("cannot watch the group's other processes: eventfd failed: {}", std::strerror(errno));
+    return nullptr;
+  }
+  const int32_t self = getpid();
   for (int rank = 0; rank < window.RankCount(); ++rank) {
     const int32_t pid = window.Pid(rank);
-    if (rank == local_rank || pid <= 0) continue;
+    if (pid == self || pid <= 0) continue;
     int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
     if (fd < 0) {
       if (errno == ESRCH) {
@@ -27,21 +38,28 @@ PeerWatch::PeerWatch(BarrierWindow& window, int local_rank) : window_(window) {
       }
       continue;
     }
-    ranks_.push_back(rank);
-    pidfds_.push_back(fd);
+    watch->ranks_.push_back(rank);
+    watch->pidfds_.push_back(fd);
   }
-  stop_fd_ = eventfd(0, EFD_CLOEXEC);
-  thread_ = std::thread([this] { Run(); });
+  try {
+    watch->thread_ = std::thread([raw = watch.get()] { raw->Run(); });
+  } catch (const std::system_error& failure) {
+    *error = fmt::format("cannot watch the group's other processes: no thread: {}", failure.what());
+    return nullptr;  // the destructor closes the descriptors; there is no thread to join
+  }
+  return watch;
 }
 
 PeerWatch::~PeerWatch() {
-  const uint64_t one = 1;
-  if (write(stop_fd_, &one, sizeof(one)) != sizeof(one)) {
-    Log(LogLevel::kError, "peer watch: cannot signal its thread to stop: {}", std::strerror(errno));
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    if (write(stop_fd_, &one, sizeof(one)) != sizeof(one)) {
+      Log(LogLevel::kError, "peer watch: cannot signal its thread to stop: {}", std::strerror(errno));
+    }
+    thread_.join();
   }
-  thread_.join();
   for (int fd : pidfds_) close(fd);
-  close(stop_fd_);
+  if (stop_fd_ >= 0) close(stop_fd_);
 }
 
 void PeerWatch::Run() {

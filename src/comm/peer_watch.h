@@ -4,6 +4,8 @@
 // until a peer dies; pidfds also rule out a recycled pid being mistaken for the peer.
 #pragma once
 
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -13,13 +15,15 @@ namespace distbarrier::comm {
 
 class PeerWatch {
  public:
-  // Watches every rank of `window` other than `local_rank` whose pid is recorded there.
-  PeerWatch(BarrierWindow& window, int local_rank);
+  // Watches every rank of `window` whose pid is recorded there and is not this process's;
+  // null and *error set when it cannot (no eventfd, no thread).
+  static std::unique_ptr<PeerWatch> Start(BarrierWindow& window, std::string* error);
   ~PeerWatch();  // stops and joins the thread
   PeerWatch(const PeerWatch&) = delete;
   PeerWatch& operator=(const PeerWatch&) = delete;
 
  private:
+  explicit PeerWatch(BarrierWindow& window) : window_(window) {}
   void Run();
 
   BarrierWindow& window_;

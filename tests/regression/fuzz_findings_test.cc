@@ -121,9 +121,20 @@ TEST_F(RuntimeTest, RankZeroClosesIncompletePeersWhenTheGroupCompletes) {
   const int rank1 = ConnectTo(info.address);  // accepted after `silent` (FIFO backlog)
   ASSERT_GE(rank1, 0);
   ASSERT_EQ(send(rank1, &hello, sizeof(hello), MSG_NOSIGNAL), static_cast<ssize_t>(sizeof(hello)));
+  // Rank 1's side of the handshake: take the offer (and its memfd), say ready.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  comm::wire::ReplyHeader offer{};
+  int memory_fd = -1;
+  ASSERT_EQ(comm::wire::ReceiveAll(rank1, &offer, sizeof(offer), &memory_fd, deadline), comm::wire::Received::kAll);
+  EXPECT_EQ(offer.status, HCCL_SUCCESS);
+  if (memory_fd >= 0) close(memory_fd);
+  comm::wire::Ready ready{};
+  std::memcpy(ready.magic, comm::wire::kReadyMagic, sizeof(ready.magic));
+  ready.rank = 1;
+  ASSERT_TRUE(comm::wire::SendAll(rank1, &ready, sizeof(ready), -1, deadline));
   auto [result, comm] = rank0.get();
   ASSERT_EQ(result, HCCL_SUCCESS) << aclGetRecentErrMsg();
-  close(rank1);  // (its answer, with the group's memfd, is dropped with the socket)
+  close(rank1);  // (the verdict is dropped with the socket)
   pollfd waiting{silent, POLLIN, 0};
   EXPECT_EQ(poll(&waiting, 1, 2000), 1) << "the silent peer got neither an answer nor EOF";
   close(silent);

@@ -1,6 +1,7 @@
 #include "comm/bootstrap/bootstrap.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -27,8 +28,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 using wire::Hello;
+using wire::Received;
+using wire::ReceiveAll;
+using wire::RemainingMs;
+using wire::SendAll;
 using wire::kHelloMagic;
+using wire::kReadyMagic;
 using wire::kReplyMagic;
+using wire::Ready;
 using wire::ReplyHeader;
 constexpr size_t kMaxRanks = 4096;
 
@@ -47,74 +54,6 @@ BootstrapError Error(HcclResult code, std::string message) { return {code, std::
 
 std::string GroupName(uint64_t job_id) { return fmt::format("hccl_root_{:016x}", job_id); }
 
-int RemainingMs(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(std::min<int64_t>(left, 1 << 30));
-}
-
-// Sends all of `data` (and `pass_fd` with its first byte, if >= 0) before the deadline.
-bool SendAll(int fd, const void* data, size_t size, int pass_fd, Clock::time_point deadline) {
-  const char* bytes = static_cast<const char*>(data);
-  bool fd_sent = pass_fd < 0;
-  while (size > 0) {
-    pollfd waiting{fd, POLLOUT, 0};
-    const int ready = poll(&waiting, 1, RemainingMs(deadline));
-    if (ready < 0 && errno == EINTR) continue;  // a signal is not the end of the wait
-    if (ready <= 0) return false;
-    iovec chunk{const_cast<char*>(bytes), size};
-    msghdr message{};
-    message.msg_iov = &chunk;
-    message.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (!fd_sent) {
-      message.msg_control = control;
-      message.msg_controllen = sizeof(control);
-      cmsghdr* header = CMSG_FIRSTHDR(&message);
-      header->cmsg_level = SOL_SOCKET;
-      header->cmsg_type = SCM_RIGHTS;
-      header->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(header), &pass_fd, sizeof(int));
-    }
-    ssize_t sent = sendmsg(fd, &message, MSG_NOSIGNAL);
-    if (sent < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (sent <= 0) return false;
-    fd_sent = true;
-    bytes += sent;
-    size -= static_cast<size_t>(sent);
-  }
-  return true;
-}
-
-enum class Received { kAll, kClosed, kTimedOut };
-
-// Receives exactly `size` bytes before the deadline; a passed descriptor lands in *passed_fd.
-Received ReceiveAll(int fd, void* data, size_t size, int* passed_fd, Clock::time_point deadline) {
-  char* bytes = static_cast<char*>(data);
-  while (size > 0) {
-    pollfd waiting{fd, POLLIN, 0};
-    const int ready = poll(&waiting, 1, RemainingMs(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) return Received::kTimedOut;
-    iovec chunk{bytes, size};
-    msghdr message{};
-    message.msg_iov = &chunk;
-    message.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    ssize_t received = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
-    if (received < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (received <= 0) return Received::kClosed;
-    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
-      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS && passed_fd != nullptr) {
-        std::memcpy(passed_fd, CMSG_DATA(header), sizeof(int));
-      }
-    }
-    bytes += received;
-    size -= static_cast<size_t>(received);
-  }
-  return Received::kAll;
-}
 
 void SendReply(int fd, HcclResult status, uint32_t rank_count, const std::string& text, Clock::time_point deadline) {
   ReplyHeader reply{};
@@ -131,60 +70,138 @@ bool SecretsEqual(const uint8_t* a, const uint8_t* b) {
   return difference == 0;
 }
 
+// Connections that have not said hello yet: at most this many (the oldest is dropped for a
+// new one), each for at most kHelloTimeout. A real peer sends its hello right after connecting.
+constexpr size_t kMaxPending = 64;
+constexpr auto kHelloTimeout = std::chrono::seconds(2);
+// When accept fails for want of descriptors, the listener is not polled for this long (it
+// stays readable, so polling it would spin).
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
+
 struct PendingPeer {
   int fd;
-  Hello hello;
+  Clock::time_point hello_deadline;
+  Hello hello{};
   size_t received = 0;
 };
 
-// Rank 0: gathers the other ranks, then hands out the group's shared memory.
-std::variant<JoinedGroup, BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Clock::time_point deadline) {
+ucred PeerCredentials(int fd) {
+  ucred credentials{};
+  socklen_t length = sizeof(credentials);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) credentials.uid = static_cast<uid_t>(-1);
+  return credentials;
+}
+
+bool AcceptFailedForWantOfResources(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+// Rank 0: gathers the other ranks, hands out the group's shared memory, and declares the
+// group complete once every rank is ready.
+std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Clock::time_point deadline,
+                                      const RankAttach& attach) {
   const RootInfo& info = listener.info;
+  const std::string group_name = GroupName(info.job_id);
   std::vector<int> peer_fd(rank_count, -1);
   std::vector<int32_t> pids(rank_count, 0);
   pids[0] = getpid();
-  std::vector<PendingPeer> pending;
+  std::vector<PendingPeer> pending;  // oldest first
   uint32_t joined = 1;
+  Clock::time_point accept_resume{};
+  bool warned_descriptors = false;
   auto close_all = [&] {
-    for (int fd : peer_fd) {
+    for (int& fd : peer_fd) {
       if (fd >= 0) close(fd);
+      fd = -1;
     }
     for (auto& peer : pending) close(peer.fd);
-    close(listener.fd);
+    pending.clear();
+    if (listener.fd >= 0) close(listener.fd);
+    listener.fd = -1;
   };
-  auto refuse = [&](PendingPeer& peer, HcclResult code, const std::string& why) {
-    Log(LogLevel::kWarning, "HcclCommInitRootInfo (rank 0 of {}): refused a peer: {}", GroupName(info.job_id), why);
-    SendReply(peer.fd, code, rank_count, why, std::min(deadline, Clock::now() + std::chrono::seconds(1)));
-    close(peer.fd);
-    peer.fd = -1;
+  auto refuse = [&](int& fd, HcclResult code, const std::string& why) {
+    Log(LogLevel::kWarning, "HcclCommInitRootInfo (rank 0 of {}): refused a peer: {}", group_name, why);
+    SendReply(fd, code, rank_count, why, std::min(deadline, Clock::now() + std::chrono::milliseconds(100)));
+    close(fd);
+    fd = -1;
+  };
+  // Tells every joined rank that the group failed, and fails rank 0 with the same words.
+  auto fail_all = [&](HcclResult code, const std::string& why) {
+    for (int fd : peer_fd) {
+      if (fd >= 0) SendReply(fd, code, rank_count, why, Clock::now() + std::chrono::seconds(1));
+    }
+    close_all();
+    return Error(code, why);
   };
 
-  while (joined < rank_count) {
-    std::vector<pollfd> fds{{listener.fd, POLLIN, 0}};
-    for (auto& peer : pending) fds.push_back({peer.fd, POLLIN, 0});
-    int ready = poll(fds.data(), fds.size(), RemainingMs(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) {
+  // Gathers until every rank said hello and, on one last look, none of them has left since.
+  while (true) {
+    const bool all_in = joined == rank_count;
+    // The deadline holds whatever poll reports: checked on every turn.
+    const Clock::time_point now = Clock::now();
+    if (!all_in && now >= deadline) {
       std::vector<uint32_t> missing;
       for (uint32_t rank = 1; rank < rank_count; ++rank) {
         if (peer_fd[rank] < 0) missing.push_back(rank);
       }
-      std::string why = fmt::format("ranks [{}] of {} never connected to rank 0 within the connect timeout",
-                                    fmt::join(missing, ", "), rank_count);
-      for (int fd : peer_fd) {
-        if (fd >= 0) SendReply(fd, HCCL_E_TIMEOUT, rank_count, why, Clock::now() + std::chrono::seconds(1));
+      return fail_all(HCCL_E_TIMEOUT, fmt::format("ranks [{}] of {} never connected to rank 0 within the connect "
+                                                  "timeout",
+                                                  fmt::join(missing, ", "), rank_count));
+    }
+    Clock::time_point wake = deadline;
+    for (auto& peer : pending) {
+      if (now >= peer.hello_deadline) {
+        refuse(peer.fd, HCCL_E_TIMEOUT, fmt::format("no complete hello within {} s of connecting", kHelloTimeout.count()));
+      } else {
+        wake = std::min(wake, peer.hello_deadline);
       }
-      close_all();
-      return Error(HCCL_E_TIMEOUT, why);
     }
-    if (fds[0].revents & POLLIN) {
-      int fd = accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd >= 0) pending.push_back(PendingPeer{fd, {}, 0});
+    std::erase_if(pending, [](const PendingPeer& peer) { return peer.fd < 0; });
+
+    // Poll: the listener (unless backing off), joined ranks (to see them leave), pending peers.
+    std::vector<pollfd> fds;
+    const bool accepting = !all_in && now >= accept_resume;
+    if (accepting) {
+      fds.push_back({listener.fd, POLLIN, 0});
+    } else {
+      wake = std::min(wake, accept_resume);
     }
-    for (size_t i = 1; i < fds.size(); ++i) {
-      PendingPeer& peer = pending[i - 1];
-      if (fds[i].revents == 0) continue;
-      ssize_t got = recv(peer.fd, reinterpret_cast<char*>(&peer.hello) + peer.received, sizeof(Hello) - peer.received, 0);
+    const size_t joined_at = fds.size();
+    std::vector<uint32_t> joined_ranks;
+    for (uint32_t rank = 1; rank < rank_count; ++rank) {
+      if (peer_fd[rank] < 0) continue;
+      fds.push_back({peer_fd[rank], POLLIN, 0});
+      joined_ranks.push_back(rank);
+    }
+    const size_t pending_at = fds.size();
+    if (!all_in) {
+      for (auto& peer : pending) fds.push_back({peer.fd, POLLIN, 0});
+    }
+    const int ready = poll(fds.data(), fds.size(), all_in ? 0 : RemainingMs(wake));
+    if (ready == 0 && all_in) break;
+    if (ready <= 0) continue;  // EINTR, or a deadline: checked above
+
+    // A joined rank says nothing until the offer: readable means it closed (or broke the
+    // protocol); either way it no longer counts.
+    for (size_t i = 0; i < joined_ranks.size(); ++i) {
+      if (fds[joined_at + i].revents == 0) continue;
+      const uint32_t rank = joined_ranks[i];
+      Log(LogLevel::kWarning, "HcclCommInitRootInfo (rank 0 of {}): rank {} (pid {}) left before the group was "
+          "complete; waiting for rank {} again", group_name, rank, pids[rank], rank);
+      close(peer_fd[rank]);
+      peer_fd[rank] = -1;
+      pids[rank] = 0;
+      --joined;
+    }
+    if (all_in) {
+      if (joined == rank_count) break;
+      continue;
+    }
+    for (size_t i = 0; i < pending.size() && pending_at + i < fds.size(); ++i) {
+      PendingPeer& peer = pending[i];
+      if (fds[pending_at + i].revents == 0) continue;
+      ssize_t got = recv(peer.fd, reinterpret_cast<char*>(&peer.hello) + peer.received, sizeof(Hello) - peer.received,
+                         MSG_DONTWAIT);
       if (got <= 0) {
         if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         close(peer.fd);  // gone before saying hello
@@ -194,27 +211,21 @@ std::variant<JoinedGroup, BootstrapError> RunRoot(Listener listener, uint32_t ra
       peer.received += static_cast<size_t>(got);
       if (peer.received < sizeof(Hello)) continue;
       const Hello& hello = peer.hello;
-      ucred credentials{};
-      socklen_t length = sizeof(credentials);
-      getsockopt(peer.fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length);
+      const ucred credentials = PeerCredentials(peer.fd);
       if (std::memcmp(hello.magic, kHelloMagic, sizeof(kHelloMagic)) != 0) {
-        refuse(peer, HCCL_E_PARA, "not a distbarrier hello");
-      } else if (credentials.uid != getuid()) {
-        refuse(peer, HCCL_E_PARA, fmt::format("pid {} runs as uid {}, the job as uid {}", credentials.pid,
-                                              credentials.uid, getuid()));
+        refuse(peer.fd, HCCL_E_PARA, "not a distbarrier hello");
       } else if (hello.job_id != info.job_id || !SecretsEqual(hello.secret, info.secret.data())) {
-        refuse(peer, HCCL_E_PARA,
-               fmt::format("pid {} presented a wrong secret or job id for group {}", credentials.pid,
-                           GroupName(info.job_id)));
+        refuse(peer.fd, HCCL_E_PARA,
+               fmt::format("pid {} presented a wrong secret or job id for group {}", credentials.pid, group_name));
       } else if (hello.rank_count != rank_count) {
-        refuse(peer, HCCL_E_PARA,
+        refuse(peer.fd, HCCL_E_PARA,
                fmt::format("pid {} says the group has {} ranks, rank 0 says {}", credentials.pid, hello.rank_count,
                            rank_count));
       } else if (hello.rank == 0 || hello.rank >= rank_count) {
-        refuse(peer, HCCL_E_PARA,
+        refuse(peer.fd, HCCL_E_PARA,
                fmt::format("pid {} asked for rank {}, outside 1..{}", credentials.pid, hello.rank, rank_count - 1));
       } else if (peer_fd[hello.rank] >= 0) {
-        refuse(peer, HCCL_E_PARA,
+        refuse(peer.fd, HCCL_E_PARA,
                fmt::format("pid {} asked for rank {}, already taken by pid {}", credentials.pid, hello.rank,
                            pids[hello.rank]));
       } else {
@@ -225,61 +236,146 @@ std::variant<JoinedGroup, BootstrapError> RunRoot(Listener listener, uint32_t ra
       }
     }
     std::erase_if(pending, [](const PendingPeer& peer) { return peer.fd < 0; });
+
+    if (accepting && (fds[0].revents & POLLIN) != 0 && joined < rank_count) {
+      int fd = accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0 && AcceptFailedForWantOfResources(errno)) {
+        if (!warned_descriptors) {
+          Log(LogLevel::kWarning, "HcclCommInitRootInfo (rank 0 of {}): accept failed: {}; dropping connections "
+              "without a hello and retrying", group_name, std::strerror(errno));
+          warned_descriptors = true;
+        }
+        if (!pending.empty()) {  // the oldest connection without a hello makes room
+          refuse(pending.front().fd, HCCL_E_UNAVAIL, "rank 0 is out of descriptors and needs room for other ranks");
+          pending.erase(pending.begin());
+        } else {
+          accept_resume = Clock::now() + kAcceptBackoff;
+        }
+      } else if (fd >= 0) {
+        // Another user's connection is refused at once: it can hold no slot.
+        const ucred credentials = PeerCredentials(fd);
+        if (credentials.uid != getuid()) {
+          refuse(fd, HCCL_E_PARA, fmt::format("pid {} runs as uid {}, the job as uid {}", credentials.pid,
+                                              static_cast<int64_t>(credentials.uid), getuid()));
+        } else {
+          if (pending.size() >= kMaxPending) {
+            refuse(pending.front().fd, HCCL_E_UNAVAIL,
+                   fmt::format("more than {} connections without a hello; dropped the oldest", kMaxPending));
+            pending.erase(pending.begin());
+          }
+          pending.push_back(PendingPeer{fd, Clock::now() + kHelloTimeout});
+        }
+      }
+    }
   }
   close(listener.fd);  // nobody else may join; the abstract name disappears
+  listener.fd = -1;
   for (auto& peer : pending) {  // connected, hello unfinished: too late now
     SendReply(peer.fd, HCCL_E_PARA, rank_count, "the group is already complete", Clock::now());
     close(peer.fd);
   }
   pending.clear();
 
+  // The offer: the group's memory, to every rank.
   std::string error;
   auto memory = SharedMemory::Create(BarrierWindow::StateBytes(static_cast<int>(rank_count)), &error);
-  if (!memory) {
-    for (uint32_t rank = 1; rank < rank_count; ++rank) {
-      SendReply(peer_fd[rank], HCCL_E_MEMORY, rank_count, error, deadline);
-    }
-    close_all();
-    return Error(HCCL_E_MEMORY, error);
-  }
+  if (!memory) return fail_all(HCCL_E_MEMORY, error);
   {
     BarrierWindow setup(static_cast<int>(rank_count), memory->Data(), /*initialize=*/true);
     for (uint32_t rank = 0; rank < rank_count; ++rank) setup.SetPid(static_cast<int>(rank), pids[rank]);
   }
+  const int memory_fd = memory->Fd();
   for (uint32_t rank = 1; rank < rank_count; ++rank) {
-    ReplyHeader reply{};
-    std::memcpy(reply.magic, kReplyMagic, sizeof(kReplyMagic));
-    reply.status = HCCL_SUCCESS;
-    reply.rank_count = rank_count;
-    if (!SendAll(peer_fd[rank], &reply, sizeof(reply), memory->Fd(), deadline)) {
-      Log(LogLevel::kWarning, "HcclCommInitRootInfo: rank {} (pid {}) left before receiving the group", rank,
-          pids[rank]);
+    ReplyHeader offer{};
+    std::memcpy(offer.magic, kReplyMagic, sizeof(kReplyMagic));
+    offer.status = HCCL_SUCCESS;
+    offer.rank_count = rank_count;
+    if (!SendAll(peer_fd[rank], &offer, sizeof(offer), memory_fd, deadline)) {
+      return fail_all(HCCL_E_TCP_TRANSFER,
+                      fmt::format("rank {} (pid {}) left before receiving the group's memory", rank, pids[rank]));
+    }
+  }
+  // Every rank must be ready before anyone is told the group exists.
+  for (uint32_t rank = 1; rank < rank_count; ++rank) {
+    Ready ready{};
+    const Received outcome = ReceiveAll(peer_fd[rank], &ready, sizeof(ready), nullptr, deadline);
+    if (outcome != Received::kAll || std::memcmp(ready.magic, kReadyMagic, sizeof(kReadyMagic)) != 0) {
+      return fail_all(HCCL_E_TCP_TRANSFER, fmt::format("rank {} (pid {}) left before the group was complete{}", rank,
+                                                       pids[rank],
+                                                       outcome == Received::kTimedOut ? " (connect timeout)" : ""));
+    }
+    if (ready.status != HCCL_SUCCESS) {
+      ready.message[sizeof(ready.message) - 1] = '\0';
+      return fail_all(static_cast<HcclResult>(ready.status),
+                      fmt::format("rank {} (pid {}) could not join: {}", rank, pids[rank], ready.message));
+    }
+  }
+  JoinedGroup group{group_name, static_cast<int>(rank_count), std::move(memory)};
+  if (std::optional<BootstrapError> failed = attach.attach(group)) return fail_all(failed->code, failed->message);
+  // The verdict. A rank that vanishes now is a dead peer like any other (the peer watch).
+  for (uint32_t rank = 1; rank < rank_count; ++rank) {
+    ReplyHeader verdict{};
+    std::memcpy(verdict.magic, kReplyMagic, sizeof(kReplyMagic));
+    verdict.status = HCCL_SUCCESS;
+    verdict.rank_count = rank_count;
+    if (!SendAll(peer_fd[rank], &verdict, sizeof(verdict), -1, deadline)) {
+      Log(LogLevel::kWarning, "HcclCommInitRootInfo: rank {} (pid {}) left before hearing the group is complete",
+          rank, pids[rank]);
     }
     close(peer_fd[rank]);
     peer_fd[rank] = -1;
   }
-  return JoinedGroup{GroupName(info.job_id), static_cast<int>(rank_count), std::move(memory)};
+  return std::nullopt;
 }
 
-// Ranks 1..n-1: say hello to rank 0 and receive the group's shared memory.
-std::variant<JoinedGroup, BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count, uint32_t rank,
-                                                  Clock::time_point deadline) {
+// Ranks 1..n-1: say hello to rank 0, receive the group's shared memory, attach, and wait for
+// rank 0's verdict.
+std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count, uint32_t rank,
+                                      Clock::time_point deadline, const RankAttach& attach) {
+  const std::string group_name = GroupName(info.job_id);
   socklen_t length = 0;
   sockaddr_un address = wire::AbstractAddress(info.address, &length);
   int fd = -1;
-  // Rank 0 listens from HcclGetRootInfo on, so a refused connection means it is not (yet or
-  // any more) there: retry until the deadline.
+  // Rank 0 listens from HcclGetRootInfo until its group is complete (or it gives up), so no
+  // listener means there never will be one: say so at once. A full backlog is retried.
   while (true) {
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
     if (connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0) break;
     const int error = errno;
     close(fd);
+    if (error == ECONNREFUSED) {
+      const bool root_alive = kill(info.root_pid, 0) == 0 || errno == EPERM;
+      return Error(HCCL_E_TCP_CONNECT,
+                   root_alive ? fmt::format("rank {}: no listener for this root info: the group {} is already "
+                                            "complete, or rank 0 (pid {}) gave up or released its root info",
+                                            rank, group_name, info.root_pid)
+                              : fmt::format("rank {}: root gone: no listener for this root info (rank 0's process, "
+                                            "pid {}, has exited)",
+                                            rank, info.root_pid));
+    }
     if (Clock::now() >= deadline) {
       return Error(HCCL_E_TIMEOUT, fmt::format("rank {} could not reach rank 0 of {} within the connect timeout: {}",
-                                               rank, GroupName(info.job_id), std::strerror(error)));
+                                               rank, group_name, std::strerror(error)));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // retry pacing, not synchronization
+  }
+  // Anyone can bind an abstract name once rank 0 is gone: nothing, least of all the secret,
+  // goes to a listener that is not rank 0's process of our own user.
+  ucred listener{};
+  socklen_t credentials_length = sizeof(listener);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &listener, &credentials_length) != 0) {
+    const int error = errno;
+    close(fd);
+    return Error(HCCL_E_SYSCALL, fmt::format("rank {}: SO_PEERCRED on the connection to rank 0 failed: {}", rank,
+                                             std::strerror(error)));
+  }
+  if (listener.uid != getuid() || listener.pid != info.root_pid) {
+    close(fd);
+    return Error(HCCL_E_TCP_CONNECT,
+                 fmt::format("rank {}: the listener at @{} is pid {} of uid {}, but the root info names rank 0 as "
+                             "pid {} of uid {}: not rank 0, nothing was sent to it",
+                             rank, info.address, listener.pid, listener.uid, info.root_pid, getuid()));
   }
   Hello hello{};
   std::memcpy(hello.magic, kHelloMagic, sizeof(kHelloMagic));
@@ -287,42 +383,77 @@ std::variant<JoinedGroup, BootstrapError> RunPeer(const RootInfo& info, uint32_t
   hello.rank_count = rank_count;
   hello.job_id = info.job_id;
   std::memcpy(hello.secret, info.secret.data(), kSecretBytes);
-  ReplyHeader reply{};
-  int memory_fd = -1;
   // Rank 0 gives up at the same deadline and then says who never came: wait a little longer
   // than it does, so that verdict, not a bare timeout, is what this rank reports.
   constexpr auto kVerdictGrace = std::chrono::seconds(2);
-  const Received outcome = SendAll(fd, &hello, sizeof(hello), -1, deadline)
-                               ? ReceiveAll(fd, &reply, sizeof(reply), &memory_fd, deadline + kVerdictGrace)
-                               : Received::kClosed;
-  if (outcome != Received::kAll) {
-    close(fd);
-    if (memory_fd >= 0) close(memory_fd);
+  // Rank 0's answer (the offer or the verdict), or why there is none.
+  auto receive_answer = [&](ReplyHeader* reply, int* memory_fd) -> std::optional<BootstrapError> {
+    const Received outcome = ReceiveAll(fd, reply, sizeof(*reply), memory_fd, deadline + kVerdictGrace);
     if (outcome == Received::kTimedOut) {
       return Error(HCCL_E_TIMEOUT, fmt::format("rank {}: rank 0 of {} did not complete the group within the connect "
                                                "timeout",
-                                               rank, GroupName(info.job_id)));
+                                               rank, group_name));
     }
-    return Error(HCCL_E_TCP_CONNECT,
-                 fmt::format("rank {}: rank 0 of {} closed the connection without an answer (it exited, or the "
-                             "group was already complete)",
-                             rank, GroupName(info.job_id)));
+    if (outcome == Received::kClosed) {
+      return Error(HCCL_E_TCP_CONNECT,
+                   fmt::format("rank {}: rank 0 of {} closed the connection without an answer (it exited, or the "
+                               "group was already complete)",
+                               rank, group_name));
+    }
+    reply->message[sizeof(reply->message) - 1] = '\0';
+    if (std::memcmp(reply->magic, kReplyMagic, sizeof(kReplyMagic)) != 0) {
+      return Error(HCCL_E_INTERNAL, "rank 0 answered with garbage");
+    }
+    if (reply->status != HCCL_SUCCESS) {
+      return Error(static_cast<HcclResult>(reply->status), fmt::format("rank 0 refused rank {}: {}", rank,
+                                                                        reply->message));
+    }
+    return std::nullopt;
+  };
+  auto fail = [&](BootstrapError error) {
+    close(fd);
+    return error;
+  };
+  if (!SendAll(fd, &hello, sizeof(hello), -1, deadline)) {
+    return fail(Error(HCCL_E_TCP_CONNECT, fmt::format("rank {}: rank 0 of {} closed the connection before the hello",
+                                                      rank, group_name)));
   }
-  close(fd);
-  reply.message[sizeof(reply.message) - 1] = '\0';
-  if (std::memcmp(reply.magic, kReplyMagic, sizeof(kReplyMagic)) != 0) {
+  ReplyHeader offer{};
+  int memory_fd = -1;
+  std::optional<BootstrapError> refused = receive_answer(&offer, &memory_fd);
+  if (!refused && memory_fd < 0) refused = Error(HCCL_E_INTERNAL, "rank 0 offered no memory");
+  if (refused) {
     if (memory_fd >= 0) close(memory_fd);
-    return Error(HCCL_E_INTERNAL, "rank 0 answered with garbage");
+    return fail(*refused);
   }
-  if (reply.status != HCCL_SUCCESS || memory_fd < 0) {
-    if (memory_fd >= 0) close(memory_fd);
-    return Error(reply.status != HCCL_SUCCESS ? static_cast<HcclResult>(reply.status) : HCCL_E_INTERNAL,
-                 fmt::format("rank 0 refused rank {}: {}", rank, reply.message));
-  }
+  // Map and attach; tell rank 0 whether this rank is ready.
+  std::optional<BootstrapError> failed;
   std::string error;
   auto memory = SharedMemory::Map(memory_fd, BarrierWindow::StateBytes(static_cast<int>(rank_count)), &error);
-  if (!memory) return Error(HCCL_E_MEMORY, error);
-  return JoinedGroup{GroupName(info.job_id), static_cast<int>(rank_count), std::move(memory)};
+  JoinedGroup group{group_name, static_cast<int>(rank_count), std::move(memory)};
+  if (!group.memory) {
+    failed = Error(HCCL_E_MEMORY, fmt::format("rank {}: from rank 0: {}", rank, error));
+  } else {
+    failed = attach.attach(group);
+  }
+  Ready ready{};
+  std::memcpy(ready.magic, kReadyMagic, sizeof(kReadyMagic));
+  ready.rank = rank;
+  ready.status = failed ? failed->code : HCCL_SUCCESS;
+  if (failed) std::snprintf(ready.message, sizeof(ready.message), "%s", failed->message.c_str());
+  const bool told = SendAll(fd, &ready, sizeof(ready), -1, deadline + kVerdictGrace);
+  if (failed) return fail(*failed);
+  ReplyHeader verdict{};
+  std::optional<BootstrapError> rejected =
+      told ? receive_answer(&verdict, nullptr)
+           : Error(HCCL_E_TCP_CONNECT, fmt::format("rank {}: rank 0 of {} left before the group was complete", rank,
+                                                   group_name));
+  if (rejected) {
+    attach.detach();
+    return fail(*rejected);
+  }
+  close(fd);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -334,7 +465,8 @@ std::variant<HcclRootInfo, BootstrapError> CreateRootInfo() {
     return Error(HCCL_E_SYSCALL, fmt::format("getrandom failed: {}", std::strerror(errno)));
   }
   info.boot_id = HostBootId();
-  info.address = fmt::format("distbarrier-{}-{:016x}", getpid(), info.job_id);
+  info.root_pid = getpid();
+  info.address = fmt::format("distbarrier-{}-{:016x}", info.root_pid, info.job_id);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
   socklen_t length = 0;
@@ -351,8 +483,8 @@ std::variant<HcclRootInfo, BootstrapError> CreateRootInfo() {
   return encoded;
 }
 
-std::variant<JoinedGroup, BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t rank_count,
-                                                    uint32_t rank, std::chrono::milliseconds timeout) {
+std::optional<BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t rank_count, uint32_t rank,
+                                        std::chrono::milliseconds timeout, const RankAttach& attach) {
   if (rank_count == 0 || rank_count > kMaxRanks) {
     return Error(HCCL_E_PARA, fmt::format("nRanks {} is out of range [1, {}]", rank_count, kMaxRanks));
   }
@@ -365,7 +497,7 @@ std::variant<JoinedGroup, BootstrapError> JoinGroup(const HcclRootInfo& root_inf
                  "rootInfo was made on another host; groups across hosts need a network transport, not built yet");
   }
   const Clock::time_point deadline = Clock::now() + timeout;
-  if (rank != 0) return RunPeer(info, rank_count, rank, deadline);
+  if (rank != 0) return RunPeer(info, rank_count, rank, deadline, attach);
   Listener listener;
   {
     std::lock_guard lock(listeners_mutex);
@@ -377,7 +509,7 @@ std::variant<JoinedGroup, BootstrapError> JoinGroup(const HcclRootInfo& root_inf
     listener = std::move(it->second);
     Listeners().erase(it);
   }
-  return RunRoot(std::move(listener), rank_count, deadline);
+  return RunRoot(std::move(listener), rank_count, deadline, attach);
 }
 
 void CloseUnusedRootInfos() {

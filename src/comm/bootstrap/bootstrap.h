@@ -1,18 +1,25 @@
 // Bringing the processes of a group together (HcclGetRootInfo / HcclCommInitRootInfo).
 //
 // Rank 0's process listens on an abstract Unix socket (no file anywhere; it vanishes with
-// the process). Every other rank connects and says hello with its rank, the rank count, the
-// job id and the secret from the root info. Rank 0 refuses, with a reason, a peer of another
-// user, with a wrong secret or job, a rank out of range or already taken, or another rank
-// count; the refused peer gets an error and the job goes on waiting for the right one. When
-// all ranks are there, rank 0 makes the group's shared memory (an anonymous memfd), writes
-// every rank's pid (from the kernel's SO_PEERCRED, not from the peer's word) and hands the
-// memfd to each peer over its socket. Waiting is bounded by DISTBARRIER_CONNECT_TIMEOUT_S
-// (default 120 s); rank 0 then fails naming the ranks that never came, and tells those that did.
+// the process). Every other rank connects, checks that the listener is rank 0's process (the
+// pid the root info names, our uid), and says hello with its rank, the rank count, the job id
+// and the secret from the root info. Rank 0 refuses, with a reason, a peer of another user at
+// once, and one with a wrong secret or job, a rank out of range or already taken, or another
+// rank count; the refused peer gets an error and the job goes on waiting for the right one.
+// Connections without a hello are capped and dropped after a short while; a rank whose
+// connection closes before the group is complete is no longer counted. When all ranks are
+// there, rank 0 makes the group's shared memory (an anonymous sealed memfd), writes every
+// rank's pid (from the kernel's SO_PEERCRED, not from the peer's word) and hands the memfd to
+// each peer; each maps it, makes its communicator (`attach`) and says it is ready; only when
+// all are ready does rank 0 declare success to all, otherwise it sends every rank the failure
+// (see wire.h). Waiting is bounded by DISTBARRIER_CONNECT_TIMEOUT_S (default 120 s); rank 0
+// then fails naming the ranks that never came, and tells those that did.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <variant>
@@ -37,9 +44,17 @@ struct JoinedGroup {
 // HcclGetRootInfo: starts listening in this process and describes how to reach it.
 std::variant<HcclRootInfo, BootstrapError> CreateRootInfo();
 
-// HcclCommInitRootInfo for one rank.
-std::variant<JoinedGroup, BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t rank_count,
-                                                    uint32_t rank, std::chrono::milliseconds timeout);
+// What the caller does with the group once this rank holds its memory: `attach` makes the
+// rank's communicator (an error fails the group for every rank); `detach` undoes a successful
+// attach when the group fails after all.
+struct RankAttach {
+  std::function<std::optional<BootstrapError>(JoinedGroup&)> attach;
+  std::function<void()> detach;
+};
+
+// HcclCommInitRootInfo for one rank: nullopt once every rank of the group is attached.
+std::optional<BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t rank_count, uint32_t rank,
+                                        std::chrono::milliseconds timeout, const RankAttach& attach);
 
 // Forgets listeners of root infos not used yet (aclFinalize).
 void CloseUnusedRootInfos();

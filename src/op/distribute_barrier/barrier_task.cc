@@ -54,6 +54,15 @@ std::string DescribeDead(const comm::BarrierWindow& window, const std::vector<in
   return fmt::format("{} {} died", dead.size() == 1 ? "rank" : "ranks", fmt::join(parts, ", "));
 }
 
+// "1, 3 (communicator destroyed)": missing ranks, saying which were destroyed (HcclCommDestroy).
+std::string DescribeMissing(const comm::BarrierWindow& window, const std::vector<int>& missing) {
+  std::vector<std::string> parts;
+  for (int rank : missing) {
+    parts.push_back(window.Destroyed(rank) ? fmt::format("{} (communicator destroyed)", rank) : std::to_string(rank));
+  }
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
 std::string DescribeTimeout(std::optional<std::chrono::microseconds> timeout) {
   if (!timeout) return "none";
   return fmt::format("{:.3f} ms", std::chrono::duration<double, std::milli>(*timeout).count());
@@ -220,7 +229,7 @@ class BarrierRun final : public runtime::SuspendableTask {
         "{}: group '{}' barrier #{} has waited {:.1f} s on rank {} for ranks [{}] (no timeout set; still "
         "waiting)",
         plan_->api, group_.Name(), seq_, Milliseconds(Clock::now() - start_) / 1000.0, rank_,
-        fmt::join(window.Missing(seq_, *required_), ", "));
+        DescribeMissing(window, window.Missing(seq_, *required_)));
   }
 
   runtime::TaskStatus Finish(comm::WaitResult result) const {
@@ -243,7 +252,7 @@ class BarrierRun final : public runtime::SuspendableTask {
                 fmt::format("{} timed out: group '{}', rank {}, barrier #{} waited {:.3f} ms (timeout {}); "
                             "ranks that had not arrived: [{}]",
                             plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
-                            DescribeTimeout(timeout_), fmt::join(window.Missing(seq_, *required_), ", "))};
+                            DescribeTimeout(timeout_), DescribeMissing(window, window.Missing(seq_, *required_)))};
       case comm::WaitResult::kStopped:
         break;
     }
@@ -251,7 +260,7 @@ class BarrierRun final : public runtime::SuspendableTask {
             fmt::format("{}: group '{}', rank {}, barrier #{} aborted after {:.3f} ms (stream destroyed or "
                         "aclFinalize); ranks that had not arrived: [{}]",
                         plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
-                        fmt::join(window.Missing(seq_, *required_), ", "))};
+                        DescribeMissing(window, window.Missing(seq_, *required_)))};
   }
 
   const std::shared_ptr<const BarrierPlan> plan_;
