@@ -3,6 +3,7 @@
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
 #include "op/distribute_barrier/distribute_barrier.h"
+#include "op/moe_common/moe_common.h"
 #include "op/tensor.h"
 #include "runtime/runtime.h"
 
@@ -16,6 +17,7 @@ void MarkInitialized() {
 void ReleaseEverything() {
   runtime::Runtime::Instance().Finalize();  // first: no task may still use what follows
   op::Executors().TakeAll();
+  op::moe::MoeExecutors().TakeAll();
   op::Tensors().TakeAll();
   comm::Communicators().TakeAll();
   comm::GroupRegistry::Instance().Clear();

@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "comm/collectives/collectives.h"
+#include "comm/transport/in_process_transport.h"
+
 namespace distbarrier::comm {
 
 namespace {
@@ -57,6 +60,15 @@ void Group::MarkPassed(int rank, uint64_t seq) {
 }
 
 uint64_t Group::LastPassed(int rank) const { return ranks_[rank].passed_seq.load(std::memory_order_acquire); }
+
+collectives::GroupCollectives* Group::Collectives() {
+  if (!AllLocal()) return nullptr;
+  std::call_once(collectives_made_, [this] {
+    collectives_ = std::make_unique<collectives::GroupCollectives>(
+        name_, std::make_unique<transport::InProcessTransport>(Size()));
+  });
+  return collectives_.get();
+}
 
 bool Group::ReleaseRank(int rank) {
   if (!ranks_[rank].live.exchange(false, std::memory_order_acq_rel)) return false;

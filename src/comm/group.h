@@ -21,6 +21,10 @@
 
 namespace distbarrier::comm {
 
+namespace collectives {
+class GroupCollectives;
+}
+
 inline constexpr size_t kGroupNameCapacity = 128;  // names are shorter than this, NUL included
 
 class Group {
@@ -52,6 +56,10 @@ class Group {
   void MarkPassed(int rank, uint64_t seq);
   uint64_t LastPassed(int rank) const;
 
+  // The collectives layer's state (comm/collectives), made on first use; null for a group
+  // spread over processes, which has no data transport yet.
+  collectives::GroupCollectives* Collectives();
+
   // A rank's communicator handle was destroyed; returns true when it was the last one.
   bool ReleaseRank(int rank);
   bool RankLive(int rank) const;
@@ -73,6 +81,8 @@ class Group {
   BarrierWindow window_;
   BarrierStats stats_;
   ParkedRanks parked_;
+  std::once_flag collectives_made_;
+  std::unique_ptr<collectives::GroupCollectives> collectives_;
   std::unique_ptr<PeerWatch> peer_watch_;  // last: stops before the window goes
 };
 
