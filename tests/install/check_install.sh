@@ -19,7 +19,8 @@ for header in acl/acl.h hccl/hccl.h; do
   cc -std=c99 -Wall -Wextra -Werror -pedantic -I"$P/include" -c "$work/alone.c" -o "$work/alone_c.o"
 done
 for header in acl/acl.h hccl/hccl.h aclnn/aclnn_base.h aclnnop/aclnn_distribute_barrier.h \
-  aclnnop/aclnn_distribute_barrier_v2.h distbarrier/distbarrier.h; do
+  aclnnop/aclnn_distribute_barrier_v2.h aclnnop/aclnn_moe_distribute_dispatch_v2.h \
+  aclnnop/aclnn_moe_distribute_combine_v2.h distbarrier/distbarrier.h; do
   printf '#include "%s"\nint main() { return 0; }\n' "$header" >"$work/alone.cpp"
   c++ -std=c++11 -Wall -Wextra -Werror -I"$P/include" -c "$work/alone.cpp" -o "$work/alone_cpp.o"
 done
