@@ -13,6 +13,7 @@ set(DISTBARRIER_SOURCES
   comm/group.cc
   comm/collectives/collectives.cc
   comm/transport/in_process_transport.cc
+  comm/transport/shm_transport.cc
   comm/peer_watch.cc
   comm/shared_memory.cc
   runtime/event.cc

@@ -27,6 +27,10 @@ class GroupCollectives;
 
 inline constexpr size_t kGroupNameCapacity = 128;  // names are shorter than this, NUL included
 
+// The shared memory of a group spread over processes: the barrier window state, then the
+// data region of its transport (one HCCL_BUFFSIZE slot per rank).
+size_t GroupMemoryBytes(int rank_count);
+
 class Group {
  public:
   // devices[r] is the device that holds rank r; all ranks are threads of this process.
@@ -56,8 +60,9 @@ class Group {
   void MarkPassed(int rank, uint64_t seq);
   uint64_t LastPassed(int rank) const;
 
-  // The collectives layer's state (comm/collectives), made on first use; null for a group
-  // spread over processes, which has no data transport yet.
+  // The collectives layer's state (comm/collectives), made on first use: over peers' memory
+  // for a group of threads, over the shared data region for a group of processes (null when
+  // that region is missing: its processes disagree on HCCL_BUFFSIZE).
   collectives::GroupCollectives* Collectives();
 
   // A rank's communicator handle was destroyed; returns true when it was the last one.

@@ -241,10 +241,11 @@ struct RankId {
   int device, ep_rank, tp_rank;
 };
 
-inline int EnqueueDispatch(const Config& c, const World& w, const RankId& r, RankTensors& t, aclrtStream stream) {
+// Stage 1 and 2 of dispatch on `stream` for rank r of groups `ep` and `tp` (names).
+inline int EnqueueDispatch(const Config& c, const std::string& ep, const std::string& tp, const RankId& r,
+                           RankTensors& t, aclrtStream stream) {
   uint64_t workspace_size = 0;
   aclOpExecutor* executor = nullptr;
-  const std::string ep = w.EpName(r.tp_rank, r.ep_rank), tp = w.TpName(r.tp_rank, r.ep_rank);
   int status = aclnnMoeDistributeDispatchV2GetWorkspaceSize(
       t.x.tensor, t.expert_ids.tensor, nullptr, c.mask ? t.mask.tensor : nullptr, t.expert_scales.tensor, ep.c_str(),
       c.ep, r.ep_rank, c.moe_experts, tp.c_str(), c.tp, r.tp_rank, 0, c.shared_experts, c.shared_ranks, c.quant_mode,
@@ -254,10 +255,10 @@ inline int EnqueueDispatch(const Config& c, const World& w, const RankId& r, Ran
   return aclnnMoeDistributeDispatchV2(nullptr, workspace_size, executor, stream);
 }
 
-inline int EnqueueCombine(const Config& c, const World& w, const RankId& r, RankTensors& t, aclrtStream stream) {
+inline int EnqueueCombine(const Config& c, const std::string& ep, const std::string& tp, const RankId& r,
+                          RankTensors& t, aclrtStream stream) {
   uint64_t workspace_size = 0;
   aclOpExecutor* executor = nullptr;
-  const std::string ep = w.EpName(r.tp_rank, r.ep_rank), tp = w.TpName(r.tp_rank, r.ep_rank);
   int status = aclnnMoeDistributeCombineV2GetWorkspaceSize(
       t.expert_out.tensor, t.expert_ids.tensor, t.assist.tensor, t.ep_counts.tensor, t.expert_scales.tensor,
       t.tp_counts.tensor, c.mask ? t.mask.tensor : nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, ep.c_str(),
@@ -265,6 +266,14 @@ inline int EnqueueCombine(const Config& c, const World& w, const RankId& r, Rank
       0, 1, nullptr, t.x_out.tensor, &workspace_size, &executor);
   if (status != 0) return status;
   return aclnnMoeDistributeCombineV2(nullptr, workspace_size, executor, stream);
+}
+
+inline int EnqueueDispatch(const Config& c, const World& w, const RankId& r, RankTensors& t, aclrtStream stream) {
+  return EnqueueDispatch(c, w.EpName(r.tp_rank, r.ep_rank), w.TpName(r.tp_rank, r.ep_rank), r, t, stream);
+}
+
+inline int EnqueueCombine(const Config& c, const World& w, const RankId& r, RankTensors& t, aclrtStream stream) {
+  return EnqueueCombine(c, w.EpName(r.tp_rank, r.ep_rank), w.TpName(r.tp_rank, r.ep_rank), r, t, stream);
 }
 
 // The expert step of one rank, on the host: rows of local expert j are located by

@@ -19,6 +19,7 @@
 #include "comm/barrier_window.h"
 #include "comm/bootstrap/root_info.h"
 #include "comm/bootstrap/wire.h"
+#include "comm/group.h"
 #include "common/log.h"
 
 namespace distbarrier::comm {
@@ -234,7 +235,7 @@ std::variant<JoinedGroup, BootstrapError> RunRoot(Listener listener, uint32_t ra
   pending.clear();
 
   std::string error;
-  auto memory = SharedMemory::Create(BarrierWindow::StateBytes(static_cast<int>(rank_count)), &error);
+  auto memory = SharedMemory::Create(GroupMemoryBytes(static_cast<int>(rank_count)), &error);
   if (!memory) {
     for (uint32_t rank = 1; rank < rank_count; ++rank) {
       SendReply(peer_fd[rank], HCCL_E_MEMORY, rank_count, error, deadline);
@@ -320,7 +321,7 @@ std::variant<JoinedGroup, BootstrapError> RunPeer(const RootInfo& info, uint32_t
                  fmt::format("rank 0 refused rank {}: {}", rank, reply.message));
   }
   std::string error;
-  auto memory = SharedMemory::Map(memory_fd, BarrierWindow::StateBytes(static_cast<int>(rank_count)), &error);
+  auto memory = SharedMemory::Map(memory_fd, GroupMemoryBytes(static_cast<int>(rank_count)), &error);
   if (!memory) return Error(HCCL_E_MEMORY, error);
   return JoinedGroup{GroupName(info.job_id), static_cast<int>(rank_count), std::move(memory)};
 }

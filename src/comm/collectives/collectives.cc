@@ -23,6 +23,9 @@ struct BlockEntry {
   uint64_t size;
 };
 
+// A failing rank's message travels with its post; longer ones are cut.
+constexpr size_t kMaxErrorBytes = 1024;
+
 double Milliseconds(Clock::duration duration) {
   return std::chrono::duration<double, std::milli>(duration).count();
 }
@@ -55,28 +58,35 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
                                  bool same_block_for_all, const PackFn& pack, Received* received,
                                  const CallOptions& options) {
   const int size = transport_->Size();
-  const bool failed_before = !options.local_error.empty();
   std::lock_guard calls_lock(ranks_[rank].mutex);
   const uint64_t seq = ++ranks_[rank].calls;
   const Clock::time_point start = Clock::now();
 
   // Pack: header, table, error text, then each destination's block (one block for all).
-  const size_t error_bytes = options.local_error.size();
   size_t payload = 0;
-  if (!failed_before) {
-    if (same_block_for_all) {
-      payload = send_bytes.empty() ? 0 : send_bytes[0];
-    } else {
-      for (size_t bytes : send_bytes) payload += bytes;
-    }
+  if (same_block_for_all) {
+    payload = send_bytes.empty() ? 0 : send_bytes[0];
+  } else {
+    for (size_t bytes : send_bytes) payload += bytes;
   }
+  std::string local_error = options.local_error;
+  if (local_error.empty() && PostBytes(size, payload) > transport_->Capacity()) {
+    local_error = fmt::format(
+        "{}: group '{}', rank {}: one call moves {} bytes, more than the transport's {} "
+        "(HCCL_BUFFSIZE)",
+        options.api, group_name_, rank, PostBytes(size, payload), transport_->Capacity());
+  }
+  if (local_error.size() > kMaxErrorBytes) local_error.resize(kMaxErrorBytes);
+  const bool failed_before = !local_error.empty();
+  if (failed_before) payload = 0;
+  const size_t error_bytes = local_error.size();
   const size_t post_bytes = PostBytes(size, payload, error_bytes);
   std::byte* out = transport_->PostBuffer(rank, post_bytes);
   const PostHeader header{error_bytes, static_cast<uint64_t>(size)};
   std::memcpy(out, &header, sizeof header);
   auto* table = out + sizeof header;
   std::byte* text = table + static_cast<size_t>(size) * sizeof(BlockEntry);
-  std::memcpy(text, options.local_error.data(), error_bytes);
+  std::memcpy(text, local_error.data(), error_bytes);
   size_t offset = static_cast<size_t>(text + error_bytes - out);
   for (int to = 0; to < size; ++to) {
     BlockEntry entry{offset, failed_before ? 0 : send_bytes[to]};
@@ -131,7 +141,7 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
     transport_->Read(from, 0, &peer, sizeof peer);
     if (peer.error_bytes > 0) {
       if (result.ok() && from != rank) {
-        std::string message(peer.error_bytes, '\0');
+        std::string message(std::min<uint64_t>(peer.error_bytes, kMaxErrorBytes), '\0');
         transport_->Read(from, sizeof peer + peer.blocks * sizeof(BlockEntry), message.data(), message.size());
         result = {CallResult::Kind::kPeerFailed,
                   fmt::format("{}: {}: rank {} failed: {}", options.api, where, from, message)};
@@ -140,10 +150,24 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
     }
     BlockEntry entry;
     transport_->Read(from, sizeof peer + static_cast<size_t>(rank) * sizeof(BlockEntry), &entry, sizeof entry);
+    if (peer.blocks != static_cast<uint64_t>(size) || entry.size > transport_->Capacity()) {
+      if (result.ok()) {
+        result = {CallResult::Kind::kPeerFailed,
+                  fmt::format("{}: {}: rank {} posted a malformed table ({} blocks, {} bytes for rank {})", options.api,
+                              where, from, peer.blocks, entry.size, rank)};
+      }
+      continue;
+    }
     (*received)[from].resize(entry.size);
     transport_->Read(from, entry.offset, (*received)[from].data(), entry.size);
   }
-  transport_->Finish(rank, seq);
+  if (!transport_->Finish(rank, seq, wait)) {
+    return {CallResult::Kind::kBroken,
+            fmt::format("{}: {} failed while its data moved: {}", options.api, where, transport_->BrokenReason())};
+  }
+  if (result.ok() && failed_before) {
+    return {CallResult::Kind::kPeerFailed, local_error};
+  }
   return result;
 }
 

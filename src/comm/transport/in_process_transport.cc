@@ -98,18 +98,20 @@ void InProcessTransport::Read(int peer, size_t offset, void* destination, size_t
   if (bytes > 0) std::memcpy(destination, ranks_[peer].buffer.data() + offset, bytes);
 }
 
-void InProcessTransport::Finish(int rank, uint64_t seq) {
+bool InProcessTransport::Finish(int rank, uint64_t seq, const PostWait&) {
   std::unique_lock lock(mutex_);
   ranks_[rank].finished_seq = seq;
   changed_.notify_all();
-  // Every rank posted this call, and nothing blocks between a post and its finish, so this
-  // wait is short and needs no deadline.
+  // Every rank posted this call (a withdrawal and the check that all posted are one step
+  // under the mutex), and nothing blocks between a post and its finish, so this wait is
+  // short and needs no deadline.
   changed_.wait(lock, [&] {
     for (const RankSlot& slot : ranks_) {
       if (slot.finished_seq < seq) return false;
     }
     return true;
   });
+  return true;
 }
 
 std::string InProcessTransport::BrokenReason() const {

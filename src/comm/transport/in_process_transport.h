@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -18,11 +19,12 @@ class InProcessTransport final : public Transport {
   explicit InProcessTransport(int size);
 
   int Size() const override { return static_cast<int>(ranks_.size()); }
+  size_t Capacity() const override { return SIZE_MAX; }
   std::byte* PostBuffer(int rank, size_t bytes) override;
   PostResult Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait, std::vector<int>* missing) override;
   size_t PostedBytes(int peer) const override;
   void Read(int peer, size_t offset, void* destination, size_t bytes) const override;
-  void Finish(int rank, uint64_t seq) override;
+  bool Finish(int rank, uint64_t seq, const PostWait& wait) override;
   std::string BrokenReason() const override;
 
  private:

@@ -8,6 +8,8 @@
 //   3. Read(): copies parts of peers' posted buffers,
 //   4. Finish(): says it has read all it needs and waits until every rank has, so that no
 //      buffer is rewritten while a peer still reads it.
+// A rank that gives up waiting (timeout, abort) breaks the transport: every call in flight
+// and every later call fails, since the ranks are out of step from then on.
 // In-process (threads): buffers are ordinary memory that peers read directly. The same
 // interface fits a shared-memory window (buffers in a mapped region) and a network transport
 // (Read becomes a remote get).
@@ -46,6 +48,8 @@ class Transport {
   virtual ~Transport() = default;
 
   virtual int Size() const = 0;
+  // The most bytes one post may hold.
+  virtual size_t Capacity() const = 0;
   // Where `rank` writes the `bytes` its peers will read in its next post.
   virtual std::byte* PostBuffer(int rank, size_t bytes) = 0;
   // Publishes the first `bytes` of rank's buffer as call `seq` and waits for every rank's
@@ -56,8 +60,10 @@ class Transport {
   virtual size_t PostedBytes(int peer) const = 0;
   // Copies [offset, offset + bytes) of peer's posted buffer (after kPosted).
   virtual void Read(int peer, size_t offset, void* destination, size_t bytes) const = 0;
-  // Rank has read everything it needs of call `seq`; waits until every rank has.
-  virtual void Finish(int rank, uint64_t seq) = 0;
+  // Rank has read everything it needs of call `seq`; waits until every rank has. False when
+  // the call failed meanwhile (a rank gave up on it, so what was read may be stale): the
+  // transport is broken then.
+  virtual bool Finish(int rank, uint64_t seq, const PostWait& wait) = 0;
   // Why the transport is broken ("" when it is not).
   virtual std::string BrokenReason() const = 0;
 };

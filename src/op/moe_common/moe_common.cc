@@ -63,9 +63,8 @@ aclnnStatus ResolveOne(const char* api, const char* name, const char* group, int
   }
   if (member->group->Collectives() == nullptr) {
     return Fail(kInvalid,
-                "{}: {} '{}' spans processes (HcclCommInitRootInfo); this operator supports groups of "
-                "one process (HcclCommInitAll) for now",
-                api, name, group);
+                "{}: {} '{}' has no data region: its processes were started with different HCCL_BUFFSIZE values", api,
+                name, group);
   }
   return ACLNN_SUCCESS;
 }
