@@ -43,6 +43,14 @@ size_t GroupCollectives::PostBytes(int ranks, size_t payload_bytes, size_t error
   return sizeof(PostHeader) + static_cast<size_t>(ranks) * sizeof(BlockEntry) + error_bytes + payload_bytes;
 }
 
+bool GroupCollectives::ClaimWarning(uint64_t seq) {
+  uint64_t warned = warned_through_.load(std::memory_order_relaxed);
+  while (warned < seq) {
+    if (warned_through_.compare_exchange_weak(warned, seq, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
 CallResult GroupCollectives::AllToAllV(int rank, const std::vector<size_t>& send_bytes, const PackFn& pack,
                                        Received* received, const CallOptions& options) {
   return Run(rank, "all-to-all-v", send_bytes, false, pack, received, options);
@@ -103,6 +111,7 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
   } else {
     wait.warn_at = start + options.warn_after;
     wait.on_warn = [&](const std::vector<int>& missing) {
+      if (!ClaimWarning(seq)) return;
       Log(LogLevel::kWarning,
           "{}: group '{}' collective #{} ({}) has waited {:.1f} s on rank {} for ranks [{}] (HCCL_EXEC_TIMEOUT "
           "not set; still waiting)",

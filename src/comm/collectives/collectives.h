@@ -9,6 +9,7 @@
 // or, without one, warns once after a while naming the ranks that never came.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -69,8 +70,13 @@ class GroupCollectives {
   CallResult Run(int rank, const char* what, const std::vector<size_t>& send_bytes, bool same_block_for_all,
                  const PackFn& pack, Received* received, const CallOptions& options);
 
+  // True for the first rank of this process to warn about call `seq`: one line per stuck
+  // call, not one per waiting rank.
+  bool ClaimWarning(uint64_t seq);
+
   const std::string group_name_;
   const std::unique_ptr<transport::Transport> transport_;
+  std::atomic<uint64_t> warned_through_{0};
   std::unique_ptr<RankCalls[]> ranks_;
 };
 
