@@ -81,7 +81,7 @@ collectives::GroupCollectives* Group::Collectives() {
     } else if (memory_->Bytes() == GroupMemoryBytes(Size())) {
       transport = std::make_unique<transport::ShmTransport>(
           Size(), static_cast<std::byte*>(memory_->Data()) + DataRegionOffset(Size()),
-          transport::ShmTransport::SlotBytesFromEnvironment());
+          transport::ShmTransport::SlotBytesFromEnvironment(), [this](int rank) { return window_.Dead(rank); });
     }
     if (transport) collectives_ = std::make_unique<collectives::GroupCollectives>(name_, std::move(transport));
   });

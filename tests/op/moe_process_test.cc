@@ -28,6 +28,7 @@ struct SharedArea {
   int status[kMaxProcesses];  // 0 ok
   char message[kMaxProcesses][512];
   int64_t checked[kMaxProcesses];
+  std::atomic<int> joined;
 };
 
 // Joins the group whose root info lives at (ready, root): rank 0 makes it, the others wait.
@@ -147,6 +148,54 @@ TEST(MoeProcessMisuseTest, DispatchInOneProcessOnlyTimesOutNamingTheOthers) {
   for (pid_t pid : children) waitpid(pid, nullptr, 0);
   EXPECT_EQ(area->status[0], ACL_ERROR_RT_VECTOR_CORE_TIMEOUT);
   EXPECT_NE(std::string(area->message[0]).find("ranks that never came: [1, 2]"), std::string::npos) << area->message[0];
+  munmap(memory, sizeof(SharedArea));
+}
+
+// A rank whose process exits before the call: its peers fail with 507057 naming it, without
+// a timeout set (the group's peer watch sees the exit).
+TEST(MoeProcessMisuseTest, APeerThatDiedIsNamedWithoutATimeout) {
+  Config c;
+  c.ep = 3;
+  c.moe_experts = 3;
+  c.k = 2;
+  void* memory = mmap(nullptr, sizeof(SharedArea), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  auto* area = new (memory) SharedArea{};
+  std::vector<pid_t> children;
+  for (int device = 0; device < c.ep; ++device) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      unsetenv("HCCL_EXEC_TIMEOUT");
+      if (aclrtSetDevice(0) != 0) _exit(2);
+      HcclComm ep = Join(area->ep_ready[0], area->ep_root[0], c.ep, device);
+      if (ep == nullptr) {
+        std::snprintf(area->message[device], sizeof(area->message[device]), "join: %s", aclGetRecentErrMsg());
+        _exit(3);
+      }
+      area->joined.fetch_add(1, std::memory_order_acq_rel);
+      if (device == 2) {
+        // Dies without a word once everyone has joined (dying during the join is another story).
+        while (area->joined.load(std::memory_order_acquire) < c.ep) std::this_thread::yield();
+        _exit(0);
+      }
+      aclrtStream stream = nullptr;
+      aclrtCreateStream(&stream);
+      RankTensors t(c, DrawInputs(c, device, 0), device);
+      int status = EnqueueDispatch(c, World::Name(ep), "", {device, device, 0}, t, stream);
+      if (status == 0) status = aclrtSynchronizeStream(stream);
+      area->status[device] = status;
+      std::snprintf(area->message[device], sizeof(area->message[device]), "%s", aclGetRecentErrMsg());
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) waitpid(pid, nullptr, 0);
+  for (int device : {0, 1}) {
+    const std::string message = area->message[device];
+    EXPECT_EQ(area->status[device], ACL_ERROR_RT_SUSPECT_REMOTE_ERROR) << device << ": " << message;
+    EXPECT_NE(message.find("[2]"), std::string::npos) << message;
+    EXPECT_TRUE(message.find("died") != std::string::npos || message.find("dead") != std::string::npos) << message;
+  }
   munmap(memory, sizeof(SharedArea));
 }
 

@@ -136,6 +136,10 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
               fmt::format("{}: {} aborted after {:.3f} ms (stream destroyed or aclFinalize); ranks that had not "
                           "come: [{}]",
                           options.api, where, Milliseconds(Clock::now() - start), fmt::join(missing, ", "))};
+    case transport::PostResult::kPeerDied:
+      return {CallResult::Kind::kPeerDied, fmt::format("{}: {}: {} [{}] died after {:.3f} ms, before making this call",
+                                                       options.api, where, missing.size() == 1 ? "rank" : "ranks",
+                                                       fmt::join(missing, ", "), Milliseconds(Clock::now() - start))};
     case transport::PostResult::kBroken:
       return {CallResult::Kind::kBroken,
               fmt::format("{}: {} cannot run: an earlier collective of this group failed ({})", options.api, where,

@@ -36,7 +36,7 @@ struct CallOptions {
 };
 
 struct CallResult {
-  enum class Kind { kOk, kTimedOut, kStopped, kBroken, kPeerFailed };
+  enum class Kind { kOk, kTimedOut, kStopped, kBroken, kPeerFailed, kPeerDied };
   Kind kind = Kind::kOk;
   std::string message;
   bool ok() const { return kind == Kind::kOk; }

@@ -16,7 +16,7 @@ namespace {
 constexpr size_t kLine = 64;
 constexpr int64_t kDefaultSlotMb = 200;
 // A waiter re-checks at least this often: a stop request from this process wakes it at
-// once, but the futex word may be bumped by a process that has died.
+// once, but a peer that dies bumps nothing (the peer watch marks it dead in the window).
 constexpr auto kLongestSleep = std::chrono::milliseconds(100);
 
 size_t RoundUp(size_t bytes) {
@@ -38,9 +38,10 @@ size_t ShmTransport::RegionBytes(int ranks, size_t slot_bytes) {
          RoundUp(slot_bytes) * static_cast<size_t>(ranks);
 }
 
-ShmTransport::ShmTransport(int ranks, void* region, size_t slot_bytes)
+ShmTransport::ShmTransport(int ranks, void* region, size_t slot_bytes, std::function<bool(int rank)> dead)
     : ranks_count_(ranks),
       slot_bytes_(RoundUp(slot_bytes)),
+      dead_(std::move(dead)),
       header_(static_cast<Header*>(region)),
       ranks_(reinterpret_cast<RankState*>(header_ + 1)),
       slots_(reinterpret_cast<std::byte*>(ranks_ + ranks)) {}
@@ -88,8 +89,15 @@ PostResult ShmTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWa
     if (missing->empty()) return PostResult::kPosted;
     const auto now = Clock::now();
     PostResult failure = PostResult::kPosted;
+    std::vector<int> dead;
+    for (int peer : *missing) {
+      if (dead_ && dead_(peer)) dead.push_back(peer);
+    }
     if (header_->broken.load(std::memory_order_acquire) != 0) {
       failure = PostResult::kBroken;
+    } else if (!dead.empty()) {
+      failure = PostResult::kPeerDied;
+      *missing = dead;
     } else if (wait.stop.stop_requested()) {
       failure = PostResult::kStopped;
     } else if (wait.deadline && now >= *wait.deadline) {
@@ -99,9 +107,10 @@ PostResult ShmTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWa
       // A peer may have seen our post and be reading: breaking the transport makes its
       // Finish fail, so nobody keeps what this call moved.
       MarkBroken(fmt::format("call #{} of rank {} {} waiting for ranks [{}]", seq, rank,
-                             failure == PostResult::kTimedOut  ? "timed out"
-                             : failure == PostResult::kStopped ? "was aborted"
-                                                               : "saw a failure",
+                             failure == PostResult::kTimedOut   ? "timed out"
+                             : failure == PostResult::kStopped  ? "was aborted"
+                             : failure == PostResult::kPeerDied ? "found dead"
+                                                                : "saw a failure",
                              fmt::join(*missing, ", ")));
       return failure;
     }
@@ -141,6 +150,12 @@ bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
     }
     if (all) return true;
     if (header_->broken.load(std::memory_order_acquire) != 0) return false;
+    for (int peer = 0; peer < ranks_count_; ++peer) {
+      if (ranks_[peer].finished_seq.load(std::memory_order_acquire) < seq && dead_ && dead_(peer)) {
+        MarkBroken(fmt::format("rank {} died during call #{}", peer, seq));
+        return false;
+      }
+    }
     const auto now = Clock::now();
     if (wait.deadline && now >= *wait.deadline) {
       MarkBroken(fmt::format("call #{} of rank {} timed out waiting for its peers to finish reading", seq, rank));

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,8 @@ class ShmTransport final : public Transport {
 
   // A view of a region of RegionBytes(ranks, slot_bytes) bytes, 64-byte aligned, zero-filled
   // when the group was made (zero is the initial state), shared by the group's processes.
-  ShmTransport(int ranks, void* region, size_t slot_bytes);
+  // `dead(rank)` tells whether a peer's process has exited (the group's peer watch).
+  ShmTransport(int ranks, void* region, size_t slot_bytes, std::function<bool(int rank)> dead);
 
   int Size() const override { return ranks_count_; }
   size_t Capacity() const override { return slot_bytes_; }
@@ -52,6 +54,7 @@ class ShmTransport final : public Transport {
 
   const int ranks_count_;
   const size_t slot_bytes_;
+  const std::function<bool(int)> dead_;
   Header* header_;
   RankState* ranks_;
   std::byte* slots_;

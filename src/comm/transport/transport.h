@@ -41,6 +41,7 @@ enum class PostResult {
   kTimedOut,  // the deadline passed first; *missing names who never came
   kStopped,   // the stop token fired first
   kBroken,    // an earlier call on this group failed; nothing more can be exchanged
+  kPeerDied,  // a rank that had not posted died (its process exited); *missing names the dead
 };
 
 class Transport {

@@ -282,7 +282,8 @@ runtime::TaskStatus ToTaskStatus(const comm::collectives::CallResult& result) {
     case Kind::kTimedOut: return {ACL_ERROR_RT_VECTOR_CORE_TIMEOUT, result.message};
     case Kind::kStopped: return {ACL_ERROR_RT_STREAM_ABORT, result.message};
     case Kind::kBroken:
-    case Kind::kPeerFailed: break;
+    case Kind::kPeerFailed:
+    case Kind::kPeerDied: break;
   }
   return {ACL_ERROR_RT_SUSPECT_REMOTE_ERROR, result.message};
 }
