@@ -4,7 +4,10 @@
  * what they received. expandXOut holds the received rows grouped by local expert;
  * expertTokenNumsOut counts them (expertTokenNumsType 0: cumulative, 1: per expert).
  * assistInfoForCombineOut, epRecvCountsOut and tpRecvCountsOut are what
- * aclnnMoeDistributeCombineV2 needs to send the rows back. */
+ * aclnnMoeDistributeCombineV2 needs to send the rows back. quantMode 2: expandXOut INT8 and
+ * dynamicScalesOut = max|row| / 127 per row; scalesOptional (FLOAT, (sharedExpertNum +
+ * moeExpertNum, H): the shared experts' rows first) multiplies each row by its expert's
+ * smooth-quant scales before quantizing. */
 #ifndef DISTBARRIER_ACLNNOP_ACLNN_MOE_DISTRIBUTE_DISPATCH_V2_H_
 #define DISTBARRIER_ACLNNOP_ACLNN_MOE_DISTRIBUTE_DISPATCH_V2_H_
 

@@ -84,6 +84,11 @@ Config Make(int ep, int tp, int shared_ranks, int shared_experts, int moe_expert
   return c;
 }
 
+Config Smooth(Config c) {
+  c.smooth = true;
+  return c;
+}
+
 // ep, tp, sharedRanks, sharedExperts, moeExperts (localExpertNum = moeExperts / (ep - sharedRanks)),
 // K, Bs, quantMode, expertTokenNumsType, mask, dtype, seed.
 INSTANTIATE_TEST_SUITE_P(Configs, MoeNumericTest,
@@ -100,14 +105,18 @@ INSTANTIATE_TEST_SUITE_P(Configs, MoeNumericTest,
                                            Make(8, 2, 2, 2, 6, 2, 4, 2, 0, true, ACL_FLOAT16, 33),
                                            Make(16, 1, 0, 0, 32, 6, 4, 0, 0, true, ACL_BF16, 41),  // L 2
                                            Make(16, 1, 1, 1, 15, 3, 4, 2, 1, false, ACL_FLOAT16, 42),
-                                           Make(16, 2, 2, 1, 14, 3, 2, 0, 1, true, ACL_BF16, 43)),  // 32 devices
+                                           Make(16, 2, 2, 1, 14, 3, 2, 0, 1, true, ACL_BF16, 43),  // 32 devices
+                                           Smooth(Make(4, 1, 1, 1, 6, 3, 4, 2, 1, true, ACL_BF16,
+                                                       61)),  // smooth-quant scales
+                                           Smooth(Make(8, 2, 2, 2, 6, 2, 4, 2, 0, false, ACL_FLOAT16, 62))),
                          [](const ::testing::TestParamInfo<Config>& info) {
                            const Config& c = info.param;
                            return "EP" + std::to_string(c.ep) + "_TP" + std::to_string(c.tp) + "_shared" +
                                   std::to_string(c.shared_ranks) + "x" + std::to_string(c.shared_experts) + "_L" +
                                   std::to_string(c.LocalExperts(c.ep - 1)) + "_quant" + std::to_string(c.quant_mode) +
                                   "_type" + std::to_string(c.token_nums_type) + (c.mask ? "_mask" : "") +
-                                  (c.dtype == ACL_BF16 ? "_bf16" : "_fp16") + "_seed" + std::to_string(c.seed);
+                                  (c.smooth ? "_smooth" : "") + (c.dtype == ACL_BF16 ? "_bf16" : "_fp16") + "_seed" +
+                                  std::to_string(c.seed);
                          });
 
 }  // namespace

@@ -31,10 +31,12 @@ struct Config {
   int quant_mode = 0;
   int token_nums_type = 1;
   bool mask = false;
+  bool smooth = false;  // quantMode 2 with smooth-quant scales (scalesOptional)
   aclDataType dtype = ACL_BF16;
   uint32_t seed = 1;
 
   int Devices() const { return ep * tp; }
+  int SharedCopies() const { return shared_ranks > 0 ? shared_experts : 0; }
   int LocalExperts(int ep_rank) const { return ep_rank < shared_ranks ? 1 : moe_experts / (ep - shared_ranks); }
   int64_t GlobalBs() const { return int64_t{bs} * ep; }
   // A of contract section 9 (the rows one TP plane can bring to an EP rank).
@@ -85,6 +87,8 @@ struct RankInputs {
   std::vector<int32_t> expert_ids;
   std::vector<float> expert_scales;
   std::vector<uint8_t> active;  // all 1 without a mask
+  // Smooth-quant scales: a row of H per expert, the shared experts' first (empty without).
+  std::vector<float> smooth;
 };
 
 inline RankInputs DrawInputs(const Config& c, int device, int round) {
@@ -104,6 +108,11 @@ inline RankInputs DrawInputs(const Config& c, int device, int round) {
     }
     in.active.push_back(c.mask ? static_cast<uint8_t>(rng() % 4 != 0) : 1);
   }
+  if (c.smooth) {
+    std::uniform_real_distribution<float> smooth(0.5f, 2.0f);
+    in.smooth.resize(static_cast<size_t>(c.SharedCopies() + c.moe_experts) * c.h);
+    for (float& value : in.smooth) value = smooth(rng);
+  }
   return in;
 }
 
@@ -114,27 +123,32 @@ inline void Reference(const Config& c, const RankInputs& in, int token, std::vec
   value->assign(static_cast<size_t>(c.h), 0.0);
   bound->assign(static_cast<size_t>(c.h), 0.0);
   if (!in.active[token]) return;
-  const int copies = c.shared_ranks > 0 ? c.shared_experts : 0;
-  std::vector<double> factors;
+  // One term per row the token sends: factor, and its smooth-scale row (-1: none).
+  std::vector<std::pair<double, int>> terms;
   for (int k = 0; k < c.k; ++k) {
-    factors.push_back(double{in.expert_scales[token * c.k + k]} * ExpertFactor(in.expert_ids[token * c.k + k]));
+    const int expert = in.expert_ids[token * c.k + k];
+    terms.emplace_back(double{in.expert_scales[token * c.k + k]} * ExpertFactor(expert),
+                       c.smooth ? c.SharedCopies() + expert : -1);
   }
-  for (int s = 0; s < copies; ++s) factors.push_back(SharedFactor(s));
-  double row_max = 0;
-  for (int e = 0; e < c.h; ++e) row_max = std::max(row_max, std::fabs(double{ToFloat(in.x[token * c.h + e], c.dtype)}));
+  for (int s = 0; s < c.SharedCopies(); ++s) terms.emplace_back(SharedFactor(s), c.smooth ? s : -1);
   const double u = Roundoff(c.dtype);
-  for (int e = 0; e < c.h; ++e) {
+  auto input = [&](int e, int smooth_row) {
     const double x = ToFloat(in.x[token * c.h + e], c.dtype);
-    double sum = 0, magnitude = 0;
-    for (double f : factors) {
-      sum += f * x;
-      // Each partial result is rounded once to the dtype; quantization errs by half a step.
-      const double quant = c.quant_mode == 2 ? row_max / 127 * 0.5001 : 0.0;
-      magnitude += std::fabs(f) * (std::fabs(x) + quant) * u * 1.01 + std::fabs(f) * quant;
+    return smooth_row < 0 ? x : x * double{in.smooth[static_cast<size_t>(smooth_row) * c.h + e]};
+  };
+  for (const auto& [factor, smooth_row] : terms) {
+    // Each row is quantized on its own (quantMode 2): it errs by half a step of its max / 127.
+    double row_max = 0;
+    for (int e = 0; e < c.h; ++e) row_max = std::max(row_max, std::fabs(input(e, smooth_row)));
+    const double quant = c.quant_mode == 2 ? row_max / 127 * 0.5001 : 0.0;
+    for (int e = 0; e < c.h; ++e) {
+      const double v = input(e, smooth_row);
+      (*value)[e] += factor * v;
+      // Each partial result is rounded once to the dtype.
+      (*bound)[e] += std::fabs(factor) * (std::fabs(v) + quant) * u * 1.01 + std::fabs(factor) * quant;
     }
-    (*value)[e] = sum;
-    (*bound)[e] = magnitude + (std::fabs(sum) + magnitude) * u * 1.01 + 1e-6;
   }
+  for (int e = 0; e < c.h; ++e) (*bound)[e] += (std::fabs((*value)[e]) + (*bound)[e]) * u * 1.01 + 1e-6;
 }
 
 // Device memory holding a host vector, as an aclTensor.
@@ -206,7 +220,7 @@ struct World {
 
 // One rank's dispatch outputs and combine input, sized as the sample sizes them.
 struct RankTensors {
-  Buffer x, expert_ids, expert_scales, mask, expand_x, dynamic_scales, assist, token_nums, ep_counts, tp_counts,
+  Buffer x, expert_ids, expert_scales, mask, smooth, expand_x, dynamic_scales, assist, token_nums, ep_counts, tp_counts,
       expand_scales, expert_out, x_out;
 
   RankTensors(const Config& c, const RankInputs& in, int ep_rank) {
@@ -216,6 +230,7 @@ struct RankTensors {
     expert_ids = Buffer::Of(in.expert_ids, {c.bs, c.k}, ACL_INT32);
     expert_scales = Buffer::Of(in.expert_scales, {c.bs, c.k}, ACL_FLOAT);
     mask = Buffer::Of(in.active, {c.bs}, ACL_BOOL);
+    smooth = Buffer::Of(in.smooth, {c.SharedCopies() + c.moe_experts, c.h}, ACL_FLOAT);
     expand_x = c.quant_mode == 2
                    ? Buffer::Of(std::vector<int8_t>(static_cast<size_t>(c.tp * a * c.h)), {c.tp * a, c.h}, ACL_INT8)
                    : Buffer::Of(std::vector<uint16_t>(static_cast<size_t>(c.tp * a * c.h)), {c.tp * a, c.h}, c.dtype);
@@ -230,7 +245,7 @@ struct RankTensors {
     x_out = Buffer::Of(std::vector<uint16_t>(static_cast<size_t>(c.bs * c.h)), {c.bs, c.h}, c.dtype);
   }
   void Release() {
-    for (Buffer* b : {&x, &expert_ids, &expert_scales, &mask, &expand_x, &dynamic_scales, &assist, &token_nums,
+    for (Buffer* b : {&x, &expert_ids, &expert_scales, &mask, &smooth, &expand_x, &dynamic_scales, &assist, &token_nums,
                       &ep_counts, &tp_counts, &expand_scales, &expert_out, &x_out}) {
       b->Release();
     }
@@ -247,10 +262,11 @@ inline int EnqueueDispatch(const Config& c, const std::string& ep, const std::st
   uint64_t workspace_size = 0;
   aclOpExecutor* executor = nullptr;
   int status = aclnnMoeDistributeDispatchV2GetWorkspaceSize(
-      t.x.tensor, t.expert_ids.tensor, nullptr, c.mask ? t.mask.tensor : nullptr, t.expert_scales.tensor, ep.c_str(),
-      c.ep, r.ep_rank, c.moe_experts, tp.c_str(), c.tp, r.tp_rank, 0, c.shared_experts, c.shared_ranks, c.quant_mode,
-      c.GlobalBs(), c.token_nums_type, nullptr, t.expand_x.tensor, t.dynamic_scales.tensor, t.assist.tensor,
-      t.token_nums.tensor, t.ep_counts.tensor, t.tp_counts.tensor, t.expand_scales.tensor, &workspace_size, &executor);
+      t.x.tensor, t.expert_ids.tensor, c.smooth ? t.smooth.tensor : nullptr, c.mask ? t.mask.tensor : nullptr,
+      t.expert_scales.tensor, ep.c_str(), c.ep, r.ep_rank, c.moe_experts, tp.c_str(), c.tp, r.tp_rank, 0,
+      c.shared_experts, c.shared_ranks, c.quant_mode, c.GlobalBs(), c.token_nums_type, nullptr, t.expand_x.tensor,
+      t.dynamic_scales.tensor, t.assist.tensor, t.token_nums.tensor, t.ep_counts.tensor, t.tp_counts.tensor,
+      t.expand_scales.tensor, &workspace_size, &executor);
   if (status != 0) return status;
   return aclnnMoeDistributeDispatchV2(nullptr, workspace_size, executor, stream);
 }

@@ -85,7 +85,8 @@ class DispatchRun {
     Note(plan_->members.ep.group->Collectives()->AllToAllV(
         l_.ep_rank, send_bytes, [&](int to, std::byte* out) { Pack(to, routes[to], out); }, &from_ep, call));
 
-    std::vector<PlaneRows> planes(static_cast<size_t>(l_.tp));
+    std::vector<PlaneRows> planes(static_cast<size_t>(l_.tp));  // rows point into from_ep and from_tp
+    Received from_tp;
     if (error_.ok()) planes[l_.tp_rank] = SplitRows(from_ep);
 
     // 2. With TP 2, the TP pair all-gathers what each received: [count per source][rows].
@@ -94,7 +95,6 @@ class DispatchRun {
       for (const auto& rows : planes[l_.tp_rank]) own_rows += rows.size();
       const size_t block = static_cast<size_t>(l_.ep) * sizeof(uint64_t) + own_rows * plan_->row_bytes;
       call.local_error = error_.message;
-      Received from_tp;
       Note(plan_->members.tp.group->Collectives()->AllGather(
           plan_->members.tp.rank, block, [&](int, std::byte* out) { PackPlane(planes[l_.tp_rank], out); }, &from_tp,
           call));
@@ -103,7 +103,6 @@ class DispatchRun {
         if (plane != l_.tp_rank) planes[plane] = ParsePlane(from_tp[plane]);
         if (!error_.ok()) return error_;
       }
-      gathered_ = std::move(from_tp);
     }
     if (!error_.ok()) return error_;
 
@@ -296,7 +295,6 @@ class DispatchRun {
   const std::shared_ptr<const DispatchPlan> plan_;
   const Layout& l_;
   runtime::TaskStatus error_;
-  Received gathered_;
 };
 
 #define MOE_RETURN_IF_ERROR(expr)                                               \
