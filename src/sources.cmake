@@ -12,6 +12,9 @@ set(DISTBARRIER_SOURCES
   comm/bootstrap/root_info.cc
   comm/bootstrap/wire.cc
   comm/group.cc
+  comm/collectives/collectives.cc
+  comm/transport/in_process_transport.cc
+  comm/transport/shm_transport.cc
   comm/peer_watch.cc
   comm/shared_memory.cc
   runtime/event.cc
@@ -22,10 +25,15 @@ set(DISTBARRIER_SOURCES
   op/tensor.cc
   op/distribute_barrier/barrier_task.cc
   op/distribute_barrier/distribute_barrier.cc
+  op/moe_common/moe_common.cc
+  op/moe_common/rows.cc
+  op/moe_dispatch/moe_dispatch.cc
+  op/moe_combine/moe_combine.cc
   api/acl_api.cc
   api/aclnn_api.cc
   api/distbarrier_api.cc
   api/guard.cc
   api/hccl_api.cc
+  api/moe_api.cc
   api/shutdown.cc
 )

@@ -7,6 +7,7 @@
 #include "api/guard.h"
 #include "common/error.h"
 #include "op/distribute_barrier/distribute_barrier.h"
+#include "op/moe_common/moe_common.h"
 #include "op/tensor.h"
 
 using distbarrier::Fail;
@@ -46,6 +47,10 @@ aclnnStatus aclDestroyTensor(const aclTensor* tensor) try {
 
 aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor* executor) try {
   if (executor == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "aclSetAclOpExecutorRepeatable: executor is null");
+  if (auto moe = op::moe::MoeExecutors().Find(executor)) {
+    moe->repeatable.store(true, std::memory_order_release);
+    return ACLNN_SUCCESS;
+  }
   auto found = op::Executors().Find(executor);
   if (!found) {
     return Fail(ACLNN_ERR_PARAM_INVALID, "aclSetAclOpExecutorRepeatable: executor {} is not live",
@@ -57,7 +62,7 @@ aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor* executor) try {
 
 aclnnStatus aclDestroyAclOpExecutor(aclOpExecutor* executor) try {
   if (executor == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "aclDestroyAclOpExecutor: executor is null");
-  if (!op::Executors().Take(executor)) {
+  if (!op::Executors().Take(executor) && !op::moe::MoeExecutors().Take(executor)) {
     return Fail(ACLNN_ERR_PARAM_INVALID, "aclDestroyAclOpExecutor: executor {} is not live (run or destroyed already)",
                 static_cast<const void*>(executor));
   }

@@ -3,6 +3,7 @@
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
 #include "op/distribute_barrier/distribute_barrier.h"
+#include "op/moe_common/moe_common.h"
 #include "op/tensor.h"
 #include "runtime/runtime.h"
 
@@ -17,6 +18,7 @@ aclError ReleaseEverything() {
   // First: no task may still use what follows.
   if (aclError error = runtime::Runtime::Instance().Finalize(); error != ACL_SUCCESS) return error;
   op::Executors().TakeAll();
+  op::moe::MoeExecutors().TakeAll();
   op::Tensors().TakeAll();
   comm::Communicators().TakeAll();
   comm::GroupRegistry::Instance().Clear();

@@ -4,10 +4,25 @@
 
 #include <fmt/format.h>
 
+#include "comm/collectives/collectives.h"
+#include "comm/transport/in_process_transport.h"
+#include "comm/transport/shm_transport.h"
+
 namespace distbarrier::comm {
 
 namespace {
 std::atomic<int> groups_created{0};
+
+// The data region starts on its own page after the window state.
+size_t DataRegionOffset(int rank_count) {
+  constexpr size_t kPage = 4096;
+  return (BarrierWindow::StateBytes(rank_count) + kPage - 1) / kPage * kPage;
+}
+}  // namespace
+
+size_t GroupMemoryBytes(int rank_count) {
+  return DataRegionOffset(rank_count) +
+         transport::ShmTransport::RegionBytes(rank_count, transport::ShmTransport::SlotBytesFromEnvironment());
 }
 
 Group::Group(std::string name, std::vector<int> devices)
@@ -81,6 +96,21 @@ void Group::MarkPassed(int rank, uint64_t seq) {
 }
 
 uint64_t Group::LastPassed(int rank) const { return ranks_[rank].passed_seq.load(std::memory_order_acquire); }
+
+collectives::GroupCollectives* Group::Collectives() {
+  std::call_once(collectives_made_, [this] {
+    std::unique_ptr<transport::Transport> transport;
+    if (AllLocal()) {
+      transport = std::make_unique<transport::InProcessTransport>(Size());
+    } else if (memory_->Bytes() == GroupMemoryBytes(Size())) {
+      transport = std::make_unique<transport::ShmTransport>(
+          Size(), static_cast<std::byte*>(memory_->Data()) + DataRegionOffset(Size()),
+          transport::ShmTransport::SlotBytesFromEnvironment(), [this](int rank) { return window_.Dead(rank); });
+    }
+    if (transport) collectives_ = std::make_unique<collectives::GroupCollectives>(name_, std::move(transport));
+  });
+  return collectives_.get();
+}
 
 bool Group::ReleaseRank(int rank) {
   if (!ranks_[rank].live.exchange(false, std::memory_order_acq_rel)) return false;

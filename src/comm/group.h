@@ -22,7 +22,15 @@
 
 namespace distbarrier::comm {
 
+namespace collectives {
+class GroupCollectives;
+}
+
 inline constexpr size_t kGroupNameCapacity = 128;  // names are shorter than this, NUL included
+
+// The shared memory of a group spread over processes: the barrier window state, then the
+// data region of its transport (one HCCL_BUFFSIZE slot per rank).
+size_t GroupMemoryBytes(int rank_count);
 
 class Group {
  public:
@@ -61,6 +69,12 @@ class Group {
   // Another rank of this process joins a group spread over processes (one thread per device,
   // as in CANN's HCCL examples); an error message when it cannot.
   std::optional<std::string> AttachLocalRank(int rank, int device);
+
+  // The collectives layer's state (comm/collectives), made on first use: over peers' memory
+  // for a group of threads, over the shared data region for a group of processes (null when
+  // that region is missing: its processes disagree on HCCL_BUFFSIZE).
+  collectives::GroupCollectives* Collectives();
+
   // A rank's communicator handle was destroyed; returns true when it was the last one.
   bool ReleaseRank(int rank);
   bool RankLive(int rank) const;
@@ -84,6 +98,8 @@ class Group {
   BarrierWindow window_;
   BarrierStats stats_;
   ParkedRanks parked_;
+  std::once_flag collectives_made_;
+  std::unique_ptr<collectives::GroupCollectives> collectives_;
   std::unique_ptr<PeerWatch> peer_watch_;  // last: stops before the window goes
 };
 

@@ -22,6 +22,7 @@ enum class HandleKind : uint64_t {
   kTensor = 4,
   kExecutor = 5,
   kComm = 6,
+  kMoeExecutor = 7,  // MoE dispatch and combine (op/moe_common)
 };
 
 template <typename T>

@@ -25,6 +25,7 @@
 
 #include "comm/barrier_window.h"
 #include "comm/bootstrap/root_info.h"
+#include "comm/group.h"
 #include "comm/bootstrap/wire.h"
 #include "comm/shared_memory.h"
 #include "test_support.h"
@@ -224,7 +225,7 @@ int MemfdOf(size_t bytes, int seals) {
 }
 
 TEST_F(BootstrapTest, UnsealedGroupMemoryIsRefusedBeforeMapping) {
-  const int memory = MemfdOf(comm::BarrierWindow::StateBytes(2), 0);
+  const int memory = MemfdOf(comm::GroupMemoryBytes(2), 0);
   JoinOutcome outcome;
   {
     FakeRoot root(memory);
@@ -237,7 +238,7 @@ TEST_F(BootstrapTest, UnsealedGroupMemoryIsRefusedBeforeMapping) {
 }
 
 TEST_F(BootstrapTest, SealedGroupMemoryOfTheWrongSizeIsRefused) {
-  const size_t bytes = comm::BarrierWindow::StateBytes(2);
+  const size_t bytes = comm::GroupMemoryBytes(2);
   const int memory = MemfdOf(bytes * 2, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
   JoinOutcome outcome;
   {

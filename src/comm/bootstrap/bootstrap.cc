@@ -20,6 +20,7 @@
 #include "comm/barrier_window.h"
 #include "comm/bootstrap/root_info.h"
 #include "comm/bootstrap/wire.h"
+#include "comm/group.h"
 #include "common/log.h"
 
 namespace distbarrier::comm {
@@ -278,7 +279,7 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
 
   // The offer: the group's memory, to every rank.
   std::string error;
-  auto memory = SharedMemory::Create(BarrierWindow::StateBytes(static_cast<int>(rank_count)), &error);
+  auto memory = SharedMemory::Create(GroupMemoryBytes(static_cast<int>(rank_count)), &error);
   if (!memory) return fail_all(HCCL_E_MEMORY, error);
   {
     BarrierWindow setup(static_cast<int>(rank_count), memory->Data(), /*initialize=*/true);
@@ -429,7 +430,7 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
   // Map and attach; tell rank 0 whether this rank is ready.
   std::optional<BootstrapError> failed;
   std::string error;
-  auto memory = SharedMemory::Map(memory_fd, BarrierWindow::StateBytes(static_cast<int>(rank_count)), &error);
+  auto memory = SharedMemory::Map(memory_fd, GroupMemoryBytes(static_cast<int>(rank_count)), &error);
   JoinedGroup group{group_name, static_cast<int>(rank_count), std::move(memory)};
   if (!group.memory) {
     failed = Error(HCCL_E_MEMORY, fmt::format("rank {}: from rank 0: {}", rank, error));

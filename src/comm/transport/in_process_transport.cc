@@ -1,0 +1,122 @@
+#include "comm/transport/in_process_transport.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstring>
+#include <stop_token>
+
+namespace distbarrier::comm::transport {
+
+InProcessTransport::InProcessTransport(int size) : ranks_(static_cast<size_t>(size)) {}
+
+std::byte* InProcessTransport::PostBuffer(int rank, size_t bytes) {
+  std::vector<std::byte>& buffer = ranks_[rank].buffer;
+  if (buffer.size() < bytes) buffer.resize(bytes);
+  return buffer.data();
+}
+
+std::vector<int> InProcessTransport::MissingLocked(uint64_t seq) const {
+  std::vector<int> missing;
+  for (int rank = 0; rank < Size(); ++rank) {
+    if (ranks_[rank].posted_seq < seq) missing.push_back(rank);
+  }
+  return missing;
+}
+
+PostResult InProcessTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait,
+                                    std::vector<int>* missing) {
+  std::unique_lock lock(mutex_);
+  if (!broken_.empty()) {
+    *missing = MissingLocked(seq);
+    return PostResult::kBroken;
+  }
+  ranks_[rank].posted_bytes = bytes;
+  ranks_[rank].posted_seq = seq;
+  changed_.notify_all();
+  // Wakes this waiter when the stream is aborted; taking the mutex orders the notify after
+  // the waiter's check of the token.
+  std::stop_callback on_stop(wait.stop, [this] {
+    std::lock_guard stop_lock(mutex_);
+    changed_.notify_all();
+  });
+  bool warned = false;
+  for (;;) {
+    // Every rank posted: peers' buffers are ours to read, even if another rank has given up
+    // on a later call meanwhile (nobody gives up on a call everyone reached).
+    *missing = MissingLocked(seq);
+    if (missing->empty()) return PostResult::kPosted;
+    PostResult failure = PostResult::kPosted;
+    const Clock::time_point now = Clock::now();
+    if (!broken_.empty()) {
+      failure = PostResult::kBroken;
+    } else if (wait.stop.stop_requested()) {
+      failure = PostResult::kStopped;
+    } else if (wait.deadline && now >= *wait.deadline) {
+      failure = PostResult::kTimedOut;
+    }
+    if (failure != PostResult::kPosted) {
+      // Withdraw, so that nobody reads our buffer for this call, and stop the group: its
+      // ranks are out of step from here on.
+      ranks_[rank].posted_seq = seq - 1;
+      if (broken_.empty()) {
+        broken_ =
+            fmt::format("call #{} of rank {} {} waiting for ranks [{}]", seq, rank,
+                        failure == PostResult::kTimedOut ? "timed out" : "was aborted", fmt::join(*missing, ", "));
+      }
+      changed_.notify_all();
+      return failure;
+    }
+    if (!warned && now >= wait.warn_at) {
+      warned = true;
+      if (wait.on_warn) {
+        std::vector<int> waiting_for = *missing;
+        lock.unlock();
+        wait.on_warn(waiting_for);
+        lock.lock();
+        continue;
+      }
+    }
+    Clock::time_point wake = warned ? Clock::time_point::max() : wait.warn_at;
+    if (wait.deadline) wake = std::min(wake, *wait.deadline);
+    if (wake == Clock::time_point::max()) {
+      changed_.wait(lock);
+    } else {
+      changed_.wait_until(lock, wake);
+    }
+  }
+}
+
+size_t InProcessTransport::PostedBytes(int peer) const {
+  std::lock_guard lock(mutex_);
+  return ranks_[peer].posted_bytes;
+}
+
+void InProcessTransport::Read(int peer, size_t offset, void* destination, size_t bytes) const {
+  // The peer's post (under mutex_) happened before our Post saw it; the buffer is not
+  // written again until we have finished.
+  if (bytes > 0) std::memcpy(destination, ranks_[peer].buffer.data() + offset, bytes);
+}
+
+bool InProcessTransport::Finish(int rank, uint64_t seq, const PostWait&) {
+  std::unique_lock lock(mutex_);
+  ranks_[rank].finished_seq = seq;
+  changed_.notify_all();
+  // Every rank posted this call (a withdrawal and the check that all posted are one step
+  // under the mutex), and nothing blocks between a post and its finish, so this wait is
+  // short and needs no deadline.
+  changed_.wait(lock, [&] {
+    for (const RankSlot& slot : ranks_) {
+      if (slot.finished_seq < seq) return false;
+    }
+    return true;
+  });
+  return true;
+}
+
+std::string InProcessTransport::BrokenReason() const {
+  std::lock_guard lock(mutex_);
+  return broken_;
+}
+
+}  // namespace distbarrier::comm::transport

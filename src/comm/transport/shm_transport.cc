@@ -1,0 +1,175 @@
+#include "comm/transport/shm_transport.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stop_token>
+
+#include "common/env.h"
+#include "common/futex.h"
+
+namespace distbarrier::comm::transport {
+namespace {
+
+constexpr size_t kLine = 64;
+constexpr int64_t kDefaultSlotMb = 200;
+// A waiter re-checks at least this often: a stop request from this process wakes it at
+// once, but a peer that dies bumps nothing (the peer watch marks it dead in the window).
+constexpr auto kLongestSleep = std::chrono::milliseconds(100);
+
+size_t RoundUp(size_t bytes) {
+  return (bytes + kLine - 1) / kLine * kLine;
+}
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free,
+              "the transport's state must be usable in memory shared between processes");
+
+}  // namespace
+
+size_t ShmTransport::SlotBytesFromEnvironment() {
+  const int64_t megabytes = EnvInt("HCCL_BUFFSIZE", kDefaultSlotMb);
+  return static_cast<size_t>(megabytes > 0 ? megabytes : kDefaultSlotMb) << 20;
+}
+
+size_t ShmTransport::RegionBytes(int ranks, size_t slot_bytes) {
+  return sizeof(Header) + sizeof(RankState) * static_cast<size_t>(ranks) +
+         RoundUp(slot_bytes) * static_cast<size_t>(ranks);
+}
+
+ShmTransport::ShmTransport(int ranks, void* region, size_t slot_bytes, std::function<bool(int rank)> dead)
+    : ranks_count_(ranks),
+      slot_bytes_(RoundUp(slot_bytes)),
+      dead_(std::move(dead)),
+      header_(static_cast<Header*>(region)),
+      ranks_(reinterpret_cast<RankState*>(header_ + 1)),
+      slots_(reinterpret_cast<std::byte*>(ranks_ + ranks)) {}
+
+std::byte* ShmTransport::PostBuffer(int rank, size_t) {
+  return slots_ + slot_bytes_ * static_cast<size_t>(rank);
+}
+
+void ShmTransport::Changed() {
+  header_->changes.fetch_add(1, std::memory_order_seq_cst);
+  FutexWakeAll(header_->changes);
+}
+
+void ShmTransport::MarkBroken(const std::string& reason) {
+  uint32_t fine = 0;
+  if (header_->broken.compare_exchange_strong(fine, 1, std::memory_order_acq_rel)) {
+    std::snprintf(header_->reason, sizeof(header_->reason), "%s", reason.c_str());
+    header_->broken.store(2, std::memory_order_release);
+  }
+  Changed();
+}
+
+std::vector<int> ShmTransport::Missing(uint64_t seq) const {
+  std::vector<int> missing;
+  for (int rank = 0; rank < ranks_count_; ++rank) {
+    if (ranks_[rank].posted_seq.load(std::memory_order_acquire) < seq) missing.push_back(rank);
+  }
+  return missing;
+}
+
+PostResult ShmTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait, std::vector<int>* missing) {
+  if (header_->broken.load(std::memory_order_acquire) != 0) {
+    *missing = Missing(seq);
+    return PostResult::kBroken;
+  }
+  ranks_[rank].posted_bytes.store(bytes, std::memory_order_relaxed);
+  ranks_[rank].posted_seq.store(seq, std::memory_order_release);  // publishes the slot's bytes
+  Changed();
+  std::stop_callback on_stop(wait.stop, [this] { Changed(); });
+  bool warned = false;
+  for (;;) {
+    // Read the word before the state, so a change after the check wakes the sleep below.
+    const uint32_t seen = header_->changes.load(std::memory_order_seq_cst);
+    *missing = Missing(seq);
+    if (missing->empty()) return PostResult::kPosted;
+    const auto now = Clock::now();
+    PostResult failure = PostResult::kPosted;
+    std::vector<int> dead;
+    for (int peer : *missing) {
+      if (dead_ && dead_(peer)) dead.push_back(peer);
+    }
+    if (header_->broken.load(std::memory_order_acquire) != 0) {
+      failure = PostResult::kBroken;
+    } else if (!dead.empty()) {
+      failure = PostResult::kPeerDied;
+      *missing = dead;
+    } else if (wait.stop.stop_requested()) {
+      failure = PostResult::kStopped;
+    } else if (wait.deadline && now >= *wait.deadline) {
+      failure = PostResult::kTimedOut;
+    }
+    if (failure != PostResult::kPosted) {
+      // A peer may have seen our post and be reading: breaking the transport makes its
+      // Finish fail, so nobody keeps what this call moved.
+      MarkBroken(fmt::format("call #{} of rank {} {} waiting for ranks [{}]", seq, rank,
+                             failure == PostResult::kTimedOut   ? "timed out"
+                             : failure == PostResult::kStopped  ? "was aborted"
+                             : failure == PostResult::kPeerDied ? "found dead"
+                                                                : "saw a failure",
+                             fmt::join(*missing, ", ")));
+      return failure;
+    }
+    if (!warned && now >= wait.warn_at) {
+      warned = true;
+      if (wait.on_warn) wait.on_warn(*missing);
+      continue;
+    }
+    auto wake = now + kLongestSleep;
+    if (!warned) wake = std::min(wake, wait.warn_at);
+    if (wait.deadline) wake = std::min(wake, *wait.deadline);
+    FutexWait(header_->changes, seen, std::max<Clock::duration>(wake - now, std::chrono::microseconds(1)));
+  }
+}
+
+size_t ShmTransport::PostedBytes(int peer) const {
+  return ranks_[peer].posted_bytes.load(std::memory_order_relaxed);
+}
+
+void ShmTransport::Read(int peer, size_t offset, void* destination, size_t bytes) const {
+  if (bytes == 0) return;
+  // Bounded by the slot: a peer's table is not trusted to stay inside it.
+  const size_t end = std::min(offset + bytes, slot_bytes_);
+  const size_t start = std::min(offset, end);
+  std::memcpy(destination, slots_ + slot_bytes_ * static_cast<size_t>(peer) + start, end - start);
+  if (end - start < bytes) std::memset(static_cast<std::byte*>(destination) + (end - start), 0, bytes - (end - start));
+}
+
+bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
+  ranks_[rank].finished_seq.store(seq, std::memory_order_release);
+  Changed();
+  for (;;) {
+    const uint32_t seen = header_->changes.load(std::memory_order_seq_cst);
+    bool all = true;
+    for (int peer = 0; peer < ranks_count_ && all; ++peer) {
+      all = ranks_[peer].finished_seq.load(std::memory_order_acquire) >= seq;
+    }
+    if (all) return true;
+    if (header_->broken.load(std::memory_order_acquire) != 0) return false;
+    for (int peer = 0; peer < ranks_count_; ++peer) {
+      if (ranks_[peer].finished_seq.load(std::memory_order_acquire) < seq && dead_ && dead_(peer)) {
+        MarkBroken(fmt::format("rank {} died during call #{}", peer, seq));
+        return false;
+      }
+    }
+    const auto now = Clock::now();
+    if (wait.deadline && now >= *wait.deadline) {
+      MarkBroken(fmt::format("call #{} of rank {} timed out waiting for its peers to finish reading", seq, rank));
+      return false;
+    }
+    auto wake = now + kLongestSleep;
+    if (wait.deadline) wake = std::min(wake, *wait.deadline);
+    FutexWait(header_->changes, seen, std::max<Clock::duration>(wake - now, std::chrono::microseconds(1)));
+  }
+}
+
+std::string ShmTransport::BrokenReason() const {
+  if (header_->broken.load(std::memory_order_acquire) != 2) return "";
+  return std::string(header_->reason, strnlen(header_->reason, sizeof(header_->reason)));
+}
+
+}  // namespace distbarrier::comm::transport

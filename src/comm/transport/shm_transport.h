@@ -1,0 +1,63 @@
+// The transport of a group whose ranks are processes of one host: a data region in the
+// group's shared memory (after the barrier window state), one slot of HCCL_BUFFSIZE bytes
+// per rank, which the rank writes and its peers read in place. Posts, finishes and a failure
+// flag live in the region's header; waiters sleep on one futex word that every change bumps.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "comm/transport/transport.h"
+
+namespace distbarrier::comm::transport {
+
+class ShmTransport final : public Transport {
+ public:
+  // Bytes of one rank's slot: HCCL_BUFFSIZE (MB, default 200). Every process of a group must
+  // see the same value, as with HCCL.
+  static size_t SlotBytesFromEnvironment();
+  // Bytes of the region for `ranks` ranks.
+  static size_t RegionBytes(int ranks, size_t slot_bytes);
+
+  // A view of a region of RegionBytes(ranks, slot_bytes) bytes, 64-byte aligned, zero-filled
+  // when the group was made (zero is the initial state), shared by the group's processes.
+  // `dead(rank)` tells whether a peer's process has exited (the group's peer watch).
+  ShmTransport(int ranks, void* region, size_t slot_bytes, std::function<bool(int rank)> dead);
+
+  int Size() const override { return ranks_count_; }
+  size_t Capacity() const override { return slot_bytes_; }
+  std::byte* PostBuffer(int rank, size_t bytes) override;
+  PostResult Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait, std::vector<int>* missing) override;
+  size_t PostedBytes(int peer) const override;
+  void Read(int peer, size_t offset, void* destination, size_t bytes) const override;
+  bool Finish(int rank, uint64_t seq, const PostWait& wait) override;
+  std::string BrokenReason() const override;
+
+ private:
+  struct alignas(64) RankState {
+    std::atomic<uint64_t> posted_seq;
+    std::atomic<uint64_t> posted_bytes;
+    std::atomic<uint64_t> finished_seq;
+  };
+  struct alignas(64) Header {
+    std::atomic<uint32_t> changes;  // the futex word: bumped by every post, finish and failure
+    std::atomic<uint32_t> broken;   // 0 fine, 1 being marked, 2 marked (reason readable)
+    char reason[256];
+  };
+  void Changed();
+  void MarkBroken(const std::string& reason);
+  std::vector<int> Missing(uint64_t seq) const;
+
+  const int ranks_count_;
+  const size_t slot_bytes_;
+  const std::function<bool(int)> dead_;
+  Header* header_;
+  RankState* ranks_;
+  std::byte* slots_;
+};
+
+}  // namespace distbarrier::comm::transport
