@@ -1,29 +1,13 @@
 // The aclnn entry points of the MoE operators (contract section 9). No exception crosses
-// the C boundary: a failed allocation becomes ACLNN_ERR_INNER.
-#include <exception>
-
+// the C boundary (api/guard.h).
 #include "aclnnop/aclnn_moe_distribute_combine_v2.h"
 #include "aclnnop/aclnn_moe_distribute_dispatch_v2.h"
-#include "common/error.h"
+#include "api/guard.h"
 #include "op/moe_combine/moe_combine.h"
 #include "op/moe_common/moe_common.h"
 #include "op/moe_dispatch/moe_dispatch.h"
 
-using distbarrier::Fail;
 namespace moe = distbarrier::op::moe;
-
-namespace {
-
-template <typename Body>
-aclnnStatus Guarded(const char* api, Body body) {
-  try {
-    return body();
-  } catch (const std::exception& error) {
-    return Fail(ACLNN_ERR_INNER, "{}: internal error: {}", api, error.what());
-  }
-}
-
-}  // namespace
 
 extern "C" {
 
@@ -35,44 +19,43 @@ aclnnStatus aclnnMoeDistributeDispatchV2GetWorkspaceSize(
     int64_t globalBs, int64_t expertTokenNumsType, const char* commAlg, aclTensor* expandXOut,
     aclTensor* dynamicScalesOut, aclTensor* assistInfoForCombineOut, aclTensor* expertTokenNumsOut,
     aclTensor* epRecvCountsOut, aclTensor* tpRecvCountsOut, aclTensor* expandScalesOut, uint64_t* workspaceSize,
-    aclOpExecutor** executor) {
-  return Guarded(moe::kDispatchPrepare, [&] {
-    return moe::PrepareDispatch({x,
-                                 expertIds,
-                                 scalesOptional,
-                                 xActiveMaskOptional,
-                                 expertScalesOptional,
-                                 groupEp,
-                                 epWorldSize,
-                                 epRankId,
-                                 moeExpertNum,
-                                 groupTp,
-                                 tpWorldSize,
-                                 tpRankId,
-                                 expertShardType,
-                                 sharedExpertNum,
-                                 sharedExpertRankNum,
-                                 quantMode,
-                                 globalBs,
-                                 expertTokenNumsType,
-                                 commAlg,
-                                 expandXOut,
-                                 dynamicScalesOut,
-                                 assistInfoForCombineOut,
-                                 expertTokenNumsOut,
-                                 epRecvCountsOut,
-                                 tpRecvCountsOut,
-                                 expandScalesOut,
-                                 workspaceSize,
-                                 executor});
-  });
+    aclOpExecutor** executor) try {
+  return moe::PrepareDispatch({x,
+                               expertIds,
+                               scalesOptional,
+                               xActiveMaskOptional,
+                               expertScalesOptional,
+                               groupEp,
+                               epWorldSize,
+                               epRankId,
+                               moeExpertNum,
+                               groupTp,
+                               tpWorldSize,
+                               tpRankId,
+                               expertShardType,
+                               sharedExpertNum,
+                               sharedExpertRankNum,
+                               quantMode,
+                               globalBs,
+                               expertTokenNumsType,
+                               commAlg,
+                               expandXOut,
+                               dynamicScalesOut,
+                               assistInfoForCombineOut,
+                               expertTokenNumsOut,
+                               epRecvCountsOut,
+                               tpRecvCountsOut,
+                               expandScalesOut,
+                               workspaceSize,
+                               executor});
 }
+DISTBARRIER_ACLNN_GUARD
 
 aclnnStatus aclnnMoeDistributeDispatchV2(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
-                                         aclrtStream stream) {
-  return Guarded(moe::kDispatchLaunch,
-                 [&] { return moe::LaunchMoe(moe::kDispatchLaunch, workspace, workspaceSize, executor, stream); });
+                                         aclrtStream stream) try {
+  return moe::LaunchMoe(moe::kDispatchLaunch, workspace, workspaceSize, executor, stream);
 }
+DISTBARRIER_ACLNN_GUARD
 
 aclnnStatus aclnnMoeDistributeCombineV2GetWorkspaceSize(
     const aclTensor* expandX, const aclTensor* expertIds, const aclTensor* assistInfoForCombine,
@@ -82,45 +65,45 @@ aclnnStatus aclnnMoeDistributeCombineV2GetWorkspaceSize(
     const aclTensor* sharedExpertXOptional, const char* groupEp, int64_t epWorldSize, int64_t epRankId,
     int64_t moeExpertNum, const char* groupTp, int64_t tpWorldSize, int64_t tpRankId, int64_t expertShardType,
     int64_t sharedExpertNum, int64_t sharedExpertRankNum, int64_t globalBs, int64_t outDtype, int64_t commQuantMode,
-    int64_t groupListType, const char* commAlg, aclTensor* xOut, uint64_t* workspaceSize, aclOpExecutor** executor) {
-  return Guarded(moe::kCombinePrepare, [&] {
-    return moe::PrepareCombine({expandX,
-                                expertIds,
-                                assistInfoForCombine,
-                                epSendCounts,
-                                expertScales,
-                                tpSendCountsOptional,
-                                xActiveMaskOptional,
-                                activationScaleOptional,
-                                weightScaleOptional,
-                                groupListOptional,
-                                expandScalesOptional,
-                                sharedExpertXOptional,
-                                groupEp,
-                                epWorldSize,
-                                epRankId,
-                                moeExpertNum,
-                                groupTp,
-                                tpWorldSize,
-                                tpRankId,
-                                expertShardType,
-                                sharedExpertNum,
-                                sharedExpertRankNum,
-                                globalBs,
-                                outDtype,
-                                commQuantMode,
-                                groupListType,
-                                commAlg,
-                                xOut,
-                                workspaceSize,
-                                executor});
-  });
+    int64_t groupListType, const char* commAlg, aclTensor* xOut, uint64_t* workspaceSize,
+    aclOpExecutor** executor) try {
+  return moe::PrepareCombine({expandX,
+                              expertIds,
+                              assistInfoForCombine,
+                              epSendCounts,
+                              expertScales,
+                              tpSendCountsOptional,
+                              xActiveMaskOptional,
+                              activationScaleOptional,
+                              weightScaleOptional,
+                              groupListOptional,
+                              expandScalesOptional,
+                              sharedExpertXOptional,
+                              groupEp,
+                              epWorldSize,
+                              epRankId,
+                              moeExpertNum,
+                              groupTp,
+                              tpWorldSize,
+                              tpRankId,
+                              expertShardType,
+                              sharedExpertNum,
+                              sharedExpertRankNum,
+                              globalBs,
+                              outDtype,
+                              commQuantMode,
+                              groupListType,
+                              commAlg,
+                              xOut,
+                              workspaceSize,
+                              executor});
 }
+DISTBARRIER_ACLNN_GUARD
 
 aclnnStatus aclnnMoeDistributeCombineV2(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
-                                        aclrtStream stream) {
-  return Guarded(moe::kCombineLaunch,
-                 [&] { return moe::LaunchMoe(moe::kCombineLaunch, workspace, workspaceSize, executor, stream); });
+                                        aclrtStream stream) try {
+  return moe::LaunchMoe(moe::kCombineLaunch, workspace, workspaceSize, executor, stream);
 }
+DISTBARRIER_ACLNN_GUARD
 
 }  // extern "C"
