@@ -69,7 +69,9 @@ void UseDevice(int device) { FUZZ_CHECK(aclrtSetCurrentContext(g_context[device]
 // made, and a destroyed stream's worker is waited for until it is gone.
 pid_t g_worker[2];
 
-void RecordThreadId(void* tid) { *static_cast<pid_t*>(tid) = gettid(); }
+void RecordThreadId(void* tid) {
+  *static_cast<pid_t*>(tid) = gettid();
+}
 
 // Runs a no-op host function on `stream` (null: the current context's default stream): its
 // worker is then running; returns the worker's thread id.

@@ -258,7 +258,6 @@ TEST_F(BootstrapTest, GroupMemoryIsMadeSealedAgainstResizing) {
   EXPECT_NE(fcntl(memory->Fd(), F_ADD_SEALS, F_SEAL_WRITE), 0) << "the seals themselves must be sealed";
 }
 
-
 // --- processes: a shared area for reports, bounded waits ---
 
 struct RankReport {
@@ -315,7 +314,8 @@ bool ExitsWithin(pid_t pid, int limit_s, int* wait_status = nullptr) {
 int64_t CpuMs() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
 }
 
 int64_t NowMs() {
@@ -504,7 +504,6 @@ TEST_F(BootstrapProcessTest, PeerWatchWithoutAnEventfdFailsTheJoinInsteadOfHangi
   EXPECT_EQ(area_->reports[0].status, HCCL_E_SYSCALL) << area_->reports[0].message;
   EXPECT_THAT(area_->reports[0].message, HasSubstr("eventfd"));
 }
-
 
 // --- 10: a rank that comes after the group completed, or after rank 0 is gone ---
 
