@@ -323,6 +323,15 @@ int64_t NowMs() {
       .count();
 }
 
+// UBSan's vptr check probes memory through a pipe: with no descriptor left it takes every
+// virtual call for one on a bad object. The asan preset (ASan + UBSan) therefore skips the
+// tests that leave no descriptor at all; the plain and tsan builds run them.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCanExhaustDescriptors = false;
+#else
+constexpr bool kCanExhaustDescriptors = true;
+#endif
+
 // Leaves exactly `free_count` descriptors this process may still open (RLIMIT_NOFILE 1024,
 // the rest filled with /dev/null).
 void LeaveFreeDescriptors(int free_count) {
@@ -405,6 +414,7 @@ class BootstrapProcessTest : public ::testing::Test {
 // --- 8: descriptors, idle connections, ranks that leave ---
 
 TEST_F(BootstrapProcessTest, AcceptFailingForWantOfDescriptorsNeitherSpinsNorOutlivesTheConnectTimeout) {
+  if (!kCanExhaustDescriptors) GTEST_SKIP() << "UBSan cannot run without a free descriptor";
   setenv("DISTBARRIER_CONNECT_TIMEOUT_S", "1", 1);
   const pid_t root = Spawn([&] {
     if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
@@ -487,6 +497,7 @@ TEST_F(BootstrapProcessTest, ARankThatLeftBeforeTheGroupWasCompleteDoesNotCount)
 }
 
 TEST_F(BootstrapProcessTest, PeerWatchWithoutAnEventfdFailsTheJoinInsteadOfHangingDestroy) {
+  if (!kCanExhaustDescriptors) GTEST_SKIP() << "UBSan cannot run without a free descriptor";
   const pid_t root = Spawn([&] {
     if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
     PublishRoot(area_);
