@@ -496,6 +496,39 @@ TEST_F(BootstrapProcessTest, ARankThatLeftBeforeTheGroupWasCompleteDoesNotCount)
   }
 }
 
+TEST_F(BootstrapProcessTest, AnotherUsersConnectionIsRefusedAtOnceWithoutWaitingForAHello) {
+  if (getuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  const pid_t root = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    PublishRoot(area_);
+    return JoinAndBarrier(area_, 0, 2);
+  });
+  AwaitFlag(area_->root_ready);
+  const RootInfo info = std::get<RootInfo>(RootInfo::Decode(area_->root));
+  const pid_t stranger = Spawn([&] {  // says nothing: the refusal must come anyway
+    if (setuid(65534) != 0) return 20;
+    const int fd = ConnectRaw(info.address);
+    if (fd < 0) return 21;
+    ReplyHeader reply{};
+    const auto got = comm::wire::ReceiveAll(fd, &reply, sizeof(reply), nullptr,
+                                            comm::wire::Clock::now() + std::chrono::seconds(20));
+    area_->reports[2].status = got == comm::wire::Received::kAll ? reply.status : -1;
+    std::snprintf(area_->reports[2].message, sizeof(area_->reports[2].message), "%s", reply.message);
+    return 0;
+  });
+  int stranger_status = 0;
+  ASSERT_TRUE(ExitsWithin(stranger, 60, &stranger_status));
+  const pid_t peer = Spawn([&] { return JoinAndBarrier(area_, 1, 2); });
+  EXPECT_TRUE(ExitsWithin(root, 60));
+  EXPECT_TRUE(ExitsWithin(peer, 60));
+  ASSERT_TRUE(WIFEXITED(stranger_status) && WEXITSTATUS(stranger_status) == 0) << stranger_status;
+  EXPECT_EQ(area_->reports[2].status, HCCL_E_PARA) << area_->reports[2].message;
+  EXPECT_THAT(area_->reports[2].message, HasSubstr("runs as uid 65534"));
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_EQ(area_->reports[rank].status, 0) << "rank " << rank << ": " << area_->reports[rank].message;
+  }
+}
+
 TEST_F(BootstrapProcessTest, PeerWatchWithoutAnEventfdFailsTheJoinInsteadOfHangingDestroy) {
   if (!kCanExhaustDescriptors) GTEST_SKIP() << "UBSan cannot run without a free descriptor";
   const pid_t root = Spawn([&] {
