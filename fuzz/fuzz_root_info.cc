@@ -96,7 +96,8 @@ void InitRootInfo(FuzzedDataProvider& in) {
       const std::string raw = in.ConsumeBytesAsString(in.ConsumeIntegralInRange<size_t>(0, HCCL_ROOT_INFO_BYTES));
       std::memcpy(bytes.internal, raw.data(), raw.size());
       std::memcpy(bytes.internal, wire::kRootMagic, sizeof(wire::kRootMagic));
-      if (in.ConsumeBool()) std::memcpy(bytes.internal + wire::kRootBootOffset, g_boot_id.c_str(), g_boot_id.size() + 1);
+      if (in.ConsumeBool())
+        std::memcpy(bytes.internal + wire::kRootBootOffset, g_boot_id.c_str(), g_boot_id.size() + 1);
       wire::WriteRootInfoChecksum(&bytes);
       break;
     }

@@ -86,9 +86,8 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
   std::shared_ptr<Member> member;
   distbarrier::comm::RankAttach attach;
   attach.attach = [&](distbarrier::comm::JoinedGroup& joined) -> std::optional<distbarrier::comm::BootstrapError> {
-    auto attached = GroupRegistry::Instance().AttachProcessRank(joined.name, static_cast<int>(nRanks),
-                                                                std::move(joined.memory), static_cast<int>(rank),
-                                                                context->device);
+    auto attached = GroupRegistry::Instance().AttachProcessRank(
+        joined.name, static_cast<int>(nRanks), std::move(joined.memory), static_cast<int>(rank), context->device);
     if (auto* error = std::get_if<std::pair<HcclResult, std::string>>(&attached)) {
       return distbarrier::comm::BootstrapError{error->first, error->second};
     }

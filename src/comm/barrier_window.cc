@@ -179,9 +179,13 @@ void BarrierWindow::MarkDead(int rank) {
 
 bool BarrierWindow::Dead(int rank) const { return slots_[rank].dead.load(std::memory_order_seq_cst) != 0; }
 
-void BarrierWindow::MarkDestroyed(int rank) { slots_[rank].destroyed.store(1, std::memory_order_release); }
+void BarrierWindow::MarkDestroyed(int rank) {
+  slots_[rank].destroyed.store(1, std::memory_order_release);
+}
 
-bool BarrierWindow::Destroyed(int rank) const { return slots_[rank].destroyed.load(std::memory_order_acquire) != 0; }
+bool BarrierWindow::Destroyed(int rank) const {
+  return slots_[rank].destroyed.load(std::memory_order_acquire) != 0;
+}
 
 std::vector<int> BarrierWindow::DeadMissing(uint64_t seq, std::span<const int> required) const {
   std::vector<int> dead;

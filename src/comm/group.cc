@@ -77,9 +77,10 @@ std::optional<int> Group::RankOfDevice(int device) const {
 std::optional<std::string> Group::AttachLocalRank(int rank, int device) {
   if (RankLive(rank)) return fmt::format("rank {} of group {} is already held by this process", rank, name_);
   if (std::optional<int> other = RankOfDevice(device); other && RankLive(*other)) {
-    return fmt::format("device {} already holds rank {} of group {} in this process; each rank needs its own device "
-                       "(aclrtSetDevice)",
-                       device, *other, name_);
+    return fmt::format(
+        "device {} already holds rank {} of group {} in this process; each rank needs its own device "
+        "(aclrtSetDevice)",
+        device, *other, name_);
   }
   ranks_[rank].device.store(device, std::memory_order_release);
   ranks_[rank].live.store(true, std::memory_order_release);

@@ -37,11 +37,12 @@ std::unique_ptr<SharedMemory> SharedMemory::Create(size_t bytes, std::string* er
 std::unique_ptr<SharedMemory> SharedMemory::Map(int fd, size_t bytes, std::string* error) {
   const int seals = fcntl(fd, F_GET_SEALS);
   if (seals < 0 || (seals & kRequiredSeals) != kRequiredSeals) {
-    *error = seals < 0 ? fmt::format("the group's shared memory is not a sealable memfd ({}): refused",
-                                     std::strerror(errno))
-                       : fmt::format("the group's shared memory is not sealed against resizing (seals {:#x}, "
-                                     "{:#x} required): refused",
-                                     seals, kRequiredSeals);
+    *error = seals < 0
+                 ? fmt::format("the group's shared memory is not a sealable memfd ({}): refused", std::strerror(errno))
+                 : fmt::format(
+                       "the group's shared memory is not sealed against resizing (seals {:#x}, "
+                       "{:#x} required): refused",
+                       seals, kRequiredSeals);
     close(fd);
     return nullptr;
   }

@@ -62,7 +62,8 @@ struct Area {
 };
 
 TEST(DestroyedRankProcesses, TimeoutReportSaysTheMissingRankOfAnotherProcessWasDestroyed) {
-  auto* area = static_cast<Area*>(mmap(nullptr, sizeof(Area), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto* area =
+      static_cast<Area*>(mmap(nullptr, sizeof(Area), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(area, MAP_FAILED);
   new (area) Area{};
   std::vector<pid_t> children;

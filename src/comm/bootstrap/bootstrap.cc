@@ -29,15 +29,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 using wire::Hello;
-using wire::Received;
-using wire::ReceiveAll;
-using wire::RemainingMs;
-using wire::SendAll;
 using wire::kHelloMagic;
 using wire::kReadyMagic;
 using wire::kReplyMagic;
 using wire::Ready;
+using wire::ReceiveAll;
+using wire::Received;
+using wire::RemainingMs;
 using wire::ReplyHeader;
+using wire::SendAll;
 constexpr size_t kMaxRanks = 4096;
 
 struct Listener {
@@ -54,7 +54,6 @@ std::map<uint64_t, Listener>& Listeners() {
 BootstrapError Error(HcclResult code, std::string message) { return {code, std::move(message)}; }
 
 std::string GroupName(uint64_t job_id) { return fmt::format("hccl_root_{:016x}", job_id); }
-
 
 void SendReply(int fd, HcclResult status, uint32_t rank_count, const std::string& text, Clock::time_point deadline) {
   ReplyHeader reply{};
@@ -152,7 +151,8 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
     Clock::time_point wake = deadline;
     for (auto& peer : pending) {
       if (now >= peer.hello_deadline) {
-        refuse(peer.fd, HCCL_E_TIMEOUT, fmt::format("no complete hello within {} s of connecting", kHelloTimeout.count()));
+        refuse(peer.fd, HCCL_E_TIMEOUT,
+               fmt::format("no complete hello within {} s of connecting", kHelloTimeout.count()));
       } else {
         wake = std::min(wake, peer.hello_deadline);
       }
@@ -187,8 +187,10 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
     for (size_t i = 0; i < joined_ranks.size(); ++i) {
       if (fds[joined_at + i].revents == 0) continue;
       const uint32_t rank = joined_ranks[i];
-      Log(LogLevel::kWarning, "HcclCommInitRootInfo (rank 0 of {}): rank {} (pid {}) left before the group was "
-          "complete; waiting for rank {} again", group_name, rank, pids[rank], rank);
+      Log(LogLevel::kWarning,
+          "HcclCommInitRootInfo (rank 0 of {}): rank {} (pid {}) left before the group was "
+          "complete; waiting for rank {} again",
+          group_name, rank, pids[rank], rank);
       close(peer_fd[rank]);
       peer_fd[rank] = -1;
       pids[rank] = 0;
@@ -242,8 +244,10 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
       int fd = accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0 && AcceptFailedForWantOfResources(errno)) {
         if (!warned_descriptors) {
-          Log(LogLevel::kWarning, "HcclCommInitRootInfo (rank 0 of {}): accept failed: {}; dropping connections "
-              "without a hello and retrying", group_name, std::strerror(errno));
+          Log(LogLevel::kWarning,
+              "HcclCommInitRootInfo (rank 0 of {}): accept failed: {}; dropping connections "
+              "without a hello and retrying",
+              group_name, std::strerror(errno));
           warned_descriptors = true;
         }
         if (!pending.empty()) {  // the oldest connection without a hello makes room
@@ -256,8 +260,9 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
         // Another user's connection is refused at once: it can hold no slot.
         const ucred credentials = PeerCredentials(fd);
         if (credentials.uid != getuid()) {
-          refuse(fd, HCCL_E_PARA, fmt::format("pid {} runs as uid {}, the job as uid {}", credentials.pid,
-                                              static_cast<int64_t>(credentials.uid), getuid()));
+          refuse(fd, HCCL_E_PARA,
+                 fmt::format("pid {} runs as uid {}, the job as uid {}", credentials.pid,
+                             static_cast<int64_t>(credentials.uid), getuid()));
         } else {
           if (pending.size() >= kMaxPending) {
             refuse(pending.front().fd, HCCL_E_UNAVAIL,
@@ -301,9 +306,9 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
     Ready ready{};
     const Received outcome = ReceiveAll(peer_fd[rank], &ready, sizeof(ready), nullptr, deadline);
     if (outcome != Received::kAll || std::memcmp(ready.magic, kReadyMagic, sizeof(kReadyMagic)) != 0) {
-      return fail_all(HCCL_E_TCP_TRANSFER, fmt::format("rank {} (pid {}) left before the group was complete{}", rank,
-                                                       pids[rank],
-                                                       outcome == Received::kTimedOut ? " (connect timeout)" : ""));
+      return fail_all(HCCL_E_TCP_TRANSFER,
+                      fmt::format("rank {} (pid {}) left before the group was complete{}", rank, pids[rank],
+                                  outcome == Received::kTimedOut ? " (connect timeout)" : ""));
     }
     if (ready.status != HCCL_SUCCESS) {
       ready.message[sizeof(ready.message) - 1] = '\0';
@@ -320,8 +325,8 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
     verdict.status = HCCL_SUCCESS;
     verdict.rank_count = rank_count;
     if (!SendAll(peer_fd[rank], &verdict, sizeof(verdict), -1, deadline)) {
-      Log(LogLevel::kWarning, "HcclCommInitRootInfo: rank {} (pid {}) left before hearing the group is complete",
-          rank, pids[rank]);
+      Log(LogLevel::kWarning, "HcclCommInitRootInfo: rank {} (pid {}) left before hearing the group is complete", rank,
+          pids[rank]);
     }
     close(peer_fd[rank]);
     peer_fd[rank] = -1;
@@ -406,8 +411,8 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
       return Error(HCCL_E_INTERNAL, "rank 0 answered with garbage");
     }
     if (reply->status != HCCL_SUCCESS) {
-      return Error(static_cast<HcclResult>(reply->status), fmt::format("rank 0 refused rank {}: {}", rank,
-                                                                        reply->message));
+      return Error(static_cast<HcclResult>(reply->status),
+                   fmt::format("rank 0 refused rank {}: {}", rank, reply->message));
     }
     return std::nullopt;
   };
@@ -416,8 +421,8 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
     return error;
   };
   if (!SendAll(fd, &hello, sizeof(hello), -1, deadline)) {
-    return fail(Error(HCCL_E_TCP_CONNECT, fmt::format("rank {}: rank 0 of {} closed the connection before the hello",
-                                                      rank, group_name)));
+    return fail(Error(HCCL_E_TCP_CONNECT,
+                      fmt::format("rank {}: rank 0 of {} closed the connection before the hello", rank, group_name)));
   }
   ReplyHeader offer{};
   int memory_fd = -1;
@@ -447,8 +452,8 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
   ReplyHeader verdict{};
   std::optional<BootstrapError> rejected =
       told ? receive_answer(&verdict, nullptr)
-           : Error(HCCL_E_TCP_CONNECT, fmt::format("rank {}: rank 0 of {} left before the group was complete", rank,
-                                                   group_name));
+           : Error(HCCL_E_TCP_CONNECT,
+                   fmt::format("rank {}: rank 0 of {} left before the group was complete", rank, group_name));
   if (rejected) {
     attach.detach();
     return fail(*rejected);

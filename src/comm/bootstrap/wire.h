@@ -81,8 +81,7 @@ struct Ready {
   char message[240];
 };
 
-static_assert(sizeof(Hello) == 56 && sizeof(ReplyHeader) == 256 && sizeof(Ready) == 256,
-              "the wire format is fixed");
+static_assert(sizeof(Hello) == 56 && sizeof(ReplyHeader) == 256 && sizeof(Ready) == 256, "the wire format is fixed");
 
 using Clock = std::chrono::steady_clock;
 
