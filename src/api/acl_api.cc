@@ -24,6 +24,11 @@ int64_t SteadyNowNs() {
 }
 
 std::shared_ptr<Event> FindEvent(const char* api, aclrtEvent handle, aclError* error) {
+  // An event's pending record in a forked child would complete on a stream that is not there.
+  if (aclError forked = Runtime::Instance().CheckNotForked(api); forked != ACL_SUCCESS) {
+    *error = forked;
+    return nullptr;
+  }
   std::shared_ptr<Event> event = Runtime::Instance().Events().Find(handle);
   if (!event) *error = Fail(ACL_ERROR_RT_INVALID_HANDLE, "{}: event {} is not live", api, handle);
   return event;
