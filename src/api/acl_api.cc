@@ -4,6 +4,7 @@
 
 #include "acl/acl.h"
 #include "api/guard.h"
+#include "common/dtype.h"
 #include "common/error.h"
 #include "runtime/runtime.h"
 #include "shutdown.h"
@@ -89,26 +90,7 @@ aclError CheckCopy(const char* api, void* dst, size_t dest_max, const void* src,
 
 extern "C" {
 
-size_t aclDataTypeSize(aclDataType dataType) {
-  switch (dataType) {
-    case ACL_BOOL:
-    case ACL_INT8:
-    case ACL_UINT8: return 1;
-    case ACL_FLOAT16:
-    case ACL_BF16:
-    case ACL_INT16:
-    case ACL_UINT16: return 2;
-    case ACL_FLOAT:
-    case ACL_INT32:
-    case ACL_UINT32: return 4;
-    case ACL_INT64:
-    case ACL_UINT64:
-    case ACL_DOUBLE:
-    case ACL_COMPLEX64: return 8;
-    case ACL_COMPLEX128: return 16;
-    default: return 0;
-  }
-}
+size_t aclDataTypeSize(aclDataType dataType) { return distbarrier::DataTypeSize(dataType); }
 
 const char* aclGetRecentErrMsg(void) { return distbarrier::RecentError(); }
 
