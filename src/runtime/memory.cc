@@ -11,7 +11,9 @@ constexpr size_t kAlignment = 64;  // a cache line, like device allocations' gen
 constexpr size_t kMaxAllocation = size_t{1} << 40;
 }  // namespace
 
-MemoryBlock::~MemoryBlock() { std::free(base_); }
+MemoryBlock::~MemoryBlock() {
+  std::free(base_);
+}
 
 void* MemoryRegistry::Allocate(size_t size, MemoryKind kind) {
   if (size > kMaxAllocation) return nullptr;

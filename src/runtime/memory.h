@@ -50,7 +50,9 @@ class MemoryRegistry {
   // The live allocation of `kind` holding all of [pointer, pointer + size); null when none.
   MemoryRef Find(const void* pointer, size_t size, MemoryKind kind) const;
   // True when [pointer, pointer + size) lies inside one live allocation of `kind`.
-  bool Contains(const void* pointer, size_t size, MemoryKind kind) const { return Find(pointer, size, kind) != nullptr; }
+  bool Contains(const void* pointer, size_t size, MemoryKind kind) const {
+    return Find(pointer, size, kind) != nullptr;
+  }
   // True when `pointer` is anywhere inside a live allocation of `kind`.
   bool Overlaps(const void* pointer, MemoryKind kind) const;
   // Unregisters every allocation (aclFinalize, after the streams are joined).

@@ -8,12 +8,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <random>
-#include <thread>
-#include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_support.h"

@@ -1,9 +1,9 @@
 // The largest group the operator accepts: worldSize 384, one thread and stream per rank
 // (768 threads on the test machine's 2 cores). Runs with DISTBARRIER_DEVICE_COUNT=384.
+#include <gtest/gtest-spi.h>
+
 #include "system/barrier_checker.h"
 #include "test_support.h"
-
-#include <gtest/gtest-spi.h>
 
 namespace distbarrier::testing {
 namespace {

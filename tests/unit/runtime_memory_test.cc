@@ -223,8 +223,7 @@ TEST_F(MemoryTest, CopyPastTheEndOfAMallocHostBlockIsInvalidParam) {
   void* dev = nullptr;
   ASSERT_ACL_OK(aclrtMalloc(&dev, 1024, ACL_MEM_MALLOC_HUGE_FIRST));
   EXPECT_EQ(aclrtMemcpy(pinned, 1024, dev, 1024, ACL_MEMCPY_DEVICE_TO_HOST), ACL_ERROR_INVALID_PARAM);
-  EXPECT_NE(std::string(aclGetRecentErrMsg()).find("runs past the end of its aclrtMallocHost block"),
-            std::string::npos)
+  EXPECT_NE(std::string(aclGetRecentErrMsg()).find("runs past the end of its aclrtMallocHost block"), std::string::npos)
       << aclGetRecentErrMsg();
   EXPECT_EQ(aclrtMemcpy(dev, 1024, static_cast<char*>(pinned) + 32, 64, ACL_MEMCPY_HOST_TO_DEVICE),
             ACL_ERROR_INVALID_PARAM);
@@ -242,11 +241,10 @@ TEST_F(MemoryTest, BarrierTensorsFreedAfterTheLaunchStayReadable) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
   aclrtStream stream0 = NewStream();
   DeviceTensor x0 = MakeInt32Tensor({0});
-  DeviceTensor timeout = MakeInt32Tensor({60 * 1000 * 1000});  // 60 s, never reached
+  DeviceTensor timeout = MakeInt32Tensor({60 * 1000 * 1000});        // 60 s, never reached
   DeviceTensor elastic = MakeInt32Tensor({1, 2, 0, 0, 0, 1, 0, 1});  // both ranks, elastically
   Gate& gate = Block(stream0);  // the barrier reads its tensors only after the frees
-  ASSERT_EQ(EnqueueBarrierV2(x0.tensor, timeout.tensor, elastic.tensor, group, 2, stream0), 0)
-      << aclGetRecentErrMsg();
+  ASSERT_EQ(EnqueueBarrierV2(x0.tensor, timeout.tensor, elastic.tensor, group, 2, stream0), 0) << aclGetRecentErrMsg();
   EXPECT_ACL_OK(aclrtFree(timeout.data));
   EXPECT_ACL_OK(aclrtFree(elastic.data));
   aclDestroyTensor(timeout.tensor);
