@@ -105,13 +105,28 @@ void RenewStream(int rank) {
   g_stream[rank] = NewStream(rank, &g_worker[rank]);
 }
 
+// Host memory from aclrtMallocHost, zeroed: stage 1 takes timeOut and elasticInfo only over
+// memory the runtime allocated.
+struct FreeHostInts {
+  void operator()(int32_t* ints) const { aclrtFreeHost(ints); }
+};
+using HostInts = std::unique_ptr<int32_t[], FreeHostInts>;
+
+HostInts NewHostInts(size_t count) {
+  void* memory = nullptr;
+  FUZZ_CHECK(aclrtMallocHost(&memory, count * sizeof(int32_t)) == ACL_SUCCESS, "aclrtMallocHost");
+  std::memset(memory, 0, count * sizeof(int32_t));
+  return HostInts(static_cast<int32_t*>(memory));
+}
+
 // An owned int32 tensor over a buffer of ours: the partner's timeOut, the realigning elasticInfo.
 struct FixedTensor {
-  std::vector<int32_t> data;
+  HostInts data;
   aclTensor* tensor = nullptr;
-  explicit FixedTensor(std::vector<int32_t> values) : data(std::move(values)) {
-    int64_t n = static_cast<int64_t>(data.size()), stride = 1;
-    tensor = aclCreateTensor(&n, 1, ACL_INT32, &stride, 0, ACL_FORMAT_ND, &n, 1, data.data());
+  explicit FixedTensor(const std::vector<int32_t>& values) : data(NewHostInts(values.size())) {
+    std::memcpy(data.get(), values.data(), values.size() * sizeof(int32_t));
+    int64_t n = static_cast<int64_t>(values.size()), stride = 1;
+    tensor = aclCreateTensor(&n, 1, ACL_INT32, &stride, 0, ACL_FORMAT_ND, &n, 1, data.get());
     FUZZ_CHECK(tensor != nullptr, "aclCreateTensor");
   }
   ~FixedTensor() { FUZZ_CHECK(aclDestroyTensor(tensor) == ACLNN_SUCCESS, "aclDestroyTensor"); }
@@ -188,7 +203,7 @@ int64_t PickDim(FuzzedDataProvider& in) {
 
 // A fuzzed tensor and the memory behind it.
 struct FuzzTensor {
-  std::unique_ptr<int32_t[]> data;
+  HostInts data;
   aclTensor* tensor = nullptr;
   bool runnable = false;  // data is ours and the view's first element lies well inside it
   ~FuzzTensor() {
@@ -199,7 +214,7 @@ struct FuzzTensor {
 // usual_len < 0: no usual 1-D shape (xRef: random small shape).
 void MakeFuzzTensor(FuzzedDataProvider& in, aclDataType usual_dtype, int64_t usual_len, bool elastic_values,
                     FuzzTensor* out) {
-  out->data = std::make_unique<int32_t[]>(kBufferInts);
+  out->data = NewHostInts(kBufferInts);
   // Values: plausible elasticInfo/timeOut contents most of the time, raw ints otherwise.
   const int filled = in.ConsumeIntegralInRange(0, 12);
   for (int i = 0; i < filled; ++i) {

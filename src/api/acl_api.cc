@@ -4,6 +4,7 @@
 
 #include "acl/acl.h"
 #include "api/guard.h"
+#include "common/dtype.h"
 #include "common/error.h"
 #include "runtime/runtime.h"
 #include "shutdown.h"
@@ -24,70 +25,72 @@ int64_t SteadyNowNs() {
 }
 
 std::shared_ptr<Event> FindEvent(const char* api, aclrtEvent handle, aclError* error) {
+  // An event's pending record in a forked child would complete on a stream that is not there.
+  if (aclError forked = Runtime::Instance().CheckNotForked(api); forked != ACL_SUCCESS) {
+    *error = forked;
+    return nullptr;
+  }
   std::shared_ptr<Event> event = Runtime::Instance().Events().Find(handle);
   if (!event) *error = Fail(ACL_ERROR_RT_INVALID_HANDLE, "{}: event {} is not live", api, handle);
   return event;
 }
 
-// Where each side of a copy must live, by kind.
-struct CopySides {
-  bool dst_on_device;
-  bool src_on_device;
+// The allocations a copy touches, for an asynchronous copy to hold until it ran; null for a
+// side in plain host memory (malloc, the stack), which the caller keeps valid, as in CANN.
+struct CopyMemory {
+  distbarrier::runtime::MemoryRef dst;
+  distbarrier::runtime::MemoryRef src;
 };
 
 aclError CheckCopy(const char* api, void* dst, size_t dest_max, const void* src, size_t count, aclrtMemcpyKind kind,
-                   CopySides* sides) {
+                   CopyMemory* memory_out) {
   if (dst == nullptr || src == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "{}: dst or src is null", api);
   if (count > dest_max) {
     return Fail(ACL_ERROR_INVALID_PARAM, "{}: count {} exceeds destMax {}", api, count, dest_max);
   }
+  bool dst_on_device = false;
+  bool src_on_device = false;
   switch (kind) {
-    case ACL_MEMCPY_HOST_TO_HOST: *sides = {false, false}; break;
-    case ACL_MEMCPY_HOST_TO_DEVICE: *sides = {true, false}; break;
-    case ACL_MEMCPY_DEVICE_TO_HOST: *sides = {false, true}; break;
-    case ACL_MEMCPY_DEVICE_TO_DEVICE: *sides = {true, true}; break;
+    case ACL_MEMCPY_HOST_TO_HOST: break;
+    case ACL_MEMCPY_HOST_TO_DEVICE: dst_on_device = true; break;
+    case ACL_MEMCPY_DEVICE_TO_HOST: src_on_device = true; break;
+    case ACL_MEMCPY_DEVICE_TO_DEVICE: dst_on_device = src_on_device = true; break;
     default: return Fail(ACL_ERROR_INVALID_PARAM, "{}: kind {} is not a valid aclrtMemcpyKind", api, static_cast<int>(kind));
   }
   auto& memory = Runtime::Instance().Memory();
-  auto check_side = [&](const char* name, const void* pointer, size_t size, bool on_device) -> aclError {
-    if (on_device && !memory.Contains(pointer, size, MemoryKind::kDevice)) {
-      return Fail(ACL_ERROR_INVALID_PARAM, "{}: {} {} (+{} bytes) is not inside device memory from aclrtMalloc, as kind {} requires",
-                  api, name, pointer, size, static_cast<int>(kind));
+  auto check_side = [&](const char* name, const void* pointer, bool on_device,
+                        distbarrier::runtime::MemoryRef* block) -> aclError {
+    if (on_device) {
+      *block = memory.Find(pointer, count, MemoryKind::kDevice);
+      if (!*block) {
+        return Fail(ACL_ERROR_INVALID_PARAM,
+                    "{}: {} {} (+{} bytes) is not inside device memory from aclrtMalloc, as kind {} requires", api, name,
+                    pointer, count, static_cast<int>(kind));
+      }
+      return ACL_SUCCESS;
     }
-    if (!on_device && memory.Overlaps(pointer, MemoryKind::kDevice)) {
+    if (memory.Overlaps(pointer, MemoryKind::kDevice)) {
       return Fail(ACL_ERROR_INVALID_PARAM, "{}: {} {} is device memory, but kind {} says host", api, name, pointer,
                   static_cast<int>(kind));
     }
+    if (memory.Overlaps(pointer, MemoryKind::kHost)) {  // from aclrtMallocHost: the copy must fit in it
+      *block = memory.Find(pointer, count, MemoryKind::kHost);
+      if (!*block) {
+        return Fail(ACL_ERROR_INVALID_PARAM, "{}: {} {} (+{} bytes) runs past the end of its aclrtMallocHost block",
+                    api, name, pointer, count);
+      }
+    }
     return ACL_SUCCESS;
   };
-  if (aclError error = check_side("dst", dst, count, sides->dst_on_device); error != ACL_SUCCESS) return error;
-  return check_side("src", src, count, sides->src_on_device);
+  if (aclError error = check_side("dst", dst, dst_on_device, &memory_out->dst); error != ACL_SUCCESS) return error;
+  return check_side("src", src, src_on_device, &memory_out->src);
 }
 
 }  // namespace
 
 extern "C" {
 
-size_t aclDataTypeSize(aclDataType dataType) {
-  switch (dataType) {
-    case ACL_BOOL:
-    case ACL_INT8:
-    case ACL_UINT8: return 1;
-    case ACL_FLOAT16:
-    case ACL_BF16:
-    case ACL_INT16:
-    case ACL_UINT16: return 2;
-    case ACL_FLOAT:
-    case ACL_INT32:
-    case ACL_UINT32: return 4;
-    case ACL_INT64:
-    case ACL_UINT64:
-    case ACL_DOUBLE:
-    case ACL_COMPLEX64: return 8;
-    case ACL_COMPLEX128: return 16;
-    default: return 0;
-  }
-}
+size_t aclDataTypeSize(aclDataType dataType) { return distbarrier::DataTypeSize(dataType); }
 
 const char* aclGetRecentErrMsg(void) { return distbarrier::RecentError(); }
 
@@ -317,8 +320,8 @@ aclError aclrtFreeHost(void* hostPtr) try {
 } DISTBARRIER_ACL_GUARD
 
 aclError aclrtMemcpy(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind) try {
-  CopySides sides{};
-  if (aclError error = CheckCopy("aclrtMemcpy", dst, destMax, src, count, kind, &sides); error != ACL_SUCCESS) {
+  CopyMemory memory;
+  if (aclError error = CheckCopy("aclrtMemcpy", dst, destMax, src, count, kind, &memory); error != ACL_SUCCESS) {
     return error;
   }
   std::memmove(dst, src, count);
@@ -327,14 +330,15 @@ aclError aclrtMemcpy(void* dst, size_t destMax, const void* src, size_t count, a
 
 aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind,
                           aclrtStream stream) try {
-  CopySides sides{};
-  if (aclError error = CheckCopy("aclrtMemcpyAsync", dst, destMax, src, count, kind, &sides); error != ACL_SUCCESS) {
+  CopyMemory memory;
+  if (aclError error = CheckCopy("aclrtMemcpyAsync", dst, destMax, src, count, kind, &memory); error != ACL_SUCCESS) {
     return error;
   }
   aclError error = ACL_SUCCESS;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
   if (!resolved) return error;
-  resolved->Enqueue(Task{.run = [dst, src, count](const std::stop_token&) {
+  // The task holds the blocks it copies between: an aclrtFree before it ran leaves them alive.
+  resolved->Enqueue(Task{.run = [dst, src, count, keep_alive = std::move(memory)](const std::stop_token&) {
     std::memmove(dst, src, count);
     return TaskStatus::Ok();
   }});

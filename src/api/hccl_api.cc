@@ -107,6 +107,8 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
 
 HcclResult HcclCommDestroy(HcclComm comm) try {
   if (comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommDestroy: comm is null");
+  // In a forked child the group's peer watch thread is not there to be joined.
+  if (distbarrier::runtime::Runtime::Instance().CheckNotForked("HcclCommDestroy") != ACL_SUCCESS) return HCCL_E_RUNTIME;
   std::shared_ptr<Member> member = Communicators().Take(comm);
   if (!member) return Fail(HCCL_E_PARA, "HcclCommDestroy: comm {} is not live (destroyed twice?)", comm);
   GroupRegistry::Instance().Release(*member);

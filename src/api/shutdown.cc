@@ -1,5 +1,8 @@
 #include "shutdown.h"
 
+#include <memory>
+#include <vector>
+
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
 #include "op/distribute_barrier/distribute_barrier.h"
@@ -14,9 +17,33 @@ void MarkInitialized() {
   // aclInit work too.
 }
 
+namespace {
+
+// A forked child's inherited executors, tensors and communicators: the parent's threads
+// (stream workers, peer watches) do not exist here, so destroying them would join threads that
+// are not there. Forgotten instead, and kept reachable.
+void KeepInherited(std::vector<std::shared_ptr<const void>> objects) {
+  static auto* kept = new std::vector<std::shared_ptr<const void>>;
+  kept->insert(kept->end(), objects.begin(), objects.end());
+}
+
+template <typename T>
+std::vector<std::shared_ptr<const void>> AsOpaque(std::vector<std::shared_ptr<T>> objects) {
+  return {objects.begin(), objects.end()};
+}
+
+}  // namespace
+
 aclError ReleaseEverything() {
+  const bool forked_child = runtime::Runtime::Instance().InheritedAcrossFork();
   // First: no task may still use what follows.
   if (aclError error = runtime::Runtime::Instance().Finalize(); error != ACL_SUCCESS) return error;
+  if (forked_child) {
+    KeepInherited(AsOpaque(op::Executors().TakeAll()));
+    KeepInherited(AsOpaque(op::Tensors().TakeAll()));
+    KeepInherited(AsOpaque(comm::Communicators().TakeAll()));
+    return ACL_SUCCESS;  // the group registry and root infos keep the parent's (dead) entries
+  }
   op::Executors().TakeAll();
   op::moe::MoeExecutors().TakeAll();
   op::Tensors().TakeAll();

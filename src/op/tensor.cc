@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/dtype.h"
+
 namespace distbarrier::op {
 
 int64_t Tensor::ElementCount() const {
@@ -12,7 +14,7 @@ int64_t Tensor::ElementCount() const {
 }
 
 void* Tensor::FirstElement() const {
-  return static_cast<char*>(data) + offset * static_cast<int64_t>(aclDataTypeSize(dtype));
+  return static_cast<char*>(data) + offset * static_cast<int64_t>(DataTypeSize(dtype));
 }
 
 std::string Tensor::ShapeString() const { return fmt::format("({})", fmt::join(view_dims, ", ")); }

@@ -1,7 +1,6 @@
 #include "runtime/memory.h"
 
 #include <cstdlib>
-#include <new>
 
 namespace distbarrier::runtime {
 namespace {
@@ -12,55 +11,66 @@ constexpr size_t kAlignment = 64;  // a cache line, like device allocations' gen
 constexpr size_t kMaxAllocation = size_t{1} << 40;
 }  // namespace
 
+MemoryBlock::~MemoryBlock() {
+  std::free(base_);
+}
+
 void* MemoryRegistry::Allocate(size_t size, MemoryKind kind) {
   if (size > kMaxAllocation) return nullptr;
   const size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
   void* pointer = std::aligned_alloc(kAlignment, rounded);
   if (pointer == nullptr) return nullptr;
+  std::shared_ptr<MemoryBlock> block;
+  try {
+    block = std::make_shared<MemoryBlock>(pointer, size, kind);
+  } catch (...) {
+    std::free(pointer);
+    throw;
+  }
   std::lock_guard lock(mutex_);
-  allocations_.emplace(reinterpret_cast<uintptr_t>(pointer), Allocation{size, kind});
+  blocks_.emplace(reinterpret_cast<uintptr_t>(pointer), std::move(block));
   return pointer;
 }
 
 bool MemoryRegistry::Free(void* pointer, MemoryKind kind) {
-  {
-    std::lock_guard lock(mutex_);
-    auto it = allocations_.find(reinterpret_cast<uintptr_t>(pointer));
-    if (it == allocations_.end() || it->second.kind != kind) return false;
-    allocations_.erase(it);
-  }
-  std::free(pointer);
+  std::shared_ptr<MemoryBlock> block;  // released after the lock: it may be the last reference
+  std::lock_guard lock(mutex_);
+  auto it = blocks_.find(reinterpret_cast<uintptr_t>(pointer));
+  if (it == blocks_.end() || it->second->Kind() != kind) return false;
+  block = std::move(it->second);
+  blocks_.erase(it);
   return true;
 }
 
-std::pair<uintptr_t, const MemoryRegistry::Allocation*> MemoryRegistry::Find(uintptr_t address) const {
-  auto it = allocations_.upper_bound(address);
-  if (it == allocations_.begin()) return {0, nullptr};
+const std::shared_ptr<MemoryBlock>* MemoryRegistry::FindLocked(uintptr_t address) const {
+  auto it = blocks_.upper_bound(address);
+  if (it == blocks_.begin()) return nullptr;
   --it;
-  if (address - it->first >= it->second.size) return {0, nullptr};
-  return {it->first, &it->second};
+  if (address - it->first >= it->second->Size()) return nullptr;
+  return &it->second;
 }
 
-bool MemoryRegistry::Contains(const void* pointer, size_t size, MemoryKind kind) const {
-  auto address = reinterpret_cast<uintptr_t>(pointer);
+MemoryRef MemoryRegistry::Find(const void* pointer, size_t size, MemoryKind kind) const {
+  const auto address = reinterpret_cast<uintptr_t>(pointer);
   std::lock_guard lock(mutex_);
-  auto [start, allocation] = Find(address);
-  return allocation != nullptr && allocation->kind == kind && size <= allocation->size - (address - start);
+  const std::shared_ptr<MemoryBlock>* block = FindLocked(address);
+  if (block == nullptr || (*block)->Kind() != kind) return nullptr;
+  if (size > (*block)->Size() - (address - (*block)->Begin())) return nullptr;
+  return *block;
 }
 
 bool MemoryRegistry::Overlaps(const void* pointer, MemoryKind kind) const {
   std::lock_guard lock(mutex_);
-  auto [start, allocation] = Find(reinterpret_cast<uintptr_t>(pointer));
-  return allocation != nullptr && allocation->kind == kind;
+  const std::shared_ptr<MemoryBlock>* block = FindLocked(reinterpret_cast<uintptr_t>(pointer));
+  return block != nullptr && (*block)->Kind() == kind;
 }
 
 void MemoryRegistry::FreeAll() {
-  std::map<uintptr_t, Allocation> all;
+  std::map<uintptr_t, std::shared_ptr<MemoryBlock>> all;
   {
     std::lock_guard lock(mutex_);
-    all.swap(allocations_);
+    all.swap(blocks_);
   }
-  for (auto& [address, allocation] : all) std::free(reinterpret_cast<void*>(address));
 }
 
 }  // namespace distbarrier::runtime

@@ -1,5 +1,7 @@
 #include "runtime/runtime.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "common/env.h"
@@ -12,11 +14,40 @@ constexpr int kDefaultDeviceCount = 16;
 constexpr int kMaxDeviceCount = 4096;
 }  // namespace
 
+// Never destroyed: worker threads may still be blocked in a barrier at exit, and joining
+// them from a static destructor would hang the program's exit. Replaced (and the old one
+// kept, untouched) only by aclFinalize in a forked child.
+namespace {
+std::atomic<Runtime*> g_runtime{nullptr};
+std::vector<Runtime*>* g_inherited = nullptr;  // what forked children forgot: kept reachable
+}  // namespace
+
 Runtime& Runtime::Instance() {
-  // Never destroyed: worker threads may still be blocked in a barrier at exit, and joining
-  // them from a static destructor would hang the program's exit.
-  static Runtime* runtime = new Runtime;
-  return *runtime;
+  if (Runtime* runtime = g_runtime.load(std::memory_order_acquire)) return *runtime;
+  static Runtime* first = [] {
+    auto* runtime = new Runtime;
+    g_runtime.store(runtime, std::memory_order_release);
+    pthread_atfork(nullptr, nullptr, OnForkChild);
+    return runtime;
+  }();
+  return *first;
+}
+
+void Runtime::OnForkChild() {
+  // Only the forking thread exists in the child: no locks, just a flag read at entry points.
+  Runtime* runtime = g_runtime.load(std::memory_order_relaxed);
+  if (runtime != nullptr && runtime->in_use_.load(std::memory_order_relaxed)) {
+    runtime->inherited_.store(true, std::memory_order_relaxed);
+  }
+}
+
+aclError Runtime::CheckNotForked(const char* api) const {
+  if (!InheritedAcrossFork()) return ACL_SUCCESS;
+  return Fail(ACL_ERROR_UNINITIALIZE,
+              "{}: this process was forked after the runtime was initialized; the parent's devices, streams and "
+              "their threads do not exist here. Call aclFinalize() in the child to forget them and start again, "
+              "or fork before the first aclrtSetDevice",
+              api);
 }
 
 Runtime::Runtime()
@@ -28,12 +59,14 @@ Runtime::Runtime()
 std::shared_ptr<Context> Runtime::DefaultContext(int device) {
   std::lock_guard lock(mutex_);
   if (default_context_[device] == nullptr) {
+    in_use_.store(true, std::memory_order_relaxed);
     default_context_[device] = contexts_.Add(std::make_shared<Context>(device));
   }
   return contexts_.Find(default_context_[device]);
 }
 
 aclError Runtime::SetDevice(int device) {
+  if (aclError error = CheckNotForked("aclrtSetDevice"); error != ACL_SUCCESS) return error;
   if (!ValidDevice(device)) {
     return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtSetDevice: device id {} is out of range [0, {})", device,
                 device_count_);
@@ -46,6 +79,7 @@ aclError Runtime::SetDevice(int device) {
 }
 
 aclError Runtime::ResetDevice(int device) {
+  if (aclError error = CheckNotForked("aclrtResetDevice"); error != ACL_SUCCESS) return error;
   if (!ValidDevice(device)) {
     return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtResetDevice: device id {} is out of range [0, {})", device,
                 device_count_);
@@ -64,16 +98,19 @@ aclError Runtime::ResetDevice(int device) {
 
 aclError Runtime::CreateContext(int device, void** handle) {
   if (handle == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateContext: context is null");
+  if (aclError error = CheckNotForked("aclrtCreateContext"); error != ACL_SUCCESS) return error;
   if (!ValidDevice(device)) {
     return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtCreateContext: device id {} is out of range [0, {})",
                 device, device_count_);
   }
+  in_use_.store(true, std::memory_order_relaxed);
   *handle = contexts_.Add(std::make_shared<Context>(device));
   current_context = *handle;  // as in CANN, the new context becomes current
   return ACL_SUCCESS;
 }
 
 aclError Runtime::DestroyContext(void* handle) {
+  if (aclError error = CheckNotForked("aclrtDestroyContext"); error != ACL_SUCCESS) return error;
   std::shared_ptr<Context> context = contexts_.Take(handle);
   if (!context) {
     return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtDestroyContext: context {} is not live", handle);
@@ -91,6 +128,7 @@ aclError Runtime::DestroyContext(void* handle) {
 }
 
 aclError Runtime::SetCurrentContext(void* handle) {
+  if (aclError error = CheckNotForked("aclrtSetCurrentContext"); error != ACL_SUCCESS) return error;
   if (!contexts_.Find(handle)) {
     return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtSetCurrentContext: context {} is not live", handle);
   }
@@ -101,6 +139,10 @@ aclError Runtime::SetCurrentContext(void* handle) {
 void* Runtime::CurrentContextHandle() const { return current_context; }
 
 std::shared_ptr<Context> Runtime::CurrentContext(aclError* error) const {
+  if (aclError forked = CheckNotForked("the current context"); forked != ACL_SUCCESS) {
+    *error = forked;
+    return nullptr;
+  }
   std::shared_ptr<Context> context = contexts_.Find(current_context);
   if (!context) {
     *error = Fail(ACL_ERROR_RT_CONTEXT_NULL,
@@ -110,6 +152,10 @@ std::shared_ptr<Context> Runtime::CurrentContext(aclError* error) const {
 }
 
 std::shared_ptr<Stream> Runtime::ResolveStream(void* handle, aclError* error) {
+  if (aclError forked = CheckNotForked("stream use"); forked != ACL_SUCCESS) {
+    *error = forked;
+    return nullptr;
+  }
   if (handle != nullptr) {
     std::shared_ptr<Stream> stream = streams_.Find(handle);
     if (!stream) *error = Fail(ACL_ERROR_RT_INVALID_HANDLE, "stream {} is not live (destroyed or never created)", handle);
@@ -142,6 +188,7 @@ aclError Runtime::CreateStream(void** handle) {
 }
 
 aclError Runtime::DestroyStream(void* handle) {
+  if (aclError error = CheckNotForked("aclrtDestroyStream"); error != ACL_SUCCESS) return error;
   std::shared_ptr<Stream> stream = streams_.Take(handle);
   if (!stream) return Fail(ACL_ERROR_RT_INVALID_HANDLE, "aclrtDestroyStream: stream {} is not live", handle);
   for (auto& context : contexts_.Snapshot()) {
@@ -196,6 +243,13 @@ void Runtime::ReapRetired() {
 }
 
 aclError Runtime::Finalize() {
+  if (InheritedAcrossFork()) {  // a forked child: start afresh, leaving the parent's state untouched
+    if (g_inherited == nullptr) g_inherited = new std::vector<Runtime*>;
+    g_inherited->push_back(this);
+    g_runtime.store(new Runtime, std::memory_order_release);
+    current_context = nullptr;
+    return ACL_SUCCESS;
+  }
   if (Stream::CurrentWorker() != nullptr) {
     return Fail(ACL_ERROR_FAILURE,
                 "aclFinalize: called from a host function; it would tear down the stream that runs it. Call it "
@@ -219,6 +273,7 @@ aclError Runtime::Finalize() {
   events_.TakeAll();
   memory_.FreeAll();
   current_context = nullptr;
+  in_use_.store(false, std::memory_order_relaxed);
   return ACL_SUCCESS;
 }
 

@@ -3,6 +3,7 @@
 // operator need from the runtime goes through here.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,13 +56,24 @@ class Runtime {
   HandleTable<Event>& Events() { return events_; }
   MemoryRegistry& Memory() { return memory_; }
 
-  // Aborts all streams, joins their workers, frees all memory and forgets all handles.
+  // After fork(): true in a child of a process whose runtime was in use (it had a context).
+  // The parent's stream workers do not exist in the child, so nothing inherited may be used,
+  // joined or destroyed: every call that would use a device, context, stream or event fails
+  // with ACL_ERROR_UNINITIALIZE until aclFinalize forgets the inherited state.
+  bool InheritedAcrossFork() const { return inherited_.load(std::memory_order_relaxed); }
+  // ACL_SUCCESS, or that error (recorded, naming `api`) in such a child.
+  aclError CheckNotForked(const char* api) const;
+
+  // Aborts all streams, joins their workers, frees all memory and forgets all handles. In a
+  // forked child (InheritedAcrossFork) it forgets the inherited state without touching it: the
+  // runtime starts afresh.
   // Refused (ACL_ERROR_FAILURE) from a host function: its stream's worker would have to
   // join itself.
   aclError Finalize();
 
  private:
   Runtime();
+  static void OnForkChild();
   std::shared_ptr<Context> DefaultContext(int device);  // made by the first SetDevice
   // Empties the context's stream list and forgets the handles of those streams.
   std::vector<std::shared_ptr<Stream>> TakeStreams(Context& context);
@@ -77,6 +89,8 @@ class Runtime {
   HandleTable<Stream> streams_{HandleKind::kStream};
   HandleTable<Event> events_{HandleKind::kEvent};
   MemoryRegistry memory_;
+  std::atomic<bool> in_use_{false};     // a context was made since the start or aclFinalize
+  std::atomic<bool> inherited_{false};  // forked while in use: see InheritedAcrossFork
 };
 
 }  // namespace distbarrier::runtime

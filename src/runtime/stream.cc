@@ -54,9 +54,13 @@ void Stream::DrainResumes() {
   t_pending.clear();
 }
 
-std::shared_ptr<Stream> Stream::Create(int device) { return std::shared_ptr<Stream>(new Stream(device), Release); }
+std::shared_ptr<Stream> Stream::Create(int device) {
+  return std::shared_ptr<Stream>(new Stream(device), Release);
+}
 
-const Stream* Stream::CurrentWorker() { return t_worker_of; }
+const Stream* Stream::CurrentWorker() {
+  return t_worker_of;
+}
 
 void Stream::Release(Stream* stream) {
   if (t_worker_of != stream) {
@@ -115,7 +119,9 @@ void Stream::Enqueue(Task task) {
   work_ready_.notify_one();
 }
 
-void Stream::SetThreadStarterForTesting(ThreadStarter starter) { g_thread_starter.store(starter); }
+void Stream::SetThreadStarterForTesting(ThreadStarter starter) {
+  g_thread_starter.store(starter);
+}
 
 void Stream::StartWorker() {
   std::lock_guard lock(mutex_);

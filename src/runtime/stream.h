@@ -142,8 +142,8 @@ class Stream {
   bool closing_ = false;  // written under both locks
   bool worker_exited_ = false;
   std::stop_source stop_;
-  bool delete_on_exit_ = false;  // the worker's own: its last reference went on the worker
-  std::thread worker_;  // under mutex_
+  bool delete_on_exit_ = false;              // the worker's own: its last reference went on the worker
+  std::thread worker_;                       // under mutex_
   std::atomic<bool> worker_started_{false};  // set once: launches skip StartWorker after
 };
 

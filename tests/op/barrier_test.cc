@@ -397,6 +397,9 @@ TEST_F(BarrierTest, InconsistentElasticTableFailsTheBarrier) {
   cases.push_back({base, "table1[1] is 9"});
   cases.back().info[4 + 1] = 9;
   cases.push_back({ElasticInfo(4, {0}), "excludes the calling rank 0"});
+  // table2 (localRank -> epRank) must map each kept rank back: table2[table1[r]] == r.
+  cases.push_back({base, "table2[1] is 2, expected 1"});
+  std::swap(cases.back().info[4 + 4 + 1], cases.back().info[4 + 4 + 2]);
   for (const Case& c : cases) {
     aclrtStream stream = nullptr;
     ASSERT_ACL_OK(aclrtSetDevice(0));

@@ -329,6 +329,63 @@ TEST_F(ValidationTest, TimeoutCheckedBeforeElastic) {
   EXPECT_THAT(Message(), HasSubstr("timeOut"));
 }
 
+// --- V2 tensors must lie inside one live allocation (issue 16.4) ---
+
+// An int32 tensor of `elements` over `data`, with the given stride.
+aclTensor* Int32View(void* data, int64_t elements, int64_t stride = 1) {
+  return aclCreateTensor(&elements, 1, ACL_INT32, &stride, 0, ACL_FORMAT_ND, &elements, 1, data);
+}
+
+// The shape was right but the allocation smaller: the barrier read past its end.
+TEST_F(ValidationTest, ElasticOverASmallerAllocationFails) {
+  void* small = nullptr;
+  ASSERT_ACL_OK(aclrtMalloc(&small, 16 * sizeof(int32_t), ACL_MEM_MALLOC_HUGE_FIRST));  // 36 needed
+  aclTensor* elastic = Int32View(small, 36);
+  EXPECT_EQ(V2(nullptr, elastic), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("elasticInfo bytes"));
+  EXPECT_THAT(Message(), HasSubstr("do not lie inside one live allocation"));
+  aclDestroyTensor(elastic);
+  EXPECT_ACL_OK(aclrtFree(small));
+}
+
+TEST_F(ValidationTest, TimeoutOverFreedOrForeignMemoryFails) {
+  void* freed = nullptr;
+  ASSERT_ACL_OK(aclrtMalloc(&freed, 64, ACL_MEM_MALLOC_HUGE_FIRST));
+  ASSERT_ACL_OK(aclrtFree(freed));
+  aclTensor* timeout = Int32View(freed, 1);
+  EXPECT_EQ(V2(timeout, nullptr), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("timeOut bytes"));
+  aclDestroyTensor(timeout);
+  // Plain host memory the runtime does not know: CANN would not take it either.
+  int32_t on_stack = 1000;
+  timeout = Int32View(&on_stack, 1);
+  EXPECT_EQ(V2(timeout, nullptr), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("timeOut bytes"));
+  aclDestroyTensor(timeout);
+}
+
+TEST_F(ValidationTest, ElasticInHostMemoryFromMallocHostIsAccepted) {
+  void* pinned = nullptr;
+  ASSERT_ACL_OK(aclrtMallocHost(&pinned, 36 * sizeof(int32_t)));
+  std::memset(pinned, 0, 36 * sizeof(int32_t));
+  aclTensor* elastic = Int32View(pinned, 36);
+  EXPECT_EQ(V2(nullptr, elastic), ACLNN_SUCCESS) << Message();
+  EXPECT_ACL_OK(aclDestroyAclOpExecutor(executor_));
+  aclDestroyTensor(elastic);
+  EXPECT_ACL_OK(aclrtFreeHost(pinned));
+}
+
+// A strided view was read as if contiguous; it is refused, not read by its strides.
+TEST_F(ValidationTest, StridedElasticViewFails) {
+  void* big = nullptr;
+  ASSERT_ACL_OK(aclrtMalloc(&big, 72 * sizeof(int32_t), ACL_MEM_MALLOC_HUGE_FIRST));
+  aclTensor* elastic = Int32View(big, 36, 2);
+  EXPECT_EQ(V2(nullptr, elastic), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("elasticInfo stride is 2, expected 1"));
+  aclDestroyTensor(elastic);
+  EXPECT_ACL_OK(aclrtFree(big));
+}
+
 // --- second stage ---
 
 class SecondStageTest : public ValidationTest {

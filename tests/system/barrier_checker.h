@@ -7,10 +7,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <random>
-#include <thread>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <mutex>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_support.h"
@@ -77,39 +80,110 @@ inline Jitter RandomJitter(std::mt19937& rng) {
   return {Jitter::kSleep, static_cast<int>(rng() % 200)};
 }
 
+// Ends a rank's wait for its stream when another rank gave up the run.
+struct RunAbandon {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool abandoned = false;
+
+  void Abandon() {
+    std::lock_guard lock(mutex);
+    abandoned = true;
+    changed.notify_all();
+  }
+  bool Abandoned() {
+    std::lock_guard lock(mutex);
+    return abandoned;
+  }
+};
+
+// A point in a rank's stream: a host function marks it reached.
+struct StreamMark {
+  RunAbandon* run;
+  bool reached = false;
+};
+
+inline void MarkReached(void* arg) {
+  auto* mark = static_cast<StreamMark*>(arg);
+  std::lock_guard lock(mark->run->mutex);
+  mark->reached = true;
+  mark->run->changed.notify_all();
+}
+
 // Runs `barriers` V1 barriers on `ranks` ranks (one thread and stream each, devices
 // 0..ranks-1), recording tickets around each, optionally with random per-rank jitter before
 // each barrier and random host-side syncs. Returns FirstViolation of the recording.
-inline std::string RunRecordedBarriers(int ranks, int barriers, bool jitter) {
+//
+// A rank whose assertion fires must fail the test, not crash it or hang the others: every
+// host-function argument lives here, outside the rank threads; a failing rank abandons the
+// run, which ends the others' waits (they wait for a mark their stream reaches, or for the
+// abandonment) and they stop quietly; then aclFinalize aborts and joins every stream before
+// anything they point to goes. `fail_rank` injects such a failure (tests of this harness).
+inline std::string RunRecordedBarriers(int ranks, int barriers, bool jitter, int fail_rank = -1) {
   std::vector<HcclComm> comms = MakeGroup(FirstDevices(ranks));
   const std::string group = CommName(comms[0]);
   std::atomic<uint64_t> clock{0};
   std::vector<std::vector<uint64_t>> arrive(ranks, std::vector<uint64_t>(barriers, 0));
   std::vector<std::vector<uint64_t>> leave(ranks, std::vector<uint64_t>(barriers, 0));
+  struct RankArgs {
+    std::vector<Jitter> jitters;
+    std::vector<Ticket> arrive_tickets, leave_tickets;
+    std::deque<StreamMark> marks;  // stable addresses
+  };
+  std::vector<RankArgs> args(static_cast<size_t>(ranks));
+  RunAbandon run;
 
   RunRanks(ranks, [&](int rank) {
+    bool finished = false;
+    struct AbandonUnlessFinished {  // runs when an assertion returns early
+      const bool& finished;
+      RunAbandon& run;
+      ~AbandonUnlessFinished() {
+        if (!finished) run.Abandon();
+      }
+    } abandon_unless_finished{finished, run};
+    // A call that fails because another rank abandoned the run is not a failure of its own.
+    auto ok = [&](int status, const char* what) {
+      if (status == 0) return true;
+      if (!run.Abandoned()) ADD_FAILURE() << "rank " << rank << ": " << what << ": " << aclGetRecentErrMsg();
+      return false;
+    };
+    RankArgs& mine = args[static_cast<size_t>(rank)];
+    // Waits for the stream to reach this point, unless the run is abandoned meanwhile.
+    auto synchronize = [&](aclrtStream stream) {
+      StreamMark& mark = mine.marks.emplace_back(StreamMark{&run});
+      if (!ok(aclrtLaunchHostFunc(stream, MarkReached, &mark), "launch mark")) return false;
+      {
+        std::unique_lock lock(run.mutex);
+        run.changed.wait(lock, [&] { return mark.reached || run.abandoned; });
+        if (!mark.reached) return false;
+      }
+      return ok(aclrtSynchronizeStream(stream), "aclrtSynchronizeStream");
+    };
     std::mt19937 rng(static_cast<uint32_t>(1000 * ranks + rank));
     aclrtStream stream = nullptr;
-    ASSERT_ACL_OK(aclrtCreateStream(&stream));
+    if (!ok(aclrtCreateStream(&stream), "aclrtCreateStream")) return;
     DeviceTensor x_ref = MakeTensor(ACL_FLOAT, {1});
-    // Arguments of the host functions must outlive their tasks: one record per barrier.
-    std::vector<Jitter> jitters(barriers);
-    std::vector<Ticket> arrive_tickets(barriers), leave_tickets(barriers);
+    mine.jitters.resize(static_cast<size_t>(barriers));
+    mine.arrive_tickets.resize(static_cast<size_t>(barriers));
+    mine.leave_tickets.resize(static_cast<size_t>(barriers));
     for (int k = 0; k < barriers; ++k) {
-      jitters[k] = jitter ? RandomJitter(rng) : Jitter{Jitter::kNone, 0};
-      arrive_tickets[k] = {&clock, &arrive[rank][k]};
-      leave_tickets[k] = {&clock, &leave[rank][k]};
-      ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, ApplyJitter, &jitters[k]));
-      ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, TakeTicket, &arrive_tickets[k]));
-      ASSERT_EQ(EnqueueBarrier(x_ref.tensor, group, ranks, stream), ACLNN_SUCCESS) << aclGetRecentErrMsg();
-      ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, TakeTicket, &leave_tickets[k]));
+      ASSERT_FALSE(rank == fail_rank && k == barriers / 2) << "rank " << rank << ": injected failure";
+      mine.jitters[k] = jitter ? RandomJitter(rng) : Jitter{Jitter::kNone, 0};
+      mine.arrive_tickets[k] = {&clock, &arrive[rank][k]};
+      mine.leave_tickets[k] = {&clock, &leave[rank][k]};
+      if (!ok(aclrtLaunchHostFunc(stream, ApplyJitter, &mine.jitters[k]), "launch jitter")) return;
+      if (!ok(aclrtLaunchHostFunc(stream, TakeTicket, &mine.arrive_tickets[k]), "launch ticket")) return;
+      if (!ok(EnqueueBarrier(x_ref.tensor, group, ranks, stream), "barrier")) return;
+      if (!ok(aclrtLaunchHostFunc(stream, TakeTicket, &mine.leave_tickets[k]), "launch ticket")) return;
       // Mix host behaviours: sometimes a round trip, sometimes run ahead of the stream.
-      if (jitter && rng() % 8 == 0) {
-        ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
-      }
+      if (jitter && rng() % 8 == 0 && !synchronize(stream)) return;
     }
-    ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+    if (!synchronize(stream)) return;
+    finished = true;
   });
+  // An abandoned run's streams still hold tasks that point into `args` and the tickets.
+  if (run.Abandoned()) aclFinalize();
   return FirstViolation(arrive, leave);
 }
 

@@ -1,21 +1,21 @@
 // Durations from the environment saturate instead of overflowing: a huge value means
 // "practically never", not "at once". Each test case runs as its own process, so setenv is
 // local to it.
-#include <gtest/gtest.h>
+#include "common/env.h"
 
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <future>
-#include <thread>
 #include <cstdlib>
+#include <future>
 #include <string>
+#include <thread>
 
 #include "common/deadline.h"
-#include "common/env.h"
 #include "op/distribute_barrier/barrier_task.h"
 #include "test_support.h"
 
@@ -95,8 +95,7 @@ TEST_F(EnvBarrierTest, HugeDefaultTimeoutDoesNotTimeOutAtOnce) {
   ASSERT_EQ(EnqueueBarrierV2(x0.tensor, nullptr, nullptr, CommName(comms[0]), 2, stream0), 0) << aclGetRecentErrMsg();
   // Rank 1 has not arrived: the barrier is still waiting (the stream-sync timeout, not a
   // barrier timeout). No upper bound on anything: only "not failed by now".
-  EXPECT_EQ(aclrtSynchronizeStreamWithTimeout(stream0, 100), ACL_ERROR_RT_STREAM_SYNC_TIMEOUT)
-      << aclGetRecentErrMsg();
+  EXPECT_EQ(aclrtSynchronizeStreamWithTimeout(stream0, 100), ACL_ERROR_RT_STREAM_SYNC_TIMEOUT) << aclGetRecentErrMsg();
   ASSERT_ACL_OK(aclrtSetDevice(1));
   aclrtStream stream1 = NewStream();
   DeviceTensor x1 = MakeInt32Tensor({0});

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -109,7 +110,16 @@ TEST_F(EventTest, SynchronizeEventWaitsForTheRecord) {
   EXPECT_EQ(aclrtQueryEventStatus(event, nullptr), ACL_ERROR_INVALID_PARAM);
 }
 
-TEST_F(EventTest, ElapsedTimeBetweenTwoRecordsIsNonNegative) {
+// Runs on the stream for at least `kHostWork` of steady-clock time, as measured by itself.
+constexpr auto kHostWork = std::chrono::milliseconds(20);
+void WorkForAWhile(void* /*arg*/) {
+  const auto until = std::chrono::steady_clock::now() + kHostWork;
+  while (std::chrono::steady_clock::now() < until) std::this_thread::sleep_until(until);
+}
+
+// The time between two records covers the work between them: a lower bound only (the
+// stream's work took at least kHostWork), never an upper one.
+TEST_F(EventTest, ElapsedTimeBetweenTwoRecordsCoversTheWorkBetweenThem) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
   aclrtStream stream = NewStream();
   aclrtEvent start = nullptr;
@@ -117,14 +127,17 @@ TEST_F(EventTest, ElapsedTimeBetweenTwoRecordsIsNonNegative) {
   ASSERT_ACL_OK(aclrtCreateEvent(&start));
   ASSERT_ACL_OK(aclrtCreateEvent(&end));
   ASSERT_ACL_OK(aclrtRecordEvent(start, stream));
-  std::atomic<bool>& ran = NewFlag();
-  ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, SetFlag, &ran));
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, WorkForAWhile, nullptr));
   ASSERT_ACL_OK(aclrtRecordEvent(end, stream));
   ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  const float work_ms = std::chrono::duration<float, std::milli>(kHostWork).count();
   float ms = -1.0f;
   ASSERT_ACL_OK(aclrtEventElapsedTime(&ms, start, end));
-  EXPECT_GE(ms, 0.0f);
-  EXPECT_TRUE(ran.load());
+  EXPECT_GE(ms, work_ms);
+  // Reversed, the same span is negative.
+  float reversed = 0.0f;
+  ASSERT_ACL_OK(aclrtEventElapsedTime(&reversed, end, start));
+  EXPECT_LE(reversed, -work_ms);
   EXPECT_EQ(aclrtEventElapsedTime(nullptr, start, end), ACL_ERROR_INVALID_PARAM);
 }
 

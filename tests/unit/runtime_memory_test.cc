@@ -1,6 +1,7 @@
 // The ACL runtime slice through its public C API: device and host memory, copies, memset.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -184,6 +185,77 @@ TEST_F(MemoryTest, MemcpyAsyncRunsInStreamOrder) {
   ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
   EXPECT_EQ(result, std::vector<int32_t>(kCount, 7));
   EXPECT_ACL_OK(aclrtFree(dev));
+}
+
+// The rule (docs/DESIGN.md, "Memory and queued tasks"): a free unregisters the pointer at
+// once, but a queued task that uses the block keeps its bytes until it ran. Without it the
+// copies below read and wrote freed memory (ASan: heap-use-after-free).
+TEST_F(MemoryTest, FreeRightAfterAnAsyncCopyIsSafe) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  aclrtStream stream = NewStream();
+  constexpr size_t kCount = 1024;
+  constexpr size_t kBytes = kCount * sizeof(int32_t);
+  void* pinned = nullptr;
+  ASSERT_ACL_OK(aclrtMallocHost(&pinned, kBytes));
+  std::fill_n(static_cast<int32_t*>(pinned), kCount, 42);
+  void* dev = nullptr;
+  ASSERT_ACL_OK(aclrtMalloc(&dev, kBytes, ACL_MEM_MALLOC_HUGE_FIRST));
+  static std::vector<int32_t> result;
+  result.assign(kCount, 0);
+
+  Gate& gate = Block(stream);  // nothing runs before both frees
+  ASSERT_ACL_OK(aclrtMemcpyAsync(dev, kBytes, pinned, kBytes, ACL_MEMCPY_HOST_TO_DEVICE, stream));
+  ASSERT_ACL_OK(aclrtMemcpyAsync(result.data(), kBytes, dev, kBytes, ACL_MEMCPY_DEVICE_TO_HOST, stream));
+  EXPECT_ACL_OK(aclrtFreeHost(pinned));
+  EXPECT_ACL_OK(aclrtFree(dev));
+  // The handles are gone at once.
+  EXPECT_EQ(aclrtFree(dev), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtMemset(dev, kBytes, 0, kBytes), ACL_ERROR_INVALID_PARAM);
+  gate.Open();
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  EXPECT_EQ(result, std::vector<int32_t>(kCount, 42));
+}
+
+TEST_F(MemoryTest, CopyPastTheEndOfAMallocHostBlockIsInvalidParam) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  void* pinned = nullptr;
+  ASSERT_ACL_OK(aclrtMallocHost(&pinned, 64));
+  void* dev = nullptr;
+  ASSERT_ACL_OK(aclrtMalloc(&dev, 1024, ACL_MEM_MALLOC_HUGE_FIRST));
+  EXPECT_EQ(aclrtMemcpy(pinned, 1024, dev, 1024, ACL_MEMCPY_DEVICE_TO_HOST), ACL_ERROR_INVALID_PARAM);
+  EXPECT_NE(std::string(aclGetRecentErrMsg()).find("runs past the end of its aclrtMallocHost block"), std::string::npos)
+      << aclGetRecentErrMsg();
+  EXPECT_EQ(aclrtMemcpy(dev, 1024, static_cast<char*>(pinned) + 32, 64, ACL_MEMCPY_HOST_TO_DEVICE),
+            ACL_ERROR_INVALID_PARAM);
+  EXPECT_ACL_OK(aclrtMemcpy(dev, 1024, pinned, 64, ACL_MEMCPY_HOST_TO_DEVICE));
+  EXPECT_ACL_OK(aclrtFreeHost(pinned));
+  EXPECT_ACL_OK(aclrtFree(dev));
+}
+
+// A V2 barrier reads its timeOut and elasticInfo tensors when it runs, which may be after
+// the program freed them: the barrier holds their blocks (ASan: heap-use-after-free without).
+TEST_F(MemoryTest, BarrierTensorsFreedAfterTheLaunchStayReadable) {
+  std::vector<HcclComm> comms = MakeGroup(FirstDevices(2));
+  ASSERT_EQ(comms.size(), 2u);
+  const std::string group = CommName(comms[0]);
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  aclrtStream stream0 = NewStream();
+  DeviceTensor x0 = MakeInt32Tensor({0});
+  DeviceTensor timeout = MakeInt32Tensor({60 * 1000 * 1000});        // 60 s, never reached
+  DeviceTensor elastic = MakeInt32Tensor({1, 2, 0, 0, 0, 1, 0, 1});  // both ranks, elastically
+  Gate& gate = Block(stream0);  // the barrier reads its tensors only after the frees
+  ASSERT_EQ(EnqueueBarrierV2(x0.tensor, timeout.tensor, elastic.tensor, group, 2, stream0), 0) << aclGetRecentErrMsg();
+  EXPECT_ACL_OK(aclrtFree(timeout.data));
+  EXPECT_ACL_OK(aclrtFree(elastic.data));
+  aclDestroyTensor(timeout.tensor);
+  aclDestroyTensor(elastic.tensor);
+  gate.Open();
+  ASSERT_ACL_OK(aclrtSetDevice(1));
+  aclrtStream stream1 = NewStream();
+  DeviceTensor x1 = MakeInt32Tensor({0});
+  ASSERT_EQ(EnqueueBarrierV2(x1.tensor, nullptr, nullptr, CommName(comms[1]), 2, stream1), 0) << aclGetRecentErrMsg();
+  EXPECT_ACL_OK(aclrtSynchronizeStream(stream1));
+  EXPECT_ACL_OK(aclrtSynchronizeStream(stream0));
 }
 
 TEST_F(MemoryTest, MemcpyAsyncChecksLikeMemcpy) {

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <system_error>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -473,6 +473,7 @@ TEST_F(StreamTest, AWorkerThatCannotStartIsAnErrorCodeAndNothingIsQueued) {
   aclrtEvent event = nullptr;
   ASSERT_ACL_OK(aclrtCreateEvent(&event));
   std::atomic<bool>& ran = NewFlag();
+  DeviceTensor x_ref = MakeInt32Tensor({0});
   {
     RefuseThreads refuse;
     EXPECT_EQ(aclrtLaunchHostFunc(stream, SetFlag, &ran), ACL_ERROR_RT_INTERNAL_ERROR);
@@ -481,6 +482,7 @@ TEST_F(StreamTest, AWorkerThatCannotStartIsAnErrorCodeAndNothingIsQueued) {
     EXPECT_NE(message.find("Resource temporarily unavailable"), std::string::npos) << message;
     EXPECT_EQ(aclrtRecordEvent(event, stream), ACL_ERROR_RT_INTERNAL_ERROR);
     EXPECT_EQ(HcclBarrier(comms[0], stream), HCCL_E_SYSCALL);
+    EXPECT_EQ(EnqueueBarrier(x_ref.tensor, CommName(comms[0]), 2, stream), ACLNN_ERR_RUNTIME_ERROR);
   }
   // Nothing was left queued: the stream syncs at once, the failed record does not hang its
   // waiters, and the stream works once threads can be made again.

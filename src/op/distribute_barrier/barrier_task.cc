@@ -108,6 +108,13 @@ std::variant<std::vector<int>, std::string> ElasticRequiredRanks(const int32_t* 
   if (table1[my_rank] == -1) {
     return fmt::format("elasticInfo excludes the calling rank {} (table1[{}] is -1)", my_rank, my_rank);
   }
+  const int32_t* table2 = table1 + world_size;
+  for (int rank : required) {
+    if (table2[table1[rank]] != rank) {
+      return fmt::format("elasticInfo table2[{}] is {}, expected {} (table1[{}] is {}: table2 must map it back)",
+                         table1[rank], table2[table1[rank]], rank, rank, table1[rank]);
+    }
+  }
   return required;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "comm/group.h"
+#include "runtime/memory.h"
 #include "runtime/task.h"
 
 namespace distbarrier::op {
@@ -22,6 +23,10 @@ struct BarrierPlan {
   // V2 device tensors, read when the barrier runs (as a kernel would read them).
   const int32_t* timeout_us = nullptr;    // one element; <= 0 means no timeout
   const int32_t* elastic_info = nullptr;  // 4 + 2 * worldSize elements
+  // The allocations those tensors lie in, held while the plan lives (the executor and each
+  // launched barrier): an aclrtFree after the launch leaves the bytes readable.
+  runtime::MemoryRef timeout_memory;
+  runtime::MemoryRef elastic_memory;
   // A barrier without timeout warns once after this long: DISTBARRIER_WARN_S (default 30).
   std::chrono::milliseconds warn_after{30000};
 };
@@ -33,7 +38,10 @@ runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan);
 
 // The ranks an elastic barrier waits for, from elasticInfo = [isElastic, rankNumAfter,
 // sharedExpertRankNum, moeExpertNum, table1[worldSize], table2[worldSize]]; every rank
-// when isElastic is 0. An error message when the table is inconsistent.
+// when isElastic is 0. An error message when the table is inconsistent: table1 (epRank ->
+// localRank or -1) must list rankNumAfter ranks, the caller among them, and table2 (localRank
+// -> epRank) must map each of them back (table2[table1[r]] == r); table2's entries from
+// rankNumAfter on are not read.
 std::variant<std::vector<int>, std::string> ElasticRequiredRanks(const int32_t* info, int world_size,
                                                                  int my_rank);
 

@@ -57,7 +57,29 @@ aclnnStatus CheckInt32Tensor(const char* api, const char* name, const Tensor& te
   if (tensor.offset < 0 || tensor.offset > kMaxOffset) {
     return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {} offset {} is out of range [0, 2^40]", api, name, tensor.offset);
   }
+  // The barrier reads the elements one after another: a strided view is refused, not read by
+  // its strides.
+  if (elements > 1 && !tensor.strides.empty() && tensor.strides[0] != 1) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}: {} stride is {}, expected 1 (a contiguous view)", api, name,
+                tensor.strides[0]);
+  }
   return ACLNN_SUCCESS;
+}
+
+// The allocation that holds all of the int32 tensor's bytes: device memory from aclrtMalloc
+// or host memory from aclrtMallocHost (the barrier reads them when it runs). Other memory,
+// or a view that runs past its allocation's end, is refused.
+aclnnStatus FindTensorMemory(const char* api, const char* name, const Tensor& tensor, runtime::MemoryRef* out) {
+  const void* first = tensor.FirstElement();
+  const size_t bytes = static_cast<size_t>(tensor.ElementCount()) * sizeof(int32_t);
+  auto& memory = runtime::Runtime::Instance().Memory();
+  *out = memory.Find(first, bytes, runtime::MemoryKind::kDevice);
+  if (!*out) *out = memory.Find(first, bytes, runtime::MemoryKind::kHost);
+  if (*out) return ACLNN_SUCCESS;
+  return Fail(ACLNN_ERR_PARAM_INVALID,
+              "{}: {} bytes [{}, +{}) do not lie inside one live allocation (device memory from aclrtMalloc or host "
+              "memory from aclrtMallocHost): freed, too small for the view, or not from the runtime",
+              api, name, first, bytes);
 }
 
 }  // namespace
@@ -128,6 +150,10 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
     if (aclnnStatus status = CheckInt32Tensor(api, "timeOut", *timeout, 1, "(1)"); status != ACLNN_SUCCESS) {
       return status;
     }
+    if (aclnnStatus status = FindTensorMemory(api, "timeOut", *timeout, &plan->timeout_memory);
+        status != ACLNN_SUCCESS) {
+      return status;
+    }
     plan->timeout_us = static_cast<const int32_t*>(timeout->FirstElement());
   }
   if (args.elastic != nullptr) {
@@ -138,6 +164,10 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
     const int64_t elements = 4 + 2 * args.world_size;
     const std::string expected = fmt::format("({}) = 4 + 2 * worldSize", elements);
     if (aclnnStatus status = CheckInt32Tensor(api, "elasticInfo", *elastic, elements, expected.c_str());
+        status != ACLNN_SUCCESS) {
+      return status;
+    }
+    if (aclnnStatus status = FindTensorMemory(api, "elasticInfo", *elastic, &plan->elastic_memory);
         status != ACLNN_SUCCESS) {
       return status;
     }
