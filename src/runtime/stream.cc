@@ -371,6 +371,11 @@ void Stream::Join() {
   if (worker_.joinable()) worker_.join();  // another Join may have joined it while we waited
 }
 
+size_t Stream::BlockedSynchronizers() const {
+  std::lock_guard lock(mutex_);
+  return sync_targets_.size();
+}
+
 bool Stream::WorkerExited() const {
   std::lock_guard lock(mutex_);
   return worker_exited_;

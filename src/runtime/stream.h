@@ -65,6 +65,8 @@ class Stream {
 
   // True when every enqueued task has finished.
   bool Idle() const;
+  // How many threads are blocked in Synchronize now (tests: a synchronize is under way).
+  size_t BlockedSynchronizers() const;
 
   // Destroy: no more tasks will come; the worker finishes the queue and exits.
   void Close();

@@ -8,11 +8,13 @@
 #include <mutex>
 #include <regex>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
 #include "comm/group.h"
 #include "common/log.h"
+#include "runtime/runtime.h"
 #include "test_support.h"
 
 namespace distbarrier::testing {
@@ -479,15 +481,20 @@ TEST_F(BarrierTest, HcclBarrierHoldsLikeTheOperator) {
 
 // --- shutdown while waiting ---
 
+// A synchronize blocked on a waiting barrier when aclFinalize runs gets the abort, not a hang:
+// the test waits until the synchronize is really blocked before it finalizes.
 TEST_F(BarrierTest, FinalizeWhileABarrierWaitsAbortsItInsteadOfHanging) {
   Setup(2);
   ASSERT_EQ(Enqueue(0), ACLNN_SUCCESS);
+  aclError resolve_error = ACL_SUCCESS;
+  std::shared_ptr<runtime::Stream> stream = runtime::Runtime::Instance().ResolveStream(streams_[0], &resolve_error);
+  ASSERT_NE(stream, nullptr) << resolve_error;
   int sync_result = 0;
   std::thread waiter([&] { sync_result = aclrtSynchronizeStream(streams_[0]); });
+  while (stream->BlockedSynchronizers() == 0) std::this_thread::yield();
   EXPECT_ACL_OK(aclFinalize());
   waiter.join();
-  // Either the sync saw the abort, or it started after aclFinalize and found no stream.
-  EXPECT_TRUE(sync_result == ACL_ERROR_RT_STREAM_ABORT || sync_result == ACL_ERROR_RT_INVALID_HANDLE) << sync_result;
+  EXPECT_EQ(sync_result, ACL_ERROR_RT_STREAM_ABORT);
 }
 
 TEST_F(BarrierTest, DestroyingAStreamWithAWaitingBarrierReturnsAtOnce) {
