@@ -2,8 +2,12 @@
 
 #include <sched.h>
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
+#include "common/deadline.h"
+#include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -14,6 +18,9 @@ namespace {
 // for: when the other side is about to come, a hand-off costs a yield instead of two futex
 // calls and a wake-up. Bounded, so an idle stream still sleeps.
 constexpr int kYieldsBeforeSleep = 50;
+// Unfinished tasks a stream holds before a launch waits for room: far more than a program
+// keeps in flight on purpose, far less than the memory a runaway launch loop would take.
+constexpr int64_t kDefaultQueueDepth = 4096;
 
 template <typename Ready>
 void YieldUntil(Ready ready) {
@@ -89,6 +96,7 @@ void Stream::Enqueue(Task task) {
       throw;
     }
   }
+  WaitForRoom();
   {
     std::unique_lock inbox(inbox_mutex_);
     if (closing_) {  // destroyed or aborted: nobody will run it
@@ -117,6 +125,38 @@ void Stream::Enqueue(Task task) {
   }
   lock.unlock();
   work_ready_.notify_one();
+}
+
+uint64_t Stream::QueueDepth() {
+  static const uint64_t depth = static_cast<uint64_t>(std::clamp<int64_t>(
+      EnvInt("DISTBARRIER_STREAM_QUEUE_DEPTH", kDefaultQueueDepth), 1, std::numeric_limits<int64_t>::max()));
+  return depth;
+}
+
+void Stream::WaitForRoom() {
+  const uint64_t depth = QueueDepth();
+  auto full = [&] {
+    return enqueued_seen_.load(std::memory_order_acquire) - finished_seen_.load(std::memory_order_acquire) >= depth;
+  };
+  if (!full() || t_worker_of == this) return;
+  std::unique_lock lock(mutex_);
+  const Clock::time_point start = Clock::now();
+  const auto warn_at = DeadlineAfter(
+      start, EnvDuration("DISTBARRIER_WARN_S", std::chrono::seconds(1)).value_or(std::chrono::seconds(30)));
+  bool warned = false;
+  ++room_waiters_;
+  while (full() && !closing_) {
+    if (room_ready_.wait_until(lock, warned ? Clock::time_point::max() : warn_at) == std::cv_status::timeout &&
+        !warned) {
+      warned = true;
+      Log(LogLevel::kWarning,
+          "a launch onto a stream of device {} has waited {} s for room: {} tasks are unfinished, the queue holds {} "
+          "(DISTBARRIER_STREAM_QUEUE_DEPTH); still waiting",
+          device_, std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start).count(),
+          enqueued_seen_.load() - finished_, depth);
+    }
+  }
+  --room_waiters_;
 }
 
 void Stream::SetThreadStarterForTesting(ThreadStarter starter) {
@@ -257,6 +297,7 @@ void Stream::FinishLocked(TaskStatus failure) {
   ++finished_;
   finished_seen_.store(finished_, std::memory_order_release);
   if (!sync_targets_.empty() && *sync_targets_.begin() <= finished_) work_done_.notify_all();
+  if (room_waiters_ != 0) room_ready_.notify_all();
 }
 
 void Stream::RunWorker() {
@@ -347,6 +388,7 @@ void Stream::Close() {
     if (!worker_.joinable()) worker_exited_ = true;
   }
   work_ready_.notify_all();
+  room_ready_.notify_all();
 }
 
 void Stream::Abort(TaskStatus reason) {
@@ -360,6 +402,7 @@ void Stream::Abort(TaskStatus reason) {
   // Under the lock: a worker that checked for a stop and is about to sleep cannot miss it.
   stop_.request_stop();
   work_ready_.notify_all();
+  room_ready_.notify_all();
 }
 
 void Stream::Join() {
@@ -374,6 +417,11 @@ void Stream::Join() {
 size_t Stream::BlockedSynchronizers() const {
   std::lock_guard lock(mutex_);
   return sync_targets_.size();
+}
+
+int Stream::BlockedLaunches() const {
+  std::lock_guard lock(mutex_);
+  return room_waiters_;
 }
 
 bool Stream::WorkerExited() const {

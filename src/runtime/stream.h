@@ -54,8 +54,14 @@ class Stream {
 
   // Queues `task`, or drops it (on_drop) when the stream is closing. Throws std::system_error
   // when the stream's worker thread cannot start (RLIMIT_NPROC); then nothing is queued and
-  // on_drop has been called.
+  // on_drop has been called. A stream holds at most QueueDepth() unfinished tasks, as a
+  // device's task queue does: a launch beyond that waits for room (printing once after
+  // DISTBARRIER_WARN_S that it waits, so a program that launches a rank far ahead of the ranks
+  // it waits for is not silent). A task of this stream launching onto it never waits (it
+  // would wait for itself).
   void Enqueue(Task task);
+  // DISTBARRIER_STREAM_QUEUE_DEPTH, default 4096, at least 1; read once.
+  static uint64_t QueueDepth();
 
   // Waits for every task enqueued before the call. Returns the stream's failure, if any
   // (and makes its message the caller's recent error), or ACL_ERROR_RT_STREAM_SYNC_TIMEOUT
@@ -67,6 +73,8 @@ class Stream {
   bool Idle() const;
   // How many threads are blocked in Synchronize now (tests: a synchronize is under way).
   size_t BlockedSynchronizers() const;
+  // How many launches wait for room in a full queue now.
+  int BlockedLaunches() const;
 
   // Destroy: no more tasks will come; the worker finishes the queue and exits.
   void Close();
@@ -84,6 +92,8 @@ class Stream {
   void RunWorker();
   // Starts the worker unless it runs or the stream is closing; may throw std::system_error.
   void StartWorker();
+  // Blocks while QueueDepth() tasks are unfinished (see Enqueue).
+  void WaitForRoom();
   // The deleter of Create: deletes now, or on its own worker hands the deletion to the worker's exit.
   static void Release(Stream* stream);
   // Runs the resumes this thread queued while it drove streams.
@@ -114,12 +124,14 @@ class Stream {
   // the inbox into queue_ in batches. Lock order: mutex_, then inbox_mutex_.
   AdaptiveMutex inbox_mutex_;
   std::vector<Task> inbox_;
-  uint64_t enqueued_ = 0;                  // under inbox_mutex_
+  uint64_t enqueued_ = 0;                   // under inbox_mutex_
   std::atomic<uint64_t> enqueued_seen_{0};  // its copy, readable without a lock
 
-  mutable AdaptiveMutex mutex_;  // everything below
+  mutable AdaptiveMutex mutex_;             // everything below
   std::condition_variable_any work_ready_;  // the worker's
   std::condition_variable_any work_done_;   // synchronizers'
+  std::condition_variable_any room_ready_;  // launches waiting for room in a full queue
+  int room_waiters_ = 0;
   std::deque<Task> queue_;
   uint64_t taken_ = 0;  // tasks moved from the inbox to queue_
   uint64_t finished_ = 0;
@@ -133,10 +145,10 @@ class Stream {
   // publication of its task are seq_cst, so either the launch sees the role free (and takes
   // it) or the runner sees the task (and keeps the role).
   std::atomic<Runner> runner_{Runner::kNone};
-  Task suspended_;                            // while runner_ is kSuspended
-  Clock::time_point suspended_wake_;          // when the worker polls it
-  bool resume_coming_ = false;                // someone took it over: do not poll
-  std::optional<TaskStatus> early_resume_;    // resumed before its runner finished suspending it
+  Task suspended_;                          // while runner_ is kSuspended
+  Clock::time_point suspended_wake_;        // when the worker polls it
+  bool resume_coming_ = false;              // someone took it over: do not poll
+  std::optional<TaskStatus> early_resume_;  // resumed before its runner finished suspending it
   // When the sleeping worker wakes by itself (min while it is awake): a suspension that needs
   // an earlier poll wakes it, any other lets it sleep.
   Clock::time_point worker_alarm_ = Clock::time_point::min();

@@ -174,6 +174,31 @@ TEST_F(BarrierTest, ManyStreamsOfOneRankWaitingAllParkWithoutPolling) {
   EXPECT_EQ(std::get<comm::Member>(member).group->Parked().ParkedCount(), 0);
 }
 
+// With a queue of 4, rank 0's thread launches 100 barriers before rank 1 has launched any:
+// its fifth launch waits for room (observed), and room comes only from rank 1's thread, whose
+// arrivals release rank 0's barriers and drive its stream on. No deadlock; all pass.
+TEST_F(BarrierTest, ALaunchWaitingForRoomIsFreedByTheOtherRanksProgress) {
+  setenv("DISTBARRIER_STREAM_QUEUE_DEPTH", "4", 1);
+  ASSERT_EQ(runtime::Stream::QueueDepth(), 4u);
+  constexpr int kBarriers = 100;
+  Setup(2);
+  aclError resolve_error = ACL_SUCCESS;
+  std::shared_ptr<runtime::Stream> stream0 = runtime::Runtime::Instance().ResolveStream(streams_[0], &resolve_error);
+  ASSERT_NE(stream0, nullptr);
+  std::thread rank0([&] {
+    for (int k = 0; k < kBarriers; ++k) ASSERT_EQ(Enqueue(0), ACLNN_SUCCESS) << aclGetRecentErrMsg();
+  });
+  while (stream0->BlockedLaunches() == 0) std::this_thread::yield();  // rank 0's queue is full
+  std::thread rank1([&] {
+    for (int k = 0; k < kBarriers; ++k) ASSERT_EQ(Enqueue(1), ACLNN_SUCCESS) << aclGetRecentErrMsg();
+  });
+  rank0.join();
+  rank1.join();
+  EXPECT_ACL_OK(aclrtSynchronizeStream(streams_[0]));
+  EXPECT_ACL_OK(aclrtSynchronizeStream(streams_[1]));
+  unsetenv("DISTBARRIER_STREAM_QUEUE_DEPTH");
+}
+
 TEST_F(BarrierTest, TwoCommunicatorsOverTheSameDevicesAreIndependent) {
   Setup(2);
   std::vector<HcclComm> second = MakeGroup(FirstDevices(2));
