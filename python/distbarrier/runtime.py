@@ -172,8 +172,10 @@ def init_all(devices):
     return [Communicator(handle) for handle in _C.comm_init_all(devices)]
 
 
-_init_group_count = 0  # one root-info key per init_group call: the same order on every rank
-_init_group_lock = threading.Lock()
+# The store key of each init_group call: the n-th call of a thread uses ".../n", so that ranks
+# that make their groups in the same order (one thread per rank, in processes or in threads
+# of one process) meet on the same key.
+_init_group_calls = threading.local()
 
 
 def _env_int(name):
@@ -183,7 +185,7 @@ def _env_int(name):
     return int(value)
 
 
-def init_group(rank=None, world_size=None, store=None, device=None, timeout_s=120):
+def init_group(rank=None, world_size=None, store=None, device=None, timeout_s=120, key=None):
     """Joins a group of `world_size` processes as `rank` (HcclCommInitRootInfo). Rank 0 makes
     the root info (HcclGetRootInfo) and ships its 4108 bytes through `store` (a
     torch.distributed Store, or any object with set(key, bytes) and get(key) -> bytes); the
@@ -191,8 +193,8 @@ def init_group(rank=None, world_size=None, store=None, device=None, timeout_s=12
 
     Defaults come from the environment torchrun sets: RANK, WORLD_SIZE, LOCAL_RANK (the
     device) and MASTER_ADDR / MASTER_PORT (a torch.distributed.TCPStore hosted by rank 0).
+    `key`: the store key of the root info (default: one per init_group call of the thread).
     Sets the calling thread's device and returns the Communicator."""
-    global _init_group_count
     rank = _env_int("RANK") if rank is None else rank
     world_size = _env_int("WORLD_SIZE") if world_size is None else world_size
     _check_int("world_size", world_size, 1, 2**31 - 1)
@@ -204,9 +206,12 @@ def init_group(rank=None, world_size=None, store=None, device=None, timeout_s=12
     if not (callable(getattr(store, "set", None)) and callable(getattr(store, "get", None))):
         raise TypeError(f"store must have set(key, value) and get(key), not {type(store).__name__}")
     set_device(device)
-    with _init_group_lock:
-        key = f"distbarrier/root_info/{_init_group_count}"
-        _init_group_count += 1
+    calls = getattr(_init_group_calls, "count", 0)
+    _init_group_calls.count = calls + 1
+    if key is None:
+        key = f"distbarrier/root_info/{calls}"
+    elif not isinstance(key, str):
+        raise TypeError(f"key must be a str, not {type(key).__name__}")
     if rank == 0:
         root = _C.get_root_info()
         store.set(key, root)
