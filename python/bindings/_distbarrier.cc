@@ -96,8 +96,8 @@ class TensorView {
  public:
   TensorView(uintptr_t data, const std::vector<int64_t>& dims, const std::vector<int64_t>& strides, int dtype)
       : tensor_(aclCreateTensor(dims.data(), dims.size(), static_cast<aclDataType>(dtype),
-                                strides.empty() ? nullptr : strides.data(), 0, ACL_FORMAT_ND, dims.data(),
-                                dims.size(), FromInt<void*>(data))) {
+                                strides.empty() ? nullptr : strides.data(), 0, ACL_FORMAT_ND, dims.data(), dims.size(),
+                                FromInt<void*>(data))) {
     if (tensor_ == nullptr) throw CallFailed{ACLNN_ERR_PARAM_INVALID, "aclCreateTensor", aclGetRecentErrMsg()};
   }
   TensorView(const TensorView&) = delete;
@@ -154,21 +154,23 @@ std::vector<std::tuple<uint64_t, uint64_t, double, int64_t>> GetRankStats(const 
   Check(distbarrierGetRankStats(group.c_str(), stats.data(), static_cast<uint32_t>(stats.size())),
         "distbarrierGetRankStats");
   std::vector<std::tuple<uint64_t, uint64_t, double, int64_t>> rows;
-  for (const distbarrierRankStats& s : stats) rows.emplace_back(s.barriers, s.timesLast, s.meanLatenessNs, s.maxLatenessNs);
+  for (const distbarrierRankStats& s : stats)
+    rows.emplace_back(s.barriers, s.timesLast, s.meanLatenessNs, s.maxLatenessNs);
   return rows;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_distbarrier, m) {
-  m.doc() = "The public C API of libdistbarrier (ACL runtime, HCCL, aclnnDistributeBarrier); use the distbarrier package";
+  m.doc() =
+      "The public C API of libdistbarrier (ACL runtime, HCCL, aclnnDistributeBarrier); use the distbarrier package";
 
   py::register_exception_translator([](std::exception_ptr thrown) {
     try {
       if (thrown) std::rethrow_exception(thrown);
     } catch (const CallFailed& failed) {
-      py::object error = py::module_::import("distbarrier.errors")
-                             .attr("from_status")(failed.code, failed.api, failed.message);
+      py::object error =
+          py::module_::import("distbarrier.errors").attr("from_status")(failed.code, failed.api, failed.message);
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
     }
   });
@@ -281,8 +283,8 @@ PYBIND11_MODULE(_distbarrier, m) {
   // Statistics (distbarrier/distbarrier.h).
   m.def("last_barrier", &GetLastBarrier);
   m.def("rank_stats", &GetRankStats);
-  m.def("reset_stats", [](const std::string& group) { Check(distbarrierResetStats(group.c_str()), "distbarrierResetStats"); });
-  m.def("set_stats_enabled", [](bool enabled) {
-    Check(distbarrierSetStatsEnabled(enabled ? 1 : 0), "distbarrierSetStatsEnabled");
-  });
+  m.def("reset_stats",
+        [](const std::string& group) { Check(distbarrierResetStats(group.c_str()), "distbarrierResetStats"); });
+  m.def("set_stats_enabled",
+        [](bool enabled) { Check(distbarrierSetStatsEnabled(enabled ? 1 : 0), "distbarrierSetStatsEnabled"); });
 }
