@@ -7,5 +7,7 @@ export LD_LIBRARY_PATH="${_distbarrier_home}/lib64${LD_LIBRARY_PATH:+:${LD_LIBRA
 export LIBRARY_PATH="${_distbarrier_home}/lib64${LIBRARY_PATH:+:${LIBRARY_PATH}}"
 export CPLUS_INCLUDE_PATH="${_distbarrier_home}/include${CPLUS_INCLUDE_PATH:+:${CPLUS_INCLUDE_PATH}}"
 export CMAKE_PREFIX_PATH="${_distbarrier_home}${CMAKE_PREFIX_PATH:+:${CMAKE_PREFIX_PATH}}"
+# The Python package (import distbarrier), for /usr/bin/python3.
+export PYTHONPATH="${_distbarrier_home}/lib64/python${PYTHONPATH:+:${PYTHONPATH}}"
 export PATH="${_distbarrier_home}/bin${PATH:+:${PATH}}"
 unset _distbarrier_home

@@ -43,6 +43,28 @@ source "$P/bin/setenv.bash"
 tail -n 1 "$work/demo.out"
 grep -q "^16/16 devices passed aclnnDistributeBarrier: SUCCESS$" "$work/demo.out"
 
+# The Python package, where it was built: importable by /usr/bin/python3 after setenv.bash alone.
+if [ -d "$P/lib64/python/distbarrier" ]; then
+  (cd "$work" && /usr/bin/python3 - <<'PY'
+import os, threading
+import distbarrier
+assert distbarrier.__file__.startswith(os.environ["DISTBARRIER_HOME"]), distbarrier.__file__
+comms = distbarrier.init_all([0, 1])
+def rank_main(rank):
+    distbarrier.set_device(rank)
+    for _ in range(10):
+        distbarrier.barrier(comms[rank], time_out=10_000_000)
+    distbarrier.synchronize()
+threads = [threading.Thread(target=rank_main, args=(rank,)) for rank in (0, 1)]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+distbarrier.set_device(0)
+assert distbarrier.last_barrier(comms[0]).sequence == 10
+print(f"python: distbarrier {distbarrier.__version__} from {os.path.dirname(distbarrier.__file__)}: 10 barriers on 2 devices")
+PY
+  )
+fi
+
 # A CMake consumer.
 mkdir -p "$work/consumer"
 cat >"$work/consumer/CMakeLists.txt" <<CMAKE
