@@ -3,6 +3,14 @@
 //
 //   distbarrier_soak threads [barriers=1000000] [ranks=16]   ranks are threads (HcclCommInitAll)
 //   distbarrier_soak procs   [barriers=100000]  [ranks=8]    ranks are processes (root info)
+//   distbarrier_soak flood   [barriers=1000000] [ranks=2]    no synchronize until the end
+//
+// flood: every rank thread launches all its barriers (stage 1 + stage 2 each) without ever
+// synchronizing; a stream holds a bounded number of unfinished tasks
+// (DISTBARRIER_STREAM_QUEUE_DEPTH), so the launches wait for room and RSS stays flat. RSS is
+// sampled after 1 %, 50 % and 100 % of the launches; the queues fill in the first half, so the
+// run fails when the end is more than 16 MB above the middle (without the bound, 10^6 launches
+// on 2 ranks grow RSS from 9 to 178 MB, and 3 x 10^5 on 8 ranks from 18 to 870 MB).
 //
 // The check is the ticket idea of tests/system/barrier_checker.h: on each rank's stream a host
 // function takes an "arrive" ticket from one shared counter just before the barrier task and a
@@ -363,10 +371,73 @@ int RunProcesses(uint64_t barriers, int ranks) {
 
 }  // namespace
 
+int RunFlood(uint64_t barriers, int ranks) {
+  if (int s = aclInit(nullptr)) Fatal("aclInit", s);
+  std::vector<int32_t> devices(static_cast<size_t>(ranks));
+  for (int rank = 0; rank < ranks; ++rank) devices[rank] = rank;
+  std::vector<HcclComm> comms(static_cast<size_t>(ranks));
+  if (int s = HcclCommInitAll(static_cast<uint32_t>(ranks), devices.data(), comms.data())) Fatal("HcclCommInitAll", s);
+  char name[COMM_NAME_MAX_LENGTH] = {0};
+  if (int s = HcclGetCommName(comms[0], name)) Fatal("HcclGetCommName", s);
+  const std::string group = name;
+  Memory memory[3];
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < ranks; ++rank) {
+    threads.emplace_back([&, rank] {
+      if (int s = aclrtSetDevice(rank)) Fatal("aclrtSetDevice", s);
+      aclrtStream stream = nullptr;
+      if (int s = aclrtCreateStream(&stream)) Fatal("aclrtCreateStream", s);
+      void* device_memory = nullptr;
+      if (int s = aclrtMalloc(&device_memory, 4, ACL_MEM_MALLOC_HUGE_FIRST)) Fatal("aclrtMalloc", s);
+      int64_t shape = 1, stride = 1;
+      aclTensor* x_ref = aclCreateTensor(&shape, 1, ACL_FLOAT, &stride, 0, ACL_FORMAT_ND, &shape, 1, device_memory);
+      for (uint64_t k = 0; k < barriers; ++k) {
+        uint64_t workspace_size = 0;
+        aclOpExecutor* executor = nullptr;
+        if (int s = aclnnDistributeBarrierGetWorkspaceSize(x_ref, group.c_str(), ranks, &workspace_size, &executor)) {
+          Fatal("aclnnDistributeBarrierGetWorkspaceSize", s);
+        }
+        if (int s = aclnnDistributeBarrier(nullptr, workspace_size, executor, stream)) Fatal("aclnnDistributeBarrier", s);
+        if (rank == 0 && (k + 1 == barriers / 100 || k + 1 == barriers / 2)) memory[k + 1 == barriers / 2] = SampleMemory();
+      }
+      if (int s = aclrtSynchronizeStream(stream)) Fatal("aclrtSynchronizeStream", s);
+      if (rank == 0) memory[2] = SampleMemory();
+      aclDestroyTensor(x_ref);
+      aclrtFree(device_memory);
+      aclrtDestroyStream(stream);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("flood: %d ranks x %llu barriers launched without a synchronize in %.1f s (queue depth: "
+              "DISTBARRIER_STREAM_QUEUE_DEPTH or 4096)\n",
+              ranks, static_cast<unsigned long long>(barriers), seconds);
+  std::printf("flood: RSS after 1%% / 50%% / 100%% of the launches: %ld / %ld / %ld kB\n", memory[0].rss_kb,
+              memory[1].rss_kb, memory[2].rss_kb);
+  aclFinalize();
+  constexpr long kAllowedGrowthKb = 16 * 1024;
+  if (memory[2].rss_kb - memory[1].rss_kb > kAllowedGrowthKb) {
+    std::printf("flood: FAILED: RSS grew by more than %ld kB in the second half\n", kAllowedGrowthKb);
+    return 1;
+  }
+  std::printf("flood: RSS flat in the second half (within %ld kB)\n", kAllowedGrowthKb);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "flood") {
+    const uint64_t barriers = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1000000;
+    const int ranks = argc > 3 ? std::atoi(argv[3]) : 2;
+    if (ranks < 2 || ranks > kMaxRanks || barriers < 100) {
+      std::fprintf(stderr, "soak: flood needs ranks in [2, %d] and at least 100 barriers\n", kMaxRanks);
+      return 2;
+    }
+    return RunFlood(barriers, ranks);
+  }
   if (mode != "threads" && mode != "procs") {
-    std::fprintf(stderr, "usage: %s threads|procs [barriers] [ranks]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s threads|procs|flood [barriers] [ranks]\n", argv[0]);
     return 2;
   }
   const bool threads = mode == "threads";
