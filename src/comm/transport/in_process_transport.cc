@@ -98,6 +98,13 @@ void InProcessTransport::Read(int peer, size_t offset, void* destination, size_t
   if (bytes > 0) std::memcpy(destination, ranks_[peer].buffer.data() + offset, bytes);
 }
 
+const std::byte* InProcessTransport::View(int peer, size_t offset, size_t bytes) const {
+  // As Read: the buffer was sized and written before the peer's post, and stays until we finish.
+  const std::vector<std::byte>& buffer = ranks_[peer].buffer;
+  if (offset > buffer.size() || bytes > buffer.size() - offset) return nullptr;
+  return buffer.data() + offset;
+}
+
 bool InProcessTransport::Finish(int rank, uint64_t seq, const PostWait&) {
   std::unique_lock lock(mutex_);
   ranks_[rank].finished_seq = seq;

@@ -139,6 +139,12 @@ void ShmTransport::Read(int peer, size_t offset, void* destination, size_t bytes
   if (end - start < bytes) std::memset(static_cast<std::byte*>(destination) + (end - start), 0, bytes - (end - start));
 }
 
+const std::byte* ShmTransport::View(int peer, size_t offset, size_t bytes) const {
+  // Bounded by the slot, as Read: a peer's table is not trusted to stay inside it.
+  if (offset > slot_bytes_ || bytes > slot_bytes_ - offset) return nullptr;
+  return slots_ + slot_bytes_ * static_cast<size_t>(peer) + offset;
+}
+
 bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
   ranks_[rank].finished_seq.store(seq, std::memory_order_release);
   Changed();
