@@ -93,20 +93,6 @@ class CombineRun {
       // After a failed exchange the EP call still happens, so that the EP peers hear of it.
       if (!returned) ReturnRows(call, own, nullptr);
     }
-    if (!error_.ok()) return error_;
-
-    // 3. xOut[t] = sum over its rows of weight * row (+ sharedExpertX[t]), rounded once.
-    for (int64_t token = 0; token < l_.bs; ++token) {
-      const bool active = p.active_mask == nullptr || p.active_mask[token] != 0;
-      std::byte* out = p.x_out + static_cast<size_t>(token) * HalfRow();
-      const float* sum = &sums_[static_cast<size_t>(token * l_.h)];
-      const std::byte* shared = p.shared_expert_x != nullptr ? p.shared_expert_x + token * HalfRow() : nullptr;
-      if (active) {
-        StoreHalfRow(sum, shared, p.dtype, l_.h, out);
-      } else {
-        std::memset(out, 0, HalfRow());  // +0 in BF16 and FP16
-      }
-    }
     return error_;
   }
 
@@ -126,7 +112,7 @@ class CombineRun {
 
   // 2. Every row of this rank's plane goes back to the EP rank its token came from: with TP 2
   // as floats, its value plus the peer's partial (`partials`, in `own` order), so that the sum
-  // is rounded only once; else as it is. The rows that come home are summed into sums_ in place.
+  // is rounded only once; else as it is. The rows that come home make xOut in place (step 3).
   void ReturnRows(CallOptions call, const std::vector<int64_t>& own, const std::byte* partials) {
     const CombinePlan& p = *plan_;
     const bool summed = l_.tp == 2;
@@ -158,10 +144,15 @@ class CombineRun {
         [&](const Blocks& from_ep) { SumReturnedRows(from_ep, return_row); }, call));
   }
 
-  // sums_[t] = sum over the rows that came home for token t of weight * row, in float.
+  // 3. xOut[t] = sum over the rows that came home for token t of weight * row
+  // (+ sharedExpertX[t]), in float, rounded once; read where the rows lie, one token at a time.
   void SumReturnedRows(const Blocks& from_ep, size_t return_row) {
     const CombinePlan& p = *plan_;
-    sums_.assign(static_cast<size_t>(l_.bs * l_.h), 0.0f);
+    struct Term {
+      const std::byte* values;
+      float weight;
+    };
+    std::vector<std::vector<Term>> terms(static_cast<size_t>(l_.bs));  // by token, in arrival order
     for (int from = 0; from < l_.ep; ++from) {
       const std::span<const std::byte> block = from_ep[from];
       if (block.size() % return_row != 0) {
@@ -178,14 +169,26 @@ class CombineRun {
                           Where(), from, header.token, header.slot, l_.bs, l_.Slots()));
         }
         const float weight = header.slot < l_.k ? p.expert_scales[header.token * l_.k + header.slot] : 1.0f;
-        float* sum = &sums_[static_cast<size_t>(header.token * l_.h)];
-        const std::byte* values = block.data() + offset + sizeof header;
+        terms[header.token].push_back({block.data() + offset + sizeof header, weight});
+      }
+    }
+    std::vector<float> sum(static_cast<size_t>(l_.h));
+    for (int64_t token = 0; token < l_.bs; ++token) {
+      std::byte* out = p.x_out + static_cast<size_t>(token) * HalfRow();
+      if (p.active_mask != nullptr && p.active_mask[token] == 0) {
+        std::memset(out, 0, HalfRow());  // +0 in BF16 and FP16
+        continue;
+      }
+      std::fill(sum.begin(), sum.end(), 0.0f);
+      for (const Term& term : terms[token]) {
         if (l_.tp == 2) {
-          AccumulateFloatRow(values, weight, l_.h, sum);
+          AccumulateFloatRow(term.values, term.weight, l_.h, sum.data());
         } else {
-          AccumulateHalfRow(values, p.dtype, weight, l_.h, sum);
+          AccumulateHalfRow(term.values, p.dtype, term.weight, l_.h, sum.data());
         }
       }
+      const std::byte* shared = p.shared_expert_x != nullptr ? p.shared_expert_x + token * HalfRow() : nullptr;
+      StoreHalfRow(sum.data(), shared, p.dtype, l_.h, out);
     }
   }
 
@@ -219,7 +222,6 @@ class CombineRun {
   const Layout& l_;
   runtime::TaskStatus error_;
   int64_t rows_ = 0;
-  std::vector<float> sums_;  // (Bs, H): what came home, weighted
 };
 
 #define MOE_RETURN_IF_ERROR(expr)                                               \
