@@ -62,16 +62,16 @@ class CombineRun {
     std::vector<int64_t> peer;  // rows of the TP peer's plane
     for (int64_t row = 0; row < rows_; ++row) (Assist(row)[0] == l_.tp_rank ? own : peer).push_back(row);
 
-    // 1. With TP 2: each rank sends its partial results of the peer's rows to the peer, and
-    // its own rows go home (step 2) while the peer's partials are still in place.
-    if (l_.tp != 2) {
-      ReturnRows(call, own, nullptr);
-    } else {
+    // 1. With TP 2: each rank sends its partial results of the peer's rows to the peer. They
+    // are copied out of the exchange, not used in place by an EP exchange nested in it:
+    // dispatch nests TP in EP, and the other order here would invert the two groups' call
+    // locks (a rank could deadlock running both operators on two streams).
+    std::vector<std::byte> partials;  // the peer's halves of this rank's rows, in `own` order
+    if (l_.tp == 2) {
       const int peer_rank = 1 - l_.tp_rank;
       std::vector<size_t> send_bytes(2, 0);
       send_bytes[peer_rank] = peer.size() * HalfRow();
       call.local_error = error_.message;
-      bool returned = false;
       Note(p.members.tp.group->Collectives()->AllToAllV(
           p.members.tp.rank, send_bytes,
           [&](int to, std::byte* out) {
@@ -83,16 +83,15 @@ class CombineRun {
           },
           [&](const Blocks& from_tp) {
             if (from_tp[peer_rank].size() != own.size() * HalfRow()) {
-              Fail(fmt::format("{}: the TP peer sent {} rows of this rank's plane, expected {}", Where(),
-                               from_tp[peer_rank].size() / HalfRow(), own.size()));
+              return Fail(fmt::format("{}: the TP peer sent {} rows of this rank's plane, expected {}", Where(),
+                                      from_tp[peer_rank].size() / HalfRow(), own.size()));
             }
-            returned = true;
-            ReturnRows(call, own, from_tp[peer_rank].data());
+            partials.assign(from_tp[peer_rank].begin(), from_tp[peer_rank].end());
           },
           call));
-      // After a failed exchange the EP call still happens, so that the EP peers hear of it.
-      if (!returned) ReturnRows(call, own, nullptr);
     }
+    // 2. and 3. (after a failed exchange too, so that the EP peers hear of it).
+    ReturnRows(call, own, partials.data());
     return error_;
   }
 
