@@ -30,6 +30,13 @@ void LoadFloats(const std::byte* row, int64_t first, aclDataType dtype, float (&
   }
 }
 
+// sum[i] += weight * x[i]. Plain values, not a lambda's captures: a store through `sum` could
+// otherwise alias them, which keeps the loop scalar.
+template <int64_t N>
+void AddScaled(const float (&x)[kBlock], float weight, float* sum) {
+  for (int64_t i = 0; i < N; ++i) sum[i] += weight * x[i];
+}
+
 }  // namespace
 
 void AddHalfRows(const std::byte* a, const std::byte* b, aclDataType dtype, int64_t h, std::byte* out) {
@@ -46,7 +53,7 @@ void AccumulateFloatRow(const std::byte* values, float weight, int64_t h, float*
   ForBlocks(h, [&](int64_t first, auto n) {
     alignas(64) float x[kBlock];
     std::memcpy(x, values + first * sizeof(float), n() * sizeof(float));
-    for (int64_t i = 0; i < n(); ++i) sum[first + i] += weight * x[i];
+    AddScaled<n()>(x, weight, sum + first);
   });
 }
 
@@ -54,7 +61,7 @@ void AccumulateHalfRow(const std::byte* values, aclDataType dtype, float weight,
   ForBlocks(h, [&](int64_t first, auto n) {
     alignas(64) float x[kBlock];
     LoadFloats<n()>(values, first, dtype, x);
-    for (int64_t i = 0; i < n(); ++i) sum[first + i] += weight * x[i];
+    AddScaled<n()>(x, weight, sum + first);
   });
 }
 
