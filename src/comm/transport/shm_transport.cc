@@ -72,14 +72,23 @@ std::vector<int> ShmTransport::Missing(uint64_t seq) const {
   return missing;
 }
 
+bool ShmTransport::AllReached(std::atomic<uint64_t> RankState::*counter, uint64_t seq) const {
+  for (int rank = 0; rank < ranks_count_; ++rank) {
+    if ((ranks_[rank].*counter).load(std::memory_order_seq_cst) < seq) return false;
+  }
+  return true;
+}
+
 PostResult ShmTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait, std::vector<int>* missing) {
   if (header_->broken.load(std::memory_order_acquire) != 0) {
     *missing = Missing(seq);
     return PostResult::kBroken;
   }
   ranks_[rank].posted_bytes.store(bytes, std::memory_order_relaxed);
-  ranks_[rank].posted_seq.store(seq, std::memory_order_release);  // publishes the slot's bytes
-  Changed();
+  ranks_[rank].posted_seq.store(seq, std::memory_order_seq_cst);  // publishes the slot's bytes
+  // Waiters wait for the last post (failures and stops bump the word too): waking them at
+  // every post would only put them back to sleep, N - 1 wake-ups per post.
+  if (AllReached(&RankState::posted_seq, seq)) Changed();
   std::stop_callback on_stop(wait.stop, [this] { Changed(); });
   bool warned = false;
   for (;;) {
@@ -146,8 +155,8 @@ const std::byte* ShmTransport::View(int peer, size_t offset, size_t bytes) const
 }
 
 bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
-  ranks_[rank].finished_seq.store(seq, std::memory_order_release);
-  Changed();
+  ranks_[rank].finished_seq.store(seq, std::memory_order_seq_cst);
+  if (AllReached(&RankState::finished_seq, seq)) Changed();  // as in Post: only the last wakes anyone
   for (;;) {
     const uint32_t seen = header_->changes.load(std::memory_order_seq_cst);
     bool all = true;
