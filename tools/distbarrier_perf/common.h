@@ -27,6 +27,9 @@ struct Options {
   std::string impls = "b2b,rt,std,pthread,central,mpi";
   bool enabled[kImplCount] = {};
   bool mpi = false;
+  bool moe = false;              // the MoE mode (moe.h) instead of the barrier table
+  std::vector<int> moe_bs{8, 64};
+  int moe_hidden = 7168;
   bool processes() const { return mode == "processes"; }
 };
 

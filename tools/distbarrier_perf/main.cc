@@ -2,6 +2,7 @@
 //
 //   distbarrier-perf -b 2 -e 16 [-f 2] [-n 2000] [-w 200] [--repeat 5] [--mode threads|processes]
 //                    [--timeout S] [--json FILE] [--idle S] [--impls b2b,rt,std,pthread,central,mpi]
+//   distbarrier-perf --moe [--bs 8,64] [--hidden 7168] [-n 20] [-w 3] [--repeat 5] [--mode ...]
 //
 // One row per rank count; every column is ns per barrier, measured in the same run on the same
 // ranks, each the median of --repeat rounds (implementations alternate within a round). A
@@ -25,6 +26,7 @@
 //   mpirun.h           the MPI_Barrier column
 //   idle.h             the CPU of idle streams
 //   report.h           the "#" lines, the table and the JSON file
+//   moe.h              --moe: a dispatch -> combine step next to a memcpy of its bytes
 //   common.h           options, CHECK_OK, Median, the children the --timeout guard stops
 #include <unistd.h>
 
@@ -43,6 +45,7 @@
 #include "floors.h"
 #include "idle.h"
 #include "implementations.h"
+#include "moe.h"
 #include "mpirun.h"
 #include "report.h"
 #include "runners.h"
@@ -59,9 +62,9 @@ int Run(int argc, char** argv) {
   app.add_option("-e,--maxranks", o.max_ranks, "largest rank count")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("-f,--stepfactor", o.factor, "multiply the rank count by this")->check(CLI::Range(2, 64))
       ->capture_default_str();
-  app.add_option("-n,--iters", o.iterations, "timed barriers per round")->check(CLI::Range(1, 100000000))
+  CLI::Option* iterations = app.add_option("-n,--iters", o.iterations, "timed barriers (MoE steps) per round")->check(CLI::Range(1, 100000000))
       ->capture_default_str();
-  app.add_option("-w,--warmup_iters", o.warmup, "untimed barriers before each timed loop")
+  CLI::Option* warmup = app.add_option("-w,--warmup_iters", o.warmup, "untimed barriers (MoE steps) before each timed loop")
       ->check(CLI::Range(0, 100000000))->capture_default_str();
   app.add_option("--repeat", o.repeat, "rounds; each figure is the median")->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -78,7 +81,20 @@ int Run(int argc, char** argv) {
                "also measure one aclnnDistributeBarrier call that only enqueues (threads mode)");
   app.add_option("--impls", o.impls, "comma-separated subset of b2b,rt,std,pthread,central,mpi")
       ->capture_default_str();
+  app.add_flag("--moe", o.moe,
+               "measure MoE dispatch -> combine on EP 8 x TP 2 next to a memcpy of its bytes instead (-n 20 -w 3 "
+               "unless given)");
+  app.add_option("--bs", o.moe_bs, "--moe: tokens per rank (one row each)")->delimiter(',')
+      ->check(CLI::Range(1, 512))->capture_default_str();
+  app.add_option("--hidden", o.moe_hidden, "--moe: H")->check(CLI::Range(1024, 8192))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+
+  if (o.moe) {
+    if (iterations->count() == 0) o.iterations = 20;
+    if (warmup->count() == 0) o.warmup = 3;
+    if (o.timeout_s > 0) ArmRunTimeout(o.timeout_s);
+    return RunMoe(o);
+  }
 
   {
     std::stringstream list(o.impls);

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "acl/acl.h"
@@ -154,11 +155,7 @@ Row MeasureThreads(const Options& o, int ranks) {
   return Summarize(o, ranks, area.figures, true);
 }
 
-Row MeasureProcesses(const Options& o, int ranks) {
-  SharedArea area(static_cast<size_t>(kImplCount) * o.repeat * ranks);
-  InitPthreadBarrier(&area.shared->control, ranks, true);
-  InitPthreadBarrier(&area.shared->measured, ranks, true);
-  area.shared->central.ranks = ranks;
+void RunRankProcesses(int ranks, const std::function<void(int rank)>& body) {
   std::fflush(nullptr);
   std::vector<pid_t> pids;
   for (int rank = 0; rank < ranks; ++rank) {
@@ -169,25 +166,7 @@ Row MeasureProcesses(const Options& o, int ranks) {
       std::exit(1);
     }
     if (pid == 0) {
-      Shared* shared = area.shared;
-      CHECK_OK(aclInit(nullptr));
-      CHECK_OK(aclrtSetDevice(rank % 16));
-      if (rank == 0) {
-        CHECK_OK(HcclGetRootInfo(&shared->root));
-        shared->root_ready.store(1, std::memory_order_release);
-      } else {
-        while (shared->root_ready.load(std::memory_order_acquire) == 0) sched_yield();
-      }
-      HcclRootInfo root;
-      std::memcpy(&root, &shared->root, sizeof(root));
-      HcclComm comm = nullptr;
-      CHECK_OK(HcclCommInitRootInfo(ranks, &root, rank, &comm));
-      char group[128] = {0};
-      CHECK_OK(HcclGetCommName(comm, group));
-      RankContext context{&o, ranks, shared, area.figures, nullptr, group};
-      RunRank(context, rank);
-      CHECK_OK(HcclCommDestroy(comm));
-      CHECK_OK(aclFinalize());
+      body(rank);
       std::fflush(nullptr);
       _exit(0);
     }
@@ -214,6 +193,34 @@ Row MeasureProcesses(const Options& o, int ranks) {
   }
   ForgetChildren();
   if (failed) std::exit(1);
+}
+
+Row MeasureProcesses(const Options& o, int ranks) {
+  SharedArea area(static_cast<size_t>(kImplCount) * o.repeat * ranks);
+  InitPthreadBarrier(&area.shared->control, ranks, true);
+  InitPthreadBarrier(&area.shared->measured, ranks, true);
+  area.shared->central.ranks = ranks;
+  RunRankProcesses(ranks, [&](int rank) {
+    Shared* shared = area.shared;
+    CHECK_OK(aclInit(nullptr));
+    CHECK_OK(aclrtSetDevice(rank % 16));
+    if (rank == 0) {
+      CHECK_OK(HcclGetRootInfo(&shared->root));
+      shared->root_ready.store(1, std::memory_order_release);
+    } else {
+      while (shared->root_ready.load(std::memory_order_acquire) == 0) sched_yield();
+    }
+    HcclRootInfo root;
+    std::memcpy(&root, &shared->root, sizeof(root));
+    HcclComm comm = nullptr;
+    CHECK_OK(HcclCommInitRootInfo(ranks, &root, rank, &comm));
+    char group[128] = {0};
+    CHECK_OK(HcclGetCommName(comm, group));
+    RankContext context{&o, ranks, shared, area.figures, nullptr, group};
+    RunRank(context, rank);
+    CHECK_OK(HcclCommDestroy(comm));
+    CHECK_OK(aclFinalize());
+  });
   return Summarize(o, ranks, area.figures, false);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "common.h"
@@ -24,6 +25,10 @@ Row MeasureThreads(const Options& o, int ranks);
 // Ranks are forked processes (each with its own aclInit); the first rank that fails stops the
 // others and the tool.
 Row MeasureProcesses(const Options& o, int ranks);
+
+// Forks `ranks` processes that each run body(rank) and exit 0 (the caller has not touched the
+// runtime), then waits for them all; the first that fails stops the others and the tool.
+void RunRankProcesses(int ranks, const std::function<void(int rank)>& body);
 
 // The cost of the launch call alone: ns per aclnnDistributeBarrier on a stream whose first
 // barrier is still waiting (rank 1 comes only afterwards), so each timed call just validates,

@@ -52,18 +52,18 @@ bool GroupCollectives::ClaimWarning(uint64_t seq) {
 }
 
 CallResult GroupCollectives::AllToAllV(int rank, const std::vector<size_t>& send_bytes, const PackFn& pack,
-                                       Received* received, const CallOptions& options) {
-  return Run(rank, "all-to-all-v", send_bytes, false, pack, received, options);
+                                       const ConsumeFn& consume, const CallOptions& options) {
+  return Run(rank, "all-to-all-v", send_bytes, false, pack, consume, options);
 }
 
-CallResult GroupCollectives::AllGather(int rank, size_t bytes, const PackFn& pack, Received* received,
+CallResult GroupCollectives::AllGather(int rank, size_t bytes, const PackFn& pack, const ConsumeFn& consume,
                                        const CallOptions& options) {
   return Run(rank, "all-gather", std::vector<size_t>(static_cast<size_t>(transport_->Size()), bytes), true, pack,
-             received, options);
+             consume, options);
 }
 
 CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<size_t>& send_bytes,
-                                 bool same_block_for_all, const PackFn& pack, Received* received,
+                                 bool same_block_for_all, const PackFn& pack, const ConsumeFn& consume,
                                  const CallOptions& options) {
   const int size = transport_->Size();
   std::lock_guard calls_lock(ranks_[rank].mutex);
@@ -146,9 +146,9 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
                           transport_->BrokenReason())};
   }
 
-  // Read what each peer sent us; note the first peer that reported a failure.
+  // Find what each peer sent us; note the first peer that reported a failure.
   CallResult result;
-  received->assign(static_cast<size_t>(size), {});
+  Blocks blocks(static_cast<size_t>(size));
   for (int from = 0; from < size; ++from) {
     PostHeader peer;
     transport_->Read(from, 0, &peer, sizeof peer);
@@ -163,17 +163,21 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
     }
     BlockEntry entry;
     transport_->Read(from, sizeof peer + static_cast<size_t>(rank) * sizeof(BlockEntry), &entry, sizeof entry);
-    if (peer.blocks != static_cast<uint64_t>(size) || entry.size > transport_->Capacity()) {
+    const std::byte* data = nullptr;
+    if (peer.blocks == static_cast<uint64_t>(size) && entry.size <= transport_->Capacity()) {
+      data = transport_->View(from, entry.offset, entry.size);
+    }
+    if (data == nullptr) {
       if (result.ok()) {
         result = {CallResult::Kind::kPeerFailed,
-                  fmt::format("{}: {}: rank {} posted a malformed table ({} blocks, {} bytes for rank {})", options.api,
-                              where, from, peer.blocks, entry.size, rank)};
+                  fmt::format("{}: {}: rank {} posted a malformed table ({} blocks, {} bytes at {} for rank {})",
+                              options.api, where, from, peer.blocks, entry.size, entry.offset, rank)};
       }
       continue;
     }
-    (*received)[from].resize(entry.size);
-    transport_->Read(from, entry.offset, (*received)[from].data(), entry.size);
+    blocks[from] = {data, entry.size};
   }
+  if (result.ok() && !failed_before) consume(blocks);
   if (!transport_->Finish(rank, seq, wait)) {
     return {CallResult::Kind::kBroken,
             fmt::format("{}: {} failed while its data moved: {}", options.api, where, transport_->BrokenReason())};

@@ -7,6 +7,12 @@
 // of rank A pairs with the k-th call of rank B, as barriers do. A call blocks its caller (a
 // stream task) until every rank has made it; its wait has a deadline (HCCL_EXEC_TIMEOUT)
 // or, without one, warns once after a while naming the ranks that never came.
+//
+// What peers sent is read in place: `consume` sees every block while the call still holds
+// the senders' buffers, so nothing is copied that the caller does not copy itself. Whatever
+// must outlive the call is the caller's to copy, or to use in a further collective (of
+// another group) made from inside `consume`: each rank's call then waits in its finish until
+// the peers' nested calls are done, which needs nothing but that every rank makes both.
 #pragma once
 
 #include <atomic>
@@ -17,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -42,10 +49,12 @@ struct CallResult {
   bool ok() const { return kind == Kind::kOk; }
 };
 
-// What every rank sent to this one, by source rank.
-using Received = std::vector<std::vector<std::byte>>;
+// What every rank sent to this one, by source rank, in place: valid only inside ConsumeFn.
+using Blocks = std::vector<std::span<const std::byte>>;
 // Writes the bytes for destination rank `to` at `out` (AllGather: `to` is -1).
 using PackFn = std::function<void(int to, std::byte* out)>;
+// Reads the blocks; called once, only when every rank's call succeeded so far.
+using ConsumeFn = std::function<void(const Blocks& blocks)>;
 
 // The collectives state of one group: its transport and each local rank's call count.
 class GroupCollectives {
@@ -54,10 +63,11 @@ class GroupCollectives {
   ~GroupCollectives();
 
   // Rank sends send_bytes[d] bytes (written by pack(d, out)) to each rank d, itself included.
-  CallResult AllToAllV(int rank, const std::vector<size_t>& send_bytes, const PackFn& pack, Received* received,
+  CallResult AllToAllV(int rank, const std::vector<size_t>& send_bytes, const PackFn& pack, const ConsumeFn& consume,
                        const CallOptions& options);
   // Rank sends the same `bytes` (written by pack(-1, out)) to every rank, itself included.
-  CallResult AllGather(int rank, size_t bytes, const PackFn& pack, Received* received, const CallOptions& options);
+  CallResult AllGather(int rank, size_t bytes, const PackFn& pack, const ConsumeFn& consume,
+                       const CallOptions& options);
 
   // Bytes of the transport buffer one call needs for these payloads (what HCCL_BUFFSIZE must hold).
   static size_t PostBytes(int ranks, size_t payload_bytes, size_t error_bytes = 0);
@@ -68,7 +78,7 @@ class GroupCollectives {
     uint64_t calls = 0;
   };
   CallResult Run(int rank, const char* what, const std::vector<size_t>& send_bytes, bool same_block_for_all,
-                 const PackFn& pack, Received* received, const CallOptions& options);
+                 const PackFn& pack, const ConsumeFn& consume, const CallOptions& options);
 
   // True for the first rank of this process to warn about call `seq`: one line per stuck
   // call, not one per waiting rank.

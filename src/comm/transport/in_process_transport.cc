@@ -33,7 +33,9 @@ PostResult InProcessTransport::Post(int rank, uint64_t seq, size_t bytes, const 
   }
   ranks_[rank].posted_bytes = bytes;
   ranks_[rank].posted_seq = seq;
-  changed_.notify_all();
+  // Waiters wait for the last post (or a failure, which notifies too): waking them at every
+  // post would only put them back to sleep, N - 1 wake-ups per post.
+  if (MissingLocked(seq).empty()) changed_.notify_all();
   // Wakes this waiter when the stream is aborted; taking the mutex orders the notify after
   // the waiter's check of the token.
   std::stop_callback on_stop(wait.stop, [this] {
@@ -98,19 +100,27 @@ void InProcessTransport::Read(int peer, size_t offset, void* destination, size_t
   if (bytes > 0) std::memcpy(destination, ranks_[peer].buffer.data() + offset, bytes);
 }
 
+const std::byte* InProcessTransport::View(int peer, size_t offset, size_t bytes) const {
+  // As Read: the buffer was sized and written before the peer's post, and stays until we finish.
+  const std::vector<std::byte>& buffer = ranks_[peer].buffer;
+  if (offset > buffer.size() || bytes > buffer.size() - offset) return nullptr;
+  return buffer.data() + offset;
+}
+
 bool InProcessTransport::Finish(int rank, uint64_t seq, const PostWait&) {
   std::unique_lock lock(mutex_);
   ranks_[rank].finished_seq = seq;
-  changed_.notify_all();
-  // Every rank posted this call (a withdrawal and the check that all posted are one step
-  // under the mutex), and nothing blocks between a post and its finish, so this wait is
-  // short and needs no deadline.
-  changed_.wait(lock, [&] {
+  const auto all_finished = [&] {
     for (const RankSlot& slot : ranks_) {
       if (slot.finished_seq < seq) return false;
     }
     return true;
-  });
+  };
+  if (all_finished()) changed_.notify_all();  // as in Post: only the last finish wakes anyone
+  // Every rank posted this call (a withdrawal and the check that all posted are one step
+  // under the mutex), and nothing blocks between a post and its finish, so this wait is
+  // short and needs no deadline.
+  changed_.wait(lock, all_finished);
   return true;
 }
 

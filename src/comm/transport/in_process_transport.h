@@ -24,6 +24,7 @@ class InProcessTransport final : public Transport {
   PostResult Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait, std::vector<int>* missing) override;
   size_t PostedBytes(int peer) const override;
   void Read(int peer, size_t offset, void* destination, size_t bytes) const override;
+  const std::byte* View(int peer, size_t offset, size_t bytes) const override;
   bool Finish(int rank, uint64_t seq, const PostWait& wait) override;
   std::string BrokenReason() const override;
 

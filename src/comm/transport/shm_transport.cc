@@ -72,14 +72,23 @@ std::vector<int> ShmTransport::Missing(uint64_t seq) const {
   return missing;
 }
 
+bool ShmTransport::AllReached(std::atomic<uint64_t> RankState::*counter, uint64_t seq) const {
+  for (int rank = 0; rank < ranks_count_; ++rank) {
+    if ((ranks_[rank].*counter).load(std::memory_order_seq_cst) < seq) return false;
+  }
+  return true;
+}
+
 PostResult ShmTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait, std::vector<int>* missing) {
   if (header_->broken.load(std::memory_order_acquire) != 0) {
     *missing = Missing(seq);
     return PostResult::kBroken;
   }
   ranks_[rank].posted_bytes.store(bytes, std::memory_order_relaxed);
-  ranks_[rank].posted_seq.store(seq, std::memory_order_release);  // publishes the slot's bytes
-  Changed();
+  ranks_[rank].posted_seq.store(seq, std::memory_order_seq_cst);  // publishes the slot's bytes
+  // Waiters wait for the last post (failures and stops bump the word too): waking them at
+  // every post would only put them back to sleep, N - 1 wake-ups per post.
+  if (AllReached(&RankState::posted_seq, seq)) Changed();
   std::stop_callback on_stop(wait.stop, [this] { Changed(); });
   bool warned = false;
   for (;;) {
@@ -139,9 +148,15 @@ void ShmTransport::Read(int peer, size_t offset, void* destination, size_t bytes
   if (end - start < bytes) std::memset(static_cast<std::byte*>(destination) + (end - start), 0, bytes - (end - start));
 }
 
+const std::byte* ShmTransport::View(int peer, size_t offset, size_t bytes) const {
+  // Bounded by the slot, as Read: a peer's table is not trusted to stay inside it.
+  if (offset > slot_bytes_ || bytes > slot_bytes_ - offset) return nullptr;
+  return slots_ + slot_bytes_ * static_cast<size_t>(peer) + offset;
+}
+
 bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
-  ranks_[rank].finished_seq.store(seq, std::memory_order_release);
-  Changed();
+  ranks_[rank].finished_seq.store(seq, std::memory_order_seq_cst);
+  if (AllReached(&RankState::finished_seq, seq)) Changed();  // as in Post: only the last wakes anyone
   for (;;) {
     const uint32_t seen = header_->changes.load(std::memory_order_seq_cst);
     bool all = true;

@@ -34,6 +34,7 @@ class ShmTransport final : public Transport {
   PostResult Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait, std::vector<int>* missing) override;
   size_t PostedBytes(int peer) const override;
   void Read(int peer, size_t offset, void* destination, size_t bytes) const override;
+  const std::byte* View(int peer, size_t offset, size_t bytes) const override;
   bool Finish(int rank, uint64_t seq, const PostWait& wait) override;
   std::string BrokenReason() const override;
 
@@ -44,13 +45,17 @@ class ShmTransport final : public Transport {
     std::atomic<uint64_t> finished_seq;
   };
   struct alignas(64) Header {
-    std::atomic<uint32_t> changes;  // the futex word: bumped by every post, finish and failure
+    std::atomic<uint32_t> changes;  // the futex word: bumped by a call's last post and last
+                                    // finish, by every failure and stop
     std::atomic<uint32_t> broken;   // 0 fine, 1 being marked, 2 marked (reason readable)
     char reason[256];
   };
   void Changed();
   void MarkBroken(const std::string& reason);
   std::vector<int> Missing(uint64_t seq) const;
+  // Whether every rank's `counter` has reached seq, read with seq_cst loads: after a seq_cst
+  // store of its own counter, of two ranks arriving last at once at least one sees the other.
+  bool AllReached(std::atomic<uint64_t> RankState::*counter, uint64_t seq) const;
 
   const int ranks_count_;
   const size_t slot_bytes_;

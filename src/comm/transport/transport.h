@@ -5,7 +5,7 @@
 // One call `seq` of one rank:
 //   1. PostBuffer(): the rank writes what its peers may read into the transport's buffer,
 //   2. Post(): publishes it and waits until every rank of the group has posted call `seq`,
-//   3. Read(): copies parts of peers' posted buffers,
+//   3. Read() / View(): copies parts of peers' posted buffers, or reads them in place,
 //   4. Finish(): says it has read all it needs and waits until every rank has, so that no
 //      buffer is rewritten while a peer still reads it.
 // A rank that gives up waiting (timeout, abort) breaks the transport: every call in flight
@@ -61,6 +61,10 @@ class Transport {
   virtual size_t PostedBytes(int peer) const = 0;
   // Copies [offset, offset + bytes) of peer's posted buffer (after kPosted).
   virtual void Read(int peer, size_t offset, void* destination, size_t bytes) const = 0;
+  // [offset, offset + bytes) of peer's posted buffer in place (after kPosted), valid until this
+  // rank's Finish of the call; null when the range is not inside the buffer. (A network
+  // transport would fetch the range into local memory here.)
+  virtual const std::byte* View(int peer, size_t offset, size_t bytes) const = 0;
   // Rank has read everything it needs of call `seq`; waits until every rank has. False when
   // the call failed meanwhile (a rank gave up on it, so what was read may be stale): the
   // transport is broken then.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 #include <stop_token>
 #include <vector>
 
@@ -14,8 +15,9 @@
 namespace distbarrier::op::moe {
 namespace {
 
+using comm::collectives::Blocks;
+using comm::collectives::CallOptions;
 using comm::collectives::CallResult;
-using comm::collectives::Received;
 
 // A row travelling back to its token's rank: this header, then H values: floats when the
 // TP pair summed two partial results (so that the sum is rounded only once, at the end),
@@ -53,117 +55,43 @@ class CombineRun {
 
   runtime::TaskStatus Run(const std::stop_token& stop) {
     const CombinePlan& p = *plan_;
-    comm::collectives::CallOptions call = p.call;
+    CallOptions call = p.call;
     call.stop = stop;
-    const size_t half_row = static_cast<size_t>(l_.h) * 2;
-    const bool summed = l_.tp == 2;
-    const size_t value_bytes = summed ? static_cast<size_t>(l_.h) * sizeof(float) : half_row;
-    const size_t return_row = sizeof(ReturnHeader) + value_bytes;
-
     ReadRows();
     std::vector<int64_t> own;   // rows of this rank's TP plane, in expandX order
     std::vector<int64_t> peer;  // rows of the TP peer's plane
     for (int64_t row = 0; row < rows_; ++row) (Assist(row)[0] == l_.tp_rank ? own : peer).push_back(row);
 
-    // 1. With TP 2: each rank sends its partial results of the peer's rows to the peer.
-    Received from_tp;
-    if (summed) {
+    // 1. With TP 2: each rank sends its partial results of the peer's rows to the peer. They
+    // are copied out of the exchange, not used in place by an EP exchange nested in it:
+    // dispatch nests TP in EP, and the other order here would invert the two groups' call
+    // locks (a rank could deadlock running both operators on two streams).
+    std::vector<std::byte> partials;  // the peer's halves of this rank's rows, in `own` order
+    if (l_.tp == 2) {
       const int peer_rank = 1 - l_.tp_rank;
       std::vector<size_t> send_bytes(2, 0);
-      send_bytes[peer_rank] = peer.size() * half_row;
+      send_bytes[peer_rank] = peer.size() * HalfRow();
       call.local_error = error_.message;
       Note(p.members.tp.group->Collectives()->AllToAllV(
           p.members.tp.rank, send_bytes,
           [&](int to, std::byte* out) {
             if (to != peer_rank) return;
             for (int64_t row : peer) {
-              std::memcpy(out, p.expand_x + static_cast<size_t>(row) * half_row, half_row);
-              out += half_row;
+              std::memcpy(out, p.expand_x + static_cast<size_t>(row) * HalfRow(), HalfRow());
+              out += HalfRow();
             }
           },
-          &from_tp, call));
-      if (error_.ok() && from_tp[peer_rank].size() != own.size() * half_row) {
-        Fail(fmt::format("{}: the TP peer sent {} rows of this rank's plane, expected {}", Where(),
-                         from_tp[peer_rank].size() / half_row, own.size()));
-      }
-    }
-
-    // 2. Every row of this rank's plane goes back to the EP rank its token came from.
-    std::vector<std::vector<size_t>> back(static_cast<size_t>(l_.ep));  // positions in `own`
-    if (error_.ok()) {
-      for (size_t i = 0; i < own.size(); ++i) back[Assist(own[i])[1]].push_back(i);
-    }
-    std::vector<size_t> send_bytes(static_cast<size_t>(l_.ep));
-    for (int to = 0; to < l_.ep; ++to) send_bytes[to] = back[to].size() * return_row;
-    const std::byte* partials = summed && error_.ok() ? from_tp[1 - l_.tp_rank].data() : nullptr;
-    call.local_error = error_.message;
-    Received from_ep;
-    Note(p.members.ep.group->Collectives()->AllToAllV(
-        l_.ep_rank, send_bytes,
-        [&](int to, std::byte* out) {
-          for (size_t i : back[to]) {
-            const int32_t* assist = Assist(own[i]);
-            const ReturnHeader header{assist[2], assist[3]};
-            std::memcpy(out, &header, sizeof header);
-            const std::byte* mine = p.expand_x + static_cast<size_t>(own[i]) * half_row;
-            if (summed) {
-              const std::byte* theirs = partials + i * half_row;
-              for (int64_t e = 0; e < l_.h; ++e) {
-                const float sum = LoadHalf(mine, e, p.dtype) + LoadHalf(theirs, e, p.dtype);
-                std::memcpy(out + sizeof header + static_cast<size_t>(e) * sizeof sum, &sum, sizeof sum);
-              }
-            } else {
-              std::memcpy(out + sizeof header, mine, half_row);
+          [&](const Blocks& from_tp) {
+            if (from_tp[peer_rank].size() != own.size() * HalfRow()) {
+              return Fail(fmt::format("{}: the TP peer sent {} rows of this rank's plane, expected {}", Where(),
+                                      from_tp[peer_rank].size() / HalfRow(), own.size()));
             }
-            out += return_row;
-          }
-        },
-        &from_ep, call));
-    if (!error_.ok()) return error_;
-
-    // 3. xOut[t] = sum over its rows of weight * row (+ sharedExpertX[t]), in float, rounded once.
-    std::vector<float> sums(static_cast<size_t>(l_.bs * l_.h), 0.0f);
-    for (int from = 0; from < l_.ep; ++from) {
-      const std::vector<std::byte>& block = from_ep[from];
-      if (block.size() % return_row != 0) {
-        Fail(fmt::format("{}: EP rank {} sent {} bytes, not a whole number of rows", Where(), from, block.size()));
-        return error_;
-      }
-      for (size_t offset = 0; offset < block.size(); offset += return_row) {
-        ReturnHeader header;
-        std::memcpy(&header, block.data() + offset, sizeof header);
-        if (header.token < 0 || header.token >= l_.bs || header.slot < 0 || header.slot >= l_.Slots()) {
-          Fail(
-              fmt::format("{}: EP rank {} returned a row for token {} slot {}, but this rank has Bs {} and {} slots "
-                          "(K + shared copies): do dispatch and combine agree?",
-                          Where(), from, header.token, header.slot, l_.bs, l_.Slots()));
-          return error_;
-        }
-        const float weight = header.slot < l_.k ? p.expert_scales[header.token * l_.k + header.slot] : 1.0f;
-        float* sum = &sums[static_cast<size_t>(header.token * l_.h)];
-        const std::byte* values = block.data() + offset + sizeof header;
-        for (int64_t e = 0; e < l_.h; ++e) {
-          float value;
-          if (summed) {
-            std::memcpy(&value, values + static_cast<size_t>(e) * sizeof value, sizeof value);
-          } else {
-            value = LoadHalf(values, e, p.dtype);
-          }
-          sum[e] += weight * value;
-        }
-      }
+            partials.assign(from_tp[peer_rank].begin(), from_tp[peer_rank].end());
+          },
+          call));
     }
-    for (int64_t token = 0; token < l_.bs; ++token) {
-      const bool active = p.active_mask == nullptr || p.active_mask[token] != 0;
-      std::byte* out = p.x_out + static_cast<size_t>(token) * half_row;
-      const float* sum = &sums[static_cast<size_t>(token * l_.h)];
-      const std::byte* shared = p.shared_expert_x != nullptr ? p.shared_expert_x + token * half_row : nullptr;
-      for (int64_t e = 0; e < l_.h; ++e) {
-        float value = 0.0f;
-        if (active) value = sum[e] + (shared != nullptr ? LoadHalf(shared, e, p.dtype) : 0.0f);
-        StoreHalf(out, e, p.dtype, value);
-      }
-    }
+    // 2. and 3. (after a failed exchange too, so that the EP peers hear of it).
+    ReturnRows(call, own, partials.data());
     return error_;
   }
 
@@ -179,6 +107,89 @@ class CombineRun {
                        l_.ep_rank, l_.tp_rank);
   }
   const int32_t* Assist(int64_t row) const { return plan_->assist + row * kAssistInts; }
+  size_t HalfRow() const { return static_cast<size_t>(l_.h) * 2; }
+
+  // 2. Every row of this rank's plane goes back to the EP rank its token came from: with TP 2
+  // as floats, its value plus the peer's partial (`partials`, in `own` order), so that the sum
+  // is rounded only once; else as it is. The rows that come home make xOut in place (step 3).
+  void ReturnRows(CallOptions call, const std::vector<int64_t>& own, const std::byte* partials) {
+    const CombinePlan& p = *plan_;
+    const bool summed = l_.tp == 2;
+    const size_t value_bytes = summed ? static_cast<size_t>(l_.h) * sizeof(float) : HalfRow();
+    const size_t return_row = sizeof(ReturnHeader) + value_bytes;
+    std::vector<std::vector<size_t>> back(static_cast<size_t>(l_.ep));  // positions in `own`
+    if (error_.ok()) {
+      for (size_t i = 0; i < own.size(); ++i) back[Assist(own[i])[1]].push_back(i);
+    }
+    std::vector<size_t> send_bytes(static_cast<size_t>(l_.ep));
+    for (int to = 0; to < l_.ep; ++to) send_bytes[to] = back[to].size() * return_row;
+    call.local_error = error_.message;
+    Note(p.members.ep.group->Collectives()->AllToAllV(
+        l_.ep_rank, send_bytes,
+        [&](int to, std::byte* out) {
+          for (size_t i : back[to]) {
+            const int32_t* assist = Assist(own[i]);
+            const ReturnHeader header{assist[2], assist[3]};
+            std::memcpy(out, &header, sizeof header);
+            const std::byte* mine = p.expand_x + static_cast<size_t>(own[i]) * HalfRow();
+            if (summed) {
+              AddHalfRows(mine, partials + i * HalfRow(), p.dtype, l_.h, out + sizeof header);
+            } else {
+              std::memcpy(out + sizeof header, mine, HalfRow());
+            }
+            out += return_row;
+          }
+        },
+        [&](const Blocks& from_ep) { SumReturnedRows(from_ep, return_row); }, call));
+  }
+
+  // 3. xOut[t] = sum over the rows that came home for token t of weight * row
+  // (+ sharedExpertX[t]), in float, rounded once; read where the rows lie, one token at a time.
+  void SumReturnedRows(const Blocks& from_ep, size_t return_row) {
+    const CombinePlan& p = *plan_;
+    struct Term {
+      const std::byte* values;
+      float weight;
+    };
+    std::vector<std::vector<Term>> terms(static_cast<size_t>(l_.bs));  // by token, in arrival order
+    for (int from = 0; from < l_.ep; ++from) {
+      const std::span<const std::byte> block = from_ep[from];
+      if (block.size() % return_row != 0) {
+        return Fail(
+            fmt::format("{}: EP rank {} sent {} bytes, not a whole number of rows", Where(), from, block.size()));
+      }
+      for (size_t offset = 0; offset < block.size(); offset += return_row) {
+        ReturnHeader header;
+        std::memcpy(&header, block.data() + offset, sizeof header);
+        if (header.token < 0 || header.token >= l_.bs || header.slot < 0 || header.slot >= l_.Slots()) {
+          return Fail(
+              fmt::format("{}: EP rank {} returned a row for token {} slot {}, but this rank has Bs {} and {} slots "
+                          "(K + shared copies): do dispatch and combine agree?",
+                          Where(), from, header.token, header.slot, l_.bs, l_.Slots()));
+        }
+        const float weight = header.slot < l_.k ? p.expert_scales[header.token * l_.k + header.slot] : 1.0f;
+        terms[header.token].push_back({block.data() + offset + sizeof header, weight});
+      }
+    }
+    std::vector<float> sum(static_cast<size_t>(l_.h));
+    for (int64_t token = 0; token < l_.bs; ++token) {
+      std::byte* out = p.x_out + static_cast<size_t>(token) * HalfRow();
+      if (p.active_mask != nullptr && p.active_mask[token] == 0) {
+        std::memset(out, 0, HalfRow());  // +0 in BF16 and FP16
+        continue;
+      }
+      std::fill(sum.begin(), sum.end(), 0.0f);
+      for (const Term& term : terms[token]) {
+        if (l_.tp == 2) {
+          AccumulateFloatRow(term.values, term.weight, l_.h, sum.data());
+        } else {
+          AccumulateHalfRow(term.values, p.dtype, term.weight, l_.h, sum.data());
+        }
+      }
+      const std::byte* shared = p.shared_expert_x != nullptr ? p.shared_expert_x + token * HalfRow() : nullptr;
+      StoreHalfRow(sum.data(), shared, p.dtype, l_.h, out);
+    }
+  }
 
   // How many rows expandX holds (the sum of epSendCounts), each checked against the layout.
   void ReadRows() {

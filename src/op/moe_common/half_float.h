@@ -13,10 +13,11 @@ inline float Bf16ToFloat(uint16_t bits) {
 }
 
 inline uint16_t FloatToBf16(float value) {
-  uint32_t bits = std::bit_cast<uint32_t>(value);
-  if (std::isnan(value)) return static_cast<uint16_t>((bits >> 16) | 0x40);  // stays a (quiet) NaN
-  const uint32_t rounding = 0x7fff + ((bits >> 16) & 1);                     // ties to even
-  return static_cast<uint16_t>((bits + rounding) >> 16);
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint32_t quiet_nan = (bits >> 16) | 0x40;                       // a NaN stays a (quiet) NaN
+  const uint32_t rounded = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16;  // ties to even
+  // A select, not a branch, so that row loops vectorize.
+  return static_cast<uint16_t>(std::isnan(value) ? quiet_nan : rounded);
 }
 
 inline float Fp16ToFloat(uint16_t half) {

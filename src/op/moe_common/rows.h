@@ -23,6 +23,16 @@ inline void StoreHalf(std::byte* row, int64_t i, aclDataType dtype, float value)
   std::memcpy(row + i * 2, &bits, sizeof bits);
 }
 
+// Whole-row kernels of combine, one loop per dtype (the hot path: a step runs them over every
+// element it moves). Wire rows may sit at any byte offset; `sum` is aligned float storage.
+// out[e] = float(a[e]) + float(b[e]), written as h floats at `out`.
+void AddHalfRows(const std::byte* a, const std::byte* b, aclDataType dtype, int64_t h, std::byte* out);
+// sum[e] += weight * float(values[e]): `values` are h floats, or h halves of `dtype`.
+void AccumulateFloatRow(const std::byte* values, float weight, int64_t h, float* sum);
+void AccumulateHalfRow(const std::byte* values, aclDataType dtype, float weight, int64_t h, float* sum);
+// out[e] = half(sum[e] + float(shared[e])) (shared may be null).
+void StoreHalfRow(const float* sum, const std::byte* shared, aclDataType dtype, int64_t h, std::byte* out);
+
 // Per-row dynamic int8 quantization (quantMode 2): scale = max|v| / 127, q = round(v / scale).
 // `smooth` (may be null) multiplies the row first (the smooth-quant scales of the expert).
 // Returns the scale; q * scale restores the value.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 #include <stop_token>
 #include <vector>
 
@@ -14,8 +15,9 @@
 namespace distbarrier::op::moe {
 namespace {
 
+using comm::collectives::Blocks;
+using comm::collectives::CallOptions;
 using comm::collectives::CallResult;
-using comm::collectives::Received;
 
 // A row on the wire: this header, then H elements (x's dtype, or INT8 when quantized).
 struct RowHeader {
@@ -65,7 +67,7 @@ int64_t Length(const std::shared_ptr<Tensor>& tensor) {
   return tensor ? tensor->ElementCount() : 0;
 }
 
-// The rows each source rank sent to this rank in one TP plane.
+// The rows each source rank sent to this rank in one TP plane (in place, in a collective's blocks).
 using PlaneRows = std::vector<std::vector<const std::byte*>>;
 
 class DispatchRun {
@@ -73,7 +75,7 @@ class DispatchRun {
   explicit DispatchRun(std::shared_ptr<const DispatchPlan> plan) : plan_(std::move(plan)), l_(plan_->layout) {}
 
   runtime::TaskStatus Run(const std::stop_token& stop) {
-    comm::collectives::CallOptions call = plan_->call;
+    CallOptions call = plan_->call;
     call.stop = stop;
 
     // 1. Route this rank's tokens and exchange them over the EP group.
@@ -81,33 +83,22 @@ class DispatchRun {
     std::vector<size_t> send_bytes(static_cast<size_t>(l_.ep));
     for (int to = 0; to < l_.ep; ++to) send_bytes[to] = routes[to].size() * plan_->row_bytes;
     call.local_error = error_.message;
-    Received from_ep;
+    std::vector<PlaneRows> planes(static_cast<size_t>(l_.tp));
+    bool gathered = false;
     Note(plan_->members.ep.group->Collectives()->AllToAllV(
-        l_.ep_rank, send_bytes, [&](int to, std::byte* out) { Pack(to, routes[to], out); }, &from_ep, call));
-
-    std::vector<PlaneRows> planes(static_cast<size_t>(l_.tp));  // rows point into from_ep and from_tp
-    Received from_tp;
-    if (error_.ok()) planes[l_.tp_rank] = SplitRows(from_ep);
-
-    // 2. With TP 2, the TP pair all-gathers what each received: [count per source][rows].
-    if (l_.tp == 2) {
-      size_t own_rows = 0;
-      for (const auto& rows : planes[l_.tp_rank]) own_rows += rows.size();
-      const size_t block = static_cast<size_t>(l_.ep) * sizeof(uint64_t) + own_rows * plan_->row_bytes;
-      call.local_error = error_.message;
-      Note(plan_->members.tp.group->Collectives()->AllGather(
-          plan_->members.tp.rank, block, [&](int, std::byte* out) { PackPlane(planes[l_.tp_rank], out); }, &from_tp,
-          call));
-      if (!error_.ok()) return error_;
-      for (int plane = 0; plane < l_.tp; ++plane) {
-        if (plane != l_.tp_rank) planes[plane] = ParsePlane(from_tp[plane]);
-        if (!error_.ok()) return error_;
-      }
-    }
-    if (!error_.ok()) return error_;
-
-    // 3. Lay the rows out by local expert, then plane, then source rank.
-    WriteOutputs(planes);
+        l_.ep_rank, send_bytes, [&](int to, std::byte* out) { Pack(to, routes[to], out); },
+        [&](const Blocks& from_ep) {
+          planes[l_.tp_rank] = SplitRows(from_ep);
+          if (l_.tp == 2) {
+            gathered = true;
+            GatherPlanes(call, planes);
+          } else if (error_.ok()) {
+            WriteOutputs(planes);
+          }
+        },
+        call));
+    // After a failed exchange the TP call still happens, so that the peer hears of the failure.
+    if (l_.tp == 2 && !gathered) GatherPlanes(call, planes);
     return error_;
   }
 
@@ -121,6 +112,25 @@ class DispatchRun {
   std::string Where() const {
     return fmt::format("{}: group '{}', EP rank {}, TP rank {}", kDispatchLaunch, plan_->members.ep.group->Name(),
                        l_.ep_rank, l_.tp_rank);
+  }
+
+  // 2. With TP 2, the TP pair all-gathers what each received ([count per source][rows]), and
+  // the rows are laid out while both planes are still in place (this runs inside the EP
+  // exchange, whose blocks hold this rank's own plane).
+  void GatherPlanes(CallOptions call, std::vector<PlaneRows>& planes) {
+    size_t own_rows = 0;
+    for (const auto& rows : planes[l_.tp_rank]) own_rows += rows.size();
+    const size_t block = static_cast<size_t>(l_.ep) * sizeof(uint64_t) + own_rows * plan_->row_bytes;
+    call.local_error = error_.message;
+    Note(plan_->members.tp.group->Collectives()->AllGather(
+        plan_->members.tp.rank, block, [&](int, std::byte* out) { PackPlane(planes[l_.tp_rank], out); },
+        [&](const Blocks& from_tp) {
+          for (int plane = 0; plane < l_.tp && error_.ok(); ++plane) {
+            if (plane != l_.tp_rank) planes[plane] = ParsePlane(from_tp[plane]);
+          }
+          if (error_.ok()) WriteOutputs(planes);
+        },
+        call));
   }
 
   std::vector<std::vector<RowHeader>> Route() {
@@ -169,10 +179,10 @@ class DispatchRun {
     }
   }
 
-  PlaneRows SplitRows(const Received& received) {
+  PlaneRows SplitRows(const Blocks& received) {
     PlaneRows rows(static_cast<size_t>(l_.ep));
     for (int from = 0; from < l_.ep; ++from) {
-      const std::vector<std::byte>& block = received[from];
+      const std::span<const std::byte> block = received[from];
       if (block.size() % plan_->row_bytes != 0) {
         Fail(fmt::format("{}: rank {} sent {} bytes, not a whole number of rows", Where(), from, block.size()));
         return rows;
@@ -196,7 +206,7 @@ class DispatchRun {
     }
   }
 
-  PlaneRows ParsePlane(const std::vector<std::byte>& block) {
+  PlaneRows ParsePlane(std::span<const std::byte> block) {
     PlaneRows rows(static_cast<size_t>(l_.ep));
     const size_t table = static_cast<size_t>(l_.ep) * sizeof(uint64_t);
     size_t offset = table;

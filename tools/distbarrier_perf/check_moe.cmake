@@ -1,0 +1,61 @@
+# Runs a tiny distbarrier-perf --moe configuration (Bs 1 and 2, H 1024, two steps) and checks
+# that the output is well formed: the header naming the mode, the column line, one row per Bs
+# with a number in every column, and a JSON file with the same rows. No timing is asserted.
+#   cmake -DPERF=path -DMODE=threads|processes -DJSON=path -P check_moe.cmake
+file(REMOVE "${JSON}")
+execute_process(
+  COMMAND "${PERF}" --moe --bs 1,2 --hidden 1024 -n 2 -w 1 --repeat 1 --mode ${MODE} --timeout 150 --json "${JSON}"
+  OUTPUT_VARIABLE out
+  ERROR_VARIABLE err
+  RESULT_VARIABLE rc)
+message(STATUS "output:\n${out}${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "distbarrier-perf --moe exited with ${rc}")
+endif()
+
+string(REPLACE ";" "," out_no_semicolons "${out}")
+string(REPLACE "\n" ";" lines "${out_no_semicolons}")
+set(rows "")
+set(header FALSE)
+set(columns FALSE)
+set(number "[0-9]+\\.[0-9]+")
+foreach(line IN LISTS lines)
+  if(line MATCHES "^# distbarrier-perf --moe: mode ${MODE}, nproc [0-9]+, CPU .*, -n 2 -w 1 --repeat 1$")
+    set(header TRUE)
+  elseif(line MATCHES "^ +bs +rows +MB/step +step_us +GB/s +memcpy_us +memcpy_GB/s +step/cpy$")
+    set(columns TRUE)
+  elseif(line MATCHES "^ +([0-9]+) +([0-9]+) +${number} +${number} +${number} +${number} +${number} +${number}$")
+    list(APPEND rows "${CMAKE_MATCH_1}:${CMAKE_MATCH_2}")
+  elseif(line MATCHES "^#" OR line STREQUAL "")
+  else()
+    message(FATAL_ERROR "unexpected line: '${line}'")
+  endif()
+endforeach()
+if(NOT header)
+  message(FATAL_ERROR "no header line")
+endif()
+if(NOT columns)
+  message(FATAL_ERROR "no column line")
+endif()
+# 16 ranks, each token: K 3 expert rows + 1 shared copy
+if(NOT rows STREQUAL "1:64;2:128")
+  message(FATAL_ERROR "rows (bs:routed rows) '${rows}', expected 1:64;2:128")
+endif()
+if(NOT EXISTS "${JSON}")
+  message(FATAL_ERROR "no JSON file")
+endif()
+file(READ "${JSON}" json)
+string(JSON row_count LENGTH "${json}" rows)
+if(NOT row_count EQUAL 2)
+  message(FATAL_ERROR "JSON has ${row_count} rows, expected 2")
+endif()
+string(JSON bytes GET "${json}" rows 1 bytes_per_step)
+if(NOT bytes EQUAL 1310720)  # 128 rows * H 1024 * 10 bytes
+  message(FATAL_ERROR "JSON rows[1].bytes_per_step is '${bytes}', expected 1310720")
+endif()
+foreach(key step_ns memcpy_ns step_over_memcpy)
+  string(JSON value GET "${json}" rows 0 ${key})
+  if(NOT value MATCHES "^[0-9.]+$")
+    message(FATAL_ERROR "JSON rows[0].${key} is '${value}'")
+  endif()
+endforeach()
