@@ -51,25 +51,137 @@ bool GroupCollectives::ClaimWarning(uint64_t seq) {
   return false;
 }
 
+bool Posted::Read(int from, size_t offset, void* destination, size_t bytes) const {
+  const auto [start, size] = blocks_[from];
+  if (offset > size || bytes > size - offset) return false;
+  if (bytes > 0) transport_.Read(from, start + offset, destination, bytes);
+  return true;
+}
+
+int Call::Size() const { return owner_.transport_->Size(); }
+
+size_t Call::PayloadCapacity() const {
+  const size_t table = GroupCollectives::PostBytes(Size(), 0);
+  const size_t capacity = owner_.transport_->Capacity();
+  return capacity > table ? capacity - table : 0;
+}
+
+CallResult Call::Exchange(const std::vector<size_t>& send_bytes, bool same_block_for_all, const PackFn& pack,
+                          const UnpackFn& unpack) {
+  return owner_.Exchange(rank_, what_, send_bytes, same_block_for_all, pack, unpack, options_);
+}
+
+uint64_t GroupCollectives::Reserve(int rank) {
+  std::lock_guard lock(ranks_[rank].mutex);
+  return ++ranks_[rank].reserved;
+}
+
+void GroupCollectives::CompleteLocked(RankCalls& calls, uint64_t ticket) {
+  if (ticket != calls.done + 1) {
+    calls.abandoned.insert(ticket);
+    return;
+  }
+  calls.done = ticket;
+  while (!calls.abandoned.empty() && *calls.abandoned.begin() == calls.done + 1) {
+    calls.done = *calls.abandoned.begin();
+    calls.abandoned.erase(calls.abandoned.begin());
+  }
+  calls.turn_changed.notify_all();
+}
+
+void GroupCollectives::Abandon(int rank, uint64_t ticket) {
+  RankCalls& calls = ranks_[rank];
+  std::lock_guard lock(calls.mutex);
+  if (calls.out_of_step.empty()) {
+    calls.out_of_step = fmt::format("group '{}', rank {}: its call #{} was dropped before it ran (its stream failed "
+                                    "or was aborted), so its later calls cannot pair with its peers'",
+                                    group_name_, rank, ticket);
+  }
+  CompleteLocked(calls, ticket);
+}
+
+CallResult GroupCollectives::RunCall(int rank, uint64_t ticket, const char* what, const CallOptions& options,
+                                     const std::function<CallResult(Call& call)>& body) {
+  RankCalls& calls = ranks_[rank];
+  const Clock::time_point start = Clock::now();
+  {
+    std::unique_lock lock(calls.mutex);
+    auto my_turn = [&] { return calls.done + 1 == ticket; };
+    bool turn = true;
+    if (options.timeout) {
+      turn = calls.turn_changed.wait_until(lock, options.stop, start + *options.timeout, my_turn);
+    } else {
+      turn = calls.turn_changed.wait(lock, options.stop, my_turn);
+    }
+    if (!turn) {
+      // The call never ran: later calls of this rank are out of step with its peers.
+      if (calls.out_of_step.empty()) {
+        calls.out_of_step = fmt::format("group '{}', rank {}: its call #{} ({}) gave up waiting for the rank's "
+                                        "earlier calls",
+                                        group_name_, rank, ticket, what);
+      }
+      calls.abandoned.insert(ticket);
+      const bool stopped = options.stop.stop_requested();
+      return {stopped ? CallResult::Kind::kStopped : CallResult::Kind::kTimedOut,
+              fmt::format("{}: group '{}', rank {}, call #{} ({}) {} after {:.3f} ms waiting for the rank's earlier "
+                          "collective calls (on another stream) to finish",
+                          options.api, group_name_, rank, ticket, what,
+                          stopped ? "aborted (stream destroyed or aclFinalize)" : "timed out (HCCL_EXEC_TIMEOUT)",
+                          Milliseconds(Clock::now() - start))};
+    }
+  }
+  // The turn is held: nobody else touches this rank's exchanges until CompleteLocked.
+  CallResult result;
+  try {
+    CallOptions own = options;
+    {
+      std::lock_guard lock(calls.mutex);
+      if (own.local_error.empty()) own.local_error = calls.out_of_step;
+    }
+    Call call(*this, rank, what, own);
+    result = body(call);
+  } catch (...) {
+    std::lock_guard lock(calls.mutex);
+    CompleteLocked(calls, ticket);
+    throw;
+  }
+  std::lock_guard lock(calls.mutex);
+  CompleteLocked(calls, ticket);
+  return result;
+}
+
 CallResult GroupCollectives::AllToAllV(int rank, const std::vector<size_t>& send_bytes, const PackFn& pack,
                                        Received* received, const CallOptions& options) {
-  return Run(rank, "all-to-all-v", send_bytes, false, pack, received, options);
+  return OneExchange(rank, "all-to-all-v", send_bytes, false, pack, received, options);
 }
 
 CallResult GroupCollectives::AllGather(int rank, size_t bytes, const PackFn& pack, Received* received,
                                        const CallOptions& options) {
-  return Run(rank, "all-gather", std::vector<size_t>(static_cast<size_t>(transport_->Size()), bytes), true, pack,
-             received, options);
+  return OneExchange(rank, "all-gather", std::vector<size_t>(static_cast<size_t>(transport_->Size()), bytes), true,
+                     pack, received, options);
 }
 
-CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<size_t>& send_bytes,
-                                 bool same_block_for_all, const PackFn& pack, Received* received,
-                                 const CallOptions& options) {
-  const int size = transport_->Size();
-  std::lock_guard calls_lock(ranks_[rank].mutex);
-  const uint64_t seq = ++ranks_[rank].calls;
-  const Clock::time_point start = Clock::now();
+CallResult GroupCollectives::OneExchange(int rank, const char* what, const std::vector<size_t>& send_bytes,
+                                         bool same_block_for_all, const PackFn& pack, Received* received,
+                                         const CallOptions& options) {
+  const uint64_t ticket = Reserve(rank);
+  return RunCall(rank, ticket, what, options, [&](Call& call) {
+    return call.Exchange(send_bytes, same_block_for_all, pack, [&](const Posted& posted) {
+      received->assign(static_cast<size_t>(transport_->Size()), {});
+      for (int from = 0; from < transport_->Size(); ++from) {
+        (*received)[from].resize(posted.Bytes(from));
+        posted.Read(from, 0, (*received)[from].data(), posted.Bytes(from));
+      }
+    });
+  });
+}
 
+CallResult GroupCollectives::Exchange(int rank, const char* what, const std::vector<size_t>& send_bytes,
+                                      bool same_block_for_all, const PackFn& pack, const UnpackFn& unpack,
+                                      const CallOptions& options) {
+  const int size = transport_->Size();
+  const uint64_t seq = ++ranks_[rank].exchanges;  // only the call holding the rank's turn gets here
+  const Clock::time_point start = Clock::now();
   // Pack: header, table, error text, then each destination's block (one block for all).
   size_t payload = 0;
   if (same_block_for_all) {
@@ -97,7 +209,7 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
   std::memcpy(text, local_error.data(), error_bytes);
   size_t offset = static_cast<size_t>(text + error_bytes - out);
   for (int to = 0; to < size; ++to) {
-    BlockEntry entry{offset, failed_before ? 0 : send_bytes[to]};
+    BlockEntry entry{offset, failed_before ? 0 : send_bytes[same_block_for_all ? 0 : to]};
     if (entry.size > 0 && (!same_block_for_all || to == 0)) {
       pack(same_block_for_all ? -1 : to, out + offset);
     }
@@ -146,9 +258,9 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
                           transport_->BrokenReason())};
   }
 
-  // Read what each peer sent us; note the first peer that reported a failure.
+  // Find what each peer sent us; note the first peer that reported a failure.
   CallResult result;
-  received->assign(static_cast<size_t>(size), {});
+  std::vector<std::pair<size_t, size_t>> blocks(static_cast<size_t>(size), {0, 0});
   for (int from = 0; from < size; ++from) {
     PostHeader peer;
     transport_->Read(from, 0, &peer, sizeof peer);
@@ -163,7 +275,8 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
     }
     BlockEntry entry;
     transport_->Read(from, sizeof peer + static_cast<size_t>(rank) * sizeof(BlockEntry), &entry, sizeof entry);
-    if (peer.blocks != static_cast<uint64_t>(size) || entry.size > transport_->Capacity()) {
+    const size_t posted = transport_->PostedBytes(from);
+    if (peer.blocks != static_cast<uint64_t>(size) || entry.offset > posted || entry.size > posted - entry.offset) {
       if (result.ok()) {
         result = {CallResult::Kind::kPeerFailed,
                   fmt::format("{}: {}: rank {} posted a malformed table ({} blocks, {} bytes for rank {})", options.api,
@@ -171,9 +284,9 @@ CallResult GroupCollectives::Run(int rank, const char* what, const std::vector<s
       }
       continue;
     }
-    (*received)[from].resize(entry.size);
-    transport_->Read(from, entry.offset, (*received)[from].data(), entry.size);
+    blocks[from] = {entry.offset, entry.size};
   }
+  if (result.ok() && !failed_before) unpack(Posted(*transport_, blocks));
   if (!transport_->Finish(rank, seq, wait)) {
     return {CallResult::Kind::kBroken,
             fmt::format("{}: {} failed while its data moved: {}", options.api, where, transport_->BrokenReason())};

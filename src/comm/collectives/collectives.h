@@ -3,20 +3,26 @@
 // move is the transport's business (comm/transport), so the operator never knows whether its
 // peers are threads, processes or hosts.
 //
-// Calls are matched across ranks by a per-group collective sequence number: the k-th call
-// of rank A pairs with the k-th call of rank B, as barriers do. A call blocks its caller (a
-// stream task) until every rank has made it; its wait has a deadline (HCCL_EXEC_TIMEOUT)
-// or, without one, warns once after a while naming the ranks that never came.
+// Calls are matched across ranks by a per-group call number: the k-th call of rank A pairs
+// with the k-th call of rank B, as barriers do. A call may take its number when it is issued
+// (Reserve, in the caller's program order, so that calls queued on two streams of one rank
+// pair up as issued) and runs when the rank's earlier calls are done. One call is one or
+// more exchanges (posts of the transport) which every rank makes in the same order. An
+// exchange blocks its caller (a stream task) until every rank has made it; its wait has a
+// deadline (HCCL_EXEC_TIMEOUT) or, without one, warns once after a while naming the ranks
+// that never came.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -47,6 +53,48 @@ using Received = std::vector<std::vector<std::byte>>;
 // Writes the bytes for destination rank `to` at `out` (AllGather: `to` is -1).
 using PackFn = std::function<void(int to, std::byte* out)>;
 
+// What the peers posted in the current exchange, readable between its post and its finish.
+class Posted {
+ public:
+  Posted(const transport::Transport& transport, const std::vector<std::pair<size_t, size_t>>& blocks)
+      : transport_(transport), blocks_(blocks) {}
+  // Bytes `from` sent to this rank.
+  size_t Bytes(int from) const { return blocks_[from].second; }
+  // Copies [offset, offset + bytes) of what `from` sent to this rank; false (nothing copied)
+  // when that is more than it sent.
+  bool Read(int from, size_t offset, void* destination, size_t bytes) const;
+
+ private:
+  const transport::Transport& transport_;
+  const std::vector<std::pair<size_t, size_t>>& blocks_;  // (offset in post, bytes) by source
+};
+using UnpackFn = std::function<void(const Posted& posted)>;
+
+class GroupCollectives;
+
+// One call of one rank while it holds its turn: the exchanges it is made of.
+class Call {
+ public:
+  int Rank() const { return rank_; }
+  int Size() const;
+  // The most payload bytes one exchange may post (the transport's buffer less the table).
+  size_t PayloadCapacity() const;
+  // Rank sends send_bytes[d] bytes (written by pack(d, out)) to each rank d, itself included
+  // (same_block_for_all: one block of send_bytes[0] bytes, written by pack(-1, out), for every
+  // rank); unpack reads what it was sent. Exchanges of a call are numbered in order.
+  CallResult Exchange(const std::vector<size_t>& send_bytes, bool same_block_for_all, const PackFn& pack,
+                      const UnpackFn& unpack);
+
+ private:
+  friend class GroupCollectives;
+  Call(GroupCollectives& owner, int rank, const char* what, const CallOptions& options)
+      : owner_(owner), rank_(rank), what_(what), options_(options) {}
+  GroupCollectives& owner_;
+  const int rank_;
+  const char* const what_;
+  const CallOptions& options_;
+};
+
 // The collectives state of one group: its transport and each local rank's call count.
 class GroupCollectives {
  public:
@@ -62,13 +110,33 @@ class GroupCollectives {
   // Bytes of the transport buffer one call needs for these payloads (what HCCL_BUFFSIZE must hold).
   static size_t PostBytes(int ranks, size_t payload_bytes, size_t error_bytes = 0);
 
+  // This rank's next call number, taken when the call is issued (program order).
+  uint64_t Reserve(int rank);
+  // A reserved call that will never run (its stream dropped it): the rank's later calls
+  // fail, and tell their peers why, since the rank is out of step with them from then on.
+  void Abandon(int rank, uint64_t ticket);
+  // Runs call `ticket` of `rank` once the rank's earlier calls are done: body makes its
+  // exchanges. Waiting for the turn honours the options' deadline and stop token.
+  CallResult RunCall(int rank, uint64_t ticket, const char* what, const CallOptions& options,
+                     const std::function<CallResult(Call& call)>& body);
+
  private:
+  friend class Call;
   struct RankCalls {
-    std::mutex mutex;  // one call of a rank at a time: the transport has one buffer per rank
-    uint64_t calls = 0;
+    std::mutex mutex;
+    std::condition_variable_any turn_changed;
+    uint64_t reserved = 0;         // call numbers handed out
+    uint64_t done = 0;             // calls finished or abandoned, in order
+    std::set<uint64_t> abandoned;  // abandoned calls after `done`
+    uint64_t exchanges = 0;        // the transport's sequence numbers used; only by the running call
+    std::string out_of_step;       // why the rank's calls cannot pair with its peers' any more
   };
-  CallResult Run(int rank, const char* what, const std::vector<size_t>& send_bytes, bool same_block_for_all,
-                 const PackFn& pack, Received* received, const CallOptions& options);
+  // Lock held: marks `ticket` done and skips the abandoned calls after it.
+  void CompleteLocked(RankCalls& calls, uint64_t ticket);
+  CallResult Exchange(int rank, const char* what, const std::vector<size_t>& send_bytes, bool same_block_for_all,
+                      const PackFn& pack, const UnpackFn& unpack, const CallOptions& options);
+  CallResult OneExchange(int rank, const char* what, const std::vector<size_t>& send_bytes, bool same_block_for_all,
+                         const PackFn& pack, Received* received, const CallOptions& options);
 
   // True for the first rank of this process to warn about call `seq`: one line per stuck
   // call, not one per waiting rank.
