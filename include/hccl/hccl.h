@@ -47,6 +47,15 @@ ACL_FUNC_VISIBILITY HcclResult HcclAlltoAllV(const void *sendBuf, const void *se
                                              const void *rdispls, HcclDataType recvType, HcclComm comm,
                                              aclrtStream stream);
 /* sendCountMatrix: rankSize x rankSize uint64_t, entry [i][j] the elements rank i sends to j. */
+/* Point to point: the k-th send from rank A to rank B meets the k-th receive of B from A. A
+ * send completes when its receiver has taken the data; HcclBatchSendRecv moves all its items
+ * together (a rank may send to and receive from the same peer in one batch). */
+ACL_FUNC_VISIBILITY HcclResult HcclSend(void *sendBuf, uint64_t count, HcclDataType dataType, uint32_t destRank,
+                                        HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclRecv(void *recvBuf, uint64_t count, HcclDataType dataType, uint32_t srcRank,
+                                        HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclBatchSendRecv(HcclSendRecvItem *sendRecvInfo, uint32_t itemNum, HcclComm comm,
+                                                 aclrtStream stream);
 ACL_FUNC_VISIBILITY HcclResult HcclAlltoAllVC(const void *sendBuf, const void *sendCountMatrix, HcclDataType sendType,
                                               const void *recvBuf, HcclDataType recvType, HcclComm comm,
                                               aclrtStream stream);

@@ -282,6 +282,36 @@ HcclResult HcclAlltoAllVC(const void* sendBuf, const void* sendCountMatrix, Hccl
   return distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream);
 } DISTBARRIER_HCCL_GUARD
 
+HcclResult HcclSend(void* sendBuf, uint64_t count, HcclDataType dataType, uint32_t destRank, HcclComm comm,
+                    aclrtStream stream) try {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclSend", comm, &error);
+  if (!member) return error;
+  const HcclSendRecvItem item{HCCL_SEND, sendBuf, count, dataType, destRank};
+  const distbarrier::op::hccl::ItemNames names{"sendBuf", "destRank"};
+  return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclSend", &item, 1, &names, stream);
+} DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclRecv(void* recvBuf, uint64_t count, HcclDataType dataType, uint32_t srcRank, HcclComm comm,
+                    aclrtStream stream) try {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclRecv", comm, &error);
+  if (!member) return error;
+  const HcclSendRecvItem item{HCCL_RECV, recvBuf, count, dataType, srcRank};
+  const distbarrier::op::hccl::ItemNames names{"recvBuf", "srcRank"};
+  return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclRecv", &item, 1, &names, stream);
+} DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclBatchSendRecv(HcclSendRecvItem* sendRecvInfo, uint32_t itemNum, HcclComm comm,
+                             aclrtStream stream) try {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclBatchSendRecv", comm, &error);
+  if (!member) return error;
+  if (sendRecvInfo == nullptr && itemNum > 0) return Fail(HCCL_E_PTR, "HcclBatchSendRecv: sendRecvInfo is null");
+  return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclBatchSendRecv", sendRecvInfo, itemNum, nullptr,
+                                                   stream);
+} DISTBARRIER_HCCL_GUARD
+
 const char* HcclGetErrorString(HcclResult code) {
   switch (code) {
     case HCCL_SUCCESS: return "success";

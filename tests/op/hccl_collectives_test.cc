@@ -165,6 +165,118 @@ TEST_F(HcclCollectivesTest, CallsOnTwoStreamsOfOneRankPairInIssueOrder) {
   EXPECT_THAT(failures, ::testing::IsEmpty());
 }
 
+std::vector<std::string> PointToPointOnThreads(int ranks, const std::vector<std::pair<HcclDataType, uint64_t>>& runs) {
+  std::vector<HcclComm> comms = MakeGroup(FirstDevices(ranks));
+  std::mutex mutex;
+  std::vector<std::string> failures;
+  RunRanks(ranks, [&](int rank) {
+    aclrtStream stream = NewStream();
+    uint64_t salt = 0;
+    for (auto [type, count] : runs) {
+      if (std::string error = hccl::RunPointToPoint(comms[rank], stream, type, count, ++salt); !error.empty()) {
+        std::lock_guard lock(mutex);
+        failures.push_back(error);
+        break;
+      }
+    }
+    aclrtDestroyStream(stream);
+  });
+  for (HcclComm comm : comms) HcclCommDestroy(comm);
+  return failures;
+}
+
+TEST_F(HcclCollectivesTest, SendReceiveAndBatchesOnTwoToSixteenRanks) {
+  for (int ranks : {2, 5, 16}) {
+    EXPECT_THAT(PointToPointOnThreads(ranks, {{HCCL_DATA_TYPE_BFP16, 0},
+                                              {HCCL_DATA_TYPE_INT128, 1},
+                                              {HCCL_DATA_TYPE_FP32, 1031},
+                                              {HCCL_DATA_TYPE_FP8E5M2, 77}}),
+                ::testing::IsEmpty())
+        << ranks << " ranks";
+  }
+}
+
+TEST_F(HcclCollectivesTest, MessagesLargerThanTheBufferMoveInPieces) {
+  ASSERT_EQ(setenv("HCCL_BUFFSIZE", "1", 1), 0);
+  EXPECT_THAT(PointToPointOnThreads(4, {{HCCL_DATA_TYPE_FP32, 700001}}), ::testing::IsEmpty());
+}
+
+TEST_F(HcclCollectivesTest, MismatchedSendAndReceiveFailOnBothNamingTheRanks) {
+  std::vector<float> buffer(64 * 2);
+  std::vector<std::string> errors(2);
+  std::vector<HcclComm> comms = MakeGroup(FirstDevices(2));
+  RunRanks(2, [&](int rank) {
+    aclrtStream stream = NewStream();
+    float* mine = buffer.data() + rank * 64;
+    const HcclResult issued = rank == 0 ? HcclSend(mine, 10, HCCL_DATA_TYPE_FP32, 1, comms[0], stream)
+                                        : HcclRecv(mine, 12, HCCL_DATA_TYPE_FP32, 0, comms[1], stream);
+    ASSERT_EQ(issued, HCCL_SUCCESS) << aclGetRecentErrMsg();
+    EXPECT_NE(aclrtSynchronizeStream(stream), 0);
+    errors[rank] = aclGetRecentErrMsg();
+  });
+  EXPECT_THAT(errors[0], ::testing::HasSubstr("rank 0 sends 40 bytes to rank 1, but rank 1 expects 48 bytes"));
+  EXPECT_THAT(errors[1], ::testing::HasSubstr("rank 1 receives 48 bytes from rank 0, but rank 0 sends 40 bytes"));
+}
+
+TEST_F(HcclCollectivesTest, ASendNobodyReceivesTimesOutNamingThePeer) {
+  ASSERT_EQ(setenv("HCCL_EXEC_TIMEOUT", "1", 1), 0);
+  std::vector<HcclComm> comms = MakeGroup(FirstDevices(3));
+  ASSERT_EQ(aclrtSetDevice(0), 0);
+  aclrtStream stream = NewStream();
+  std::vector<float> data(16);
+  ASSERT_EQ(HcclSend(data.data(), 16, HCCL_DATA_TYPE_FP32, 2, comms[0], stream), HCCL_SUCCESS);
+  EXPECT_NE(aclrtSynchronizeStream(stream), 0);
+  EXPECT_THAT(aclGetRecentErrMsg(), ::testing::HasSubstr("for ranks [2] to send or receive"));
+}
+
+TEST_F(HcclCollectivesTest, BadSendReceiveArgumentsAreRefusedWithAMessage) {
+  std::vector<HcclComm> comms = MakeGroup(FirstDevices(4));
+  ASSERT_EQ(aclrtSetDevice(1), 0);
+  aclrtStream stream = NewStream();
+  HcclComm comm = comms[1];
+  std::vector<float> a(16);
+  HcclSendRecvItem bad_type{static_cast<HcclSendRecvType>(7), a.data(), 1, HCCL_DATA_TYPE_FP32, 0};
+  HcclSendRecvItem good{HCCL_SEND, a.data(), 1, HCCL_DATA_TYPE_FP32, 0};
+  HcclSendRecvItem far{HCCL_RECV, a.data(), 1, HCCL_DATA_TYPE_FP32, 4};
+  struct Expectation {
+    const char* what;
+    std::function<HcclResult()> call;
+    HcclResult code;
+    const char* message;
+  };
+  const std::vector<Expectation> expectations = {
+      {"null comm", [&] { return HcclSend(a.data(), 1, HCCL_DATA_TYPE_FP32, 0, nullptr, stream); }, HCCL_E_PTR,
+       "HcclSend: comm is null"},
+      {"null sendBuf", [&] { return HcclSend(nullptr, 1, HCCL_DATA_TYPE_FP32, 0, comm, stream); }, HCCL_E_PTR,
+       "HcclSend: sendBuf is null"},
+      {"null recvBuf", [&] { return HcclRecv(nullptr, 1, HCCL_DATA_TYPE_FP32, 0, comm, stream); }, HCCL_E_PTR,
+       "HcclRecv: recvBuf is null"},
+      {"destRank 4", [&] { return HcclSend(a.data(), 1, HCCL_DATA_TYPE_FP32, 4, comm, stream); }, HCCL_E_PARA,
+       "HcclSend: destRank 4 is out of range [0, 4)"},
+      {"srcRank self", [&] { return HcclRecv(a.data(), 1, HCCL_DATA_TYPE_FP32, 1, comm, stream); }, HCCL_E_PARA,
+       "HcclRecv: srcRank 1 is the calling rank itself"},
+      {"data type 99", [&] { return HcclSend(a.data(), 1, static_cast<HcclDataType>(99), 0, comm, stream); },
+       HCCL_E_PARA, "HcclSend: dataType 99 is not an HCCL data type"},
+      {"null items", [&] { return HcclBatchSendRecv(nullptr, 2, comm, stream); }, HCCL_E_PTR,
+       "HcclBatchSendRecv: sendRecvInfo is null"},
+      {"bad kind", [&] {
+         HcclSendRecvItem items[] = {good, bad_type};
+         return HcclBatchSendRecv(items, 2, comm, stream);
+       },
+       HCCL_E_PARA, "HcclBatchSendRecv: sendRecvInfo[1].sendRecvType 7 is neither"},
+      {"far rank", [&] {
+         HcclSendRecvItem items[] = {far};
+         return HcclBatchSendRecv(items, 1, comm, stream);
+       },
+       HCCL_E_PARA, "HcclBatchSendRecv: sendRecvInfo[0].remoteRank 4 is out of range [0, 4)"},
+  };
+  for (const Expectation& e : expectations) {
+    EXPECT_EQ(e.call(), e.code) << e.what;
+    EXPECT_THAT(aclGetRecentErrMsg(), ::testing::HasSubstr(e.message)) << e.what;
+  }
+  for (HcclComm c : comms) HcclCommDestroy(c);
+}
+
 // Runs one call per rank (made by `issue`) and returns each rank's stream error message.
 std::vector<std::string> StreamErrors(int ranks, const std::function<HcclResult(int rank, HcclComm, aclrtStream)>& issue) {
   std::vector<HcclComm> comms = MakeGroup(FirstDevices(ranks));

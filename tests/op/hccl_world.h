@@ -304,4 +304,107 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
   return error;
 }
 
+// Point to point on this rank: one HcclBatchSendRecv that sends to both neighbours in the ring
+// and receives from both (`count` elements to the next rank, count + 1 to the previous), then
+// HcclSend/HcclRecv pairs (even ranks send first) of three messages of different sizes each
+// way between ranks 2k and 2k+1. Returns "" or what went wrong.
+inline std::string RunPointToPoint(HcclComm comm, aclrtStream stream, HcclDataType type, uint64_t count,
+                                   uint64_t salt) {
+  uint32_t rank_u = 0, ranks_u = 0;
+  HcclGetRankId(comm, &rank_u);
+  HcclGetRankSize(comm, &ranks_u);
+  const int me = static_cast<int>(rank_u), ranks = static_cast<int>(ranks_u);
+  const int next = (me + 1) % ranks, previous = (me + ranks - 1) % ranks;
+  const size_t s = Bytes(type);
+  // What rank `from` sends to rank `to` as its message `k`: count_for elements.
+  auto message = [&](int from, int to, uint64_t elements, uint64_t k) {
+    return DrawMany(type, from * 1000 + to, elements, salt * 10 + k);
+  };
+  auto device_copy = [](const std::vector<std::byte>& host) {
+    void* device = nullptr;
+    aclrtMalloc(&device, std::max<size_t>(host.size(), 1), ACL_MEM_MALLOC_HUGE_FIRST);
+    if (!host.empty()) aclrtMemcpy(device, host.size(), host.data(), host.size(), ACL_MEMCPY_HOST_TO_DEVICE);
+    return device;
+  };
+  auto compare = [&](const char* what, void* device, const std::vector<std::byte>& expected) -> std::string {
+    std::vector<std::byte> got(expected.size());
+    if (!got.empty()) aclrtMemcpy(got.data(), got.size(), device, got.size(), ACL_MEMCPY_DEVICE_TO_HOST);
+    aclrtFree(device);
+    if (got != expected) return fmt::format("rank {} of {}: {} differs (type {}, count {})", me, ranks, what,
+                                            static_cast<int>(type), count);
+    return "";
+  };
+  std::string error;
+  auto synchronize = [&](const char* what) {
+    if (aclError status = aclrtSynchronizeStream(stream); status != 0 && error.empty()) {
+      error = fmt::format("rank {}: {}: aclrtSynchronizeStream {}: {}", me, what, status, aclGetRecentErrMsg());
+    }
+  };
+
+  // 1. The ring, as one batch (with two ranks both neighbours are the same rank).
+  std::vector<std::byte> zeros_next(count * s), zeros_previous((count + 1) * s);
+  void* to_next = device_copy(message(me, next, count, 0));
+  void* to_previous = device_copy(message(me, previous, count + 1, 1));
+  void* from_previous = device_copy(zeros_next);
+  void* from_next = device_copy(zeros_previous);
+  // Receives in the order of the sends they meet (with two ranks next and previous are one).
+  HcclSendRecvItem items[] = {{HCCL_SEND, to_next, count, type, static_cast<uint32_t>(next)},
+                              {HCCL_SEND, to_previous, count + 1, type, static_cast<uint32_t>(previous)},
+                              {HCCL_RECV, from_previous, count, type, static_cast<uint32_t>(previous)},
+                              {HCCL_RECV, from_next, count + 1, type, static_cast<uint32_t>(next)}};
+  if (HcclBatchSendRecv(items, 4, comm, stream) != HCCL_SUCCESS) {
+    return fmt::format("rank {}: HcclBatchSendRecv: {}", me, aclGetRecentErrMsg());
+  }
+  synchronize("HcclBatchSendRecv");
+  aclrtFree(to_next);
+  aclrtFree(to_previous);
+  if (std::string e = compare("what came from the previous rank", from_previous, message(previous, me, count, 0));
+      error.empty()) {
+    error = e;
+  }
+  if (std::string e = compare("what came from the next rank", from_next, message(next, me, count + 1, 1));
+      error.empty()) {
+    error = e;
+  }
+  if (!error.empty()) return error;
+
+  // 2. Pairs: three messages each way, sizes count, 2 * count + 1, 0, matched in order.
+  const int partner = me ^ 1;
+  if (partner >= ranks) return "";
+  const uint64_t sizes[] = {count, 2 * count + 1, 0};
+  std::vector<void*> received;
+  auto send_all = [&] {
+    for (uint64_t k = 0; k < 3; ++k) {
+      void* buffer = device_copy(message(me, partner, sizes[k], 10 + k));
+      if (HcclSend(buffer, sizes[k], type, static_cast<uint32_t>(partner), comm, stream) != HCCL_SUCCESS) {
+        error = fmt::format("rank {}: HcclSend: {}", me, aclGetRecentErrMsg());
+      }
+      synchronize("HcclSend");
+      aclrtFree(buffer);
+    }
+  };
+  auto receive_all = [&] {
+    for (uint64_t k = 0; k < 3; ++k) {
+      void* buffer = device_copy(std::vector<std::byte>(sizes[k] * s));
+      if (HcclRecv(buffer, sizes[k], type, static_cast<uint32_t>(partner), comm, stream) != HCCL_SUCCESS) {
+        error = fmt::format("rank {}: HcclRecv: {}", me, aclGetRecentErrMsg());
+      }
+      received.push_back(buffer);
+    }
+    synchronize("HcclRecv");
+  };
+  if (me % 2 == 0) {
+    send_all();
+    receive_all();
+  } else {
+    receive_all();
+    send_all();
+  }
+  for (uint64_t k = 0; k < 3; ++k) {
+    std::string e = compare("a received message", received[k], message(partner, me, sizes[k], 10 + k));
+    if (error.empty()) error = e;
+  }
+  return error;
+}
+
 }  // namespace distbarrier::testing::hccl

@@ -1,4 +1,4 @@
-// HCCL collectives over processes (HcclCommInitRootInfo): the cases of hccl_world.h with the
+// HCCL collectives and send/receive over processes (HcclCommInitRootInfo): the cases of hccl_world.h with the
 // data moving through the group's shared-memory slots, HCCL_BUFFSIZE=1 (MB) so that large
 // calls go in pieces; one rank per process, and two ranks (threads) per process as CANN's
 // examples run them. Ranks are forked before anything touches the runtime; they share an
@@ -51,6 +51,13 @@ void RunRank(SharedArea* area, int ranks, int rank, int device, const std::vecto
   if (aclrtCreateStream(&stream) != 0) return fail("aclrtCreateStream");
   for (const Case& c : cases) {
     if (std::string error = RunCase(c, comm, stream); !error.empty()) return fail(error);
+  }
+  // Point to point after the collectives: small, odd, and larger than a slot (1 MB).
+  uint64_t salt = 0;
+  for (uint64_t count : {uint64_t{0}, uint64_t{1031}, uint64_t{300007}}) {
+    if (std::string error = RunPointToPoint(comm, stream, HCCL_DATA_TYPE_FP32, count, ++salt); !error.empty()) {
+      return fail(error);
+    }
   }
   aclrtDestroyStream(stream);
   area->finished.fetch_add(1, std::memory_order_acq_rel);

@@ -71,6 +71,165 @@ CallResult Call::Exchange(const std::vector<size_t>& send_bytes, bool same_block
   return owner_.Exchange(rank_, what_, send_bytes, same_block_for_all, pack, unpack, options_);
 }
 
+CallResult Call::SendReceive(const std::vector<PairItem>& items, uint64_t budget) {
+  return owner_.SendReceive(rank_, what_, items, budget, options_);
+}
+
+uint64_t GroupCollectives::ReserveMessage(int rank, int peer, bool send) {
+  RankCalls& calls = ranks_[rank];
+  std::lock_guard lock(calls.mutex);
+  std::vector<uint64_t>& counts = send ? calls.sent : calls.received;
+  if (counts.empty()) counts.assign(static_cast<size_t>(transport_->Size()), 0);
+  return ++counts[peer];
+}
+
+CallResult GroupCollectives::RunUnordered(int rank, const char* what, const CallOptions& options,
+                                          const std::function<CallResult(Call& call)>& body) {
+  Call call(*this, rank, what, options);
+  return body(call);
+}
+
+CallResult GroupCollectives::SendReceive(int rank, const char* what, const std::vector<PairItem>& items,
+                                         uint64_t budget, const CallOptions& options) {
+  const Clock::time_point start = Clock::now();
+  const std::string where = fmt::format("group '{}', rank {} ({})", group_name_, rank, what);
+  if (!options.local_error.empty()) {
+    return {CallResult::Kind::kPeerFailed, fmt::format("{}: {}: {}", options.api, where, options.local_error)};
+  }
+  size_t sends = 0;
+  for (const PairItem& item : items) sends += item.send ? 1 : 0;
+  // Each send has its own region of the post buffer, so all sends are in flight together.
+  const uint64_t region = sends == 0 ? 0 : std::min<uint64_t>(budget, transport_->Capacity()) / sends / 64 * 64;
+  std::byte* buffer = sends == 0 ? nullptr : transport_->PostBuffer(rank, region * sends);
+  if (sends > 0 && region == 0) {
+    return {CallResult::Kind::kPeerFailed,
+            fmt::format("{}: {}: a buffer of {} bytes (HCCL_BUFFSIZE) cannot hold a piece of each of {} sends",
+                        options.api, where, std::min<uint64_t>(budget, transport_->Capacity()), sends)};
+  }
+  struct State {
+    uint64_t done = 0;        // bytes posted (send) or taken (receive)
+    uint64_t drained = 0;     // a refused receive: bytes of the sender's message taken
+    bool posted_all = false;  // send: the last piece is in the mailbox
+    bool finished = false;
+  };
+  std::vector<State> states(items.size());
+  std::vector<uint64_t> regions(items.size(), 0);
+  for (size_t i = 0, next = 0; i < items.size(); ++i) {
+    if (items[i].send) regions[i] = region * next++;
+  }
+  CallResult result;
+  auto fail_once = [&](std::string message) {
+    if (result.ok()) result = {CallResult::Kind::kPeerFailed, std::move(message)};
+  };
+  // Only the first unfinished item per peer and direction moves: messages keep their order.
+  auto active = [&](size_t i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (!states[j].finished && items[j].send == items[i].send && items[j].peer == items[i].peer) return false;
+    }
+    return !states[i].finished;
+  };
+  for (;;) {
+    const uint64_t stamp = transport_->ChangeStamp();
+    bool pending = false;
+    std::vector<int> peers;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const PairItem& item = items[i];
+      State& state = states[i];
+      if (!active(i)) {
+        if (!state.finished) pending = true;
+        continue;
+      }
+      if (item.send) {
+        while (!state.posted_all && transport_->Idle(rank, item.peer)) {
+          const uint64_t piece = std::min(region, item.bytes - state.done);
+          if (piece > 0) std::memcpy(buffer + regions[i], item.buffer + state.done, piece);
+          transport_->TrySend(rank, item.peer, {regions[i], piece, item.message, item.bytes});
+          state.done += piece;
+          state.posted_all = state.done == item.bytes;
+        }
+        if (state.posted_all && transport_->Idle(rank, item.peer)) {
+          state.finished = true;
+          const auto [refused, expected] = transport_->Rejected(rank, item.peer);
+          if (refused == item.message) {
+            fail_once(fmt::format("{}: {}: rank {} sends {} bytes to rank {}, but rank {} expects {} bytes (message "
+                                  "#{} from {} to {})",
+                                  options.api, where, rank, item.bytes, item.peer, item.peer, expected, item.message,
+                                  rank, item.peer));
+          }
+        }
+      } else {
+        while (!state.finished) {
+          std::optional<transport::Chunk> chunk = transport_->Peek(item.peer, rank);
+          if (!chunk || chunk->message < item.message) break;  // not sent yet, or an earlier receive's
+          if (chunk->message > item.message || chunk->message_bytes != item.bytes) {
+            // Refused: say so to the sender, and take its pieces so that it is not left waiting.
+            if (state.drained == 0 && chunk->message == item.message) {
+              transport_->Reject(item.peer, rank, item.message, item.bytes);
+              fail_once(fmt::format("{}: {}: rank {} receives {} bytes from rank {}, but rank {} sends {} bytes "
+                                    "(message #{} from {} to {})",
+                                    options.api, where, rank, item.bytes, item.peer, item.peer, chunk->message_bytes,
+                                    item.message, item.peer, rank));
+            } else if (chunk->message != item.message) {
+              fail_once(fmt::format("{}: {}: message #{} from rank {} came where #{} was expected", options.api, where,
+                                    chunk->message, item.peer, item.message));
+              state.finished = true;
+              break;
+            }
+            state.drained += chunk->bytes;
+            transport_->Take(item.peer, rank);
+            state.finished = state.drained >= chunk->message_bytes;
+            continue;
+          }
+          const uint64_t piece = std::min(chunk->bytes, item.bytes - state.done);
+          if (piece > 0) transport_->Read(item.peer, chunk->offset, item.buffer + state.done, piece);
+          state.done += piece;
+          transport_->Take(item.peer, rank);
+          state.finished = state.done >= item.bytes;
+        }
+      }
+      if (!state.finished) {
+        pending = true;
+        peers.push_back(item.peer);
+      }
+    }
+    if (!pending) return result;
+    if (peers.empty()) continue;  // only items queued behind finished ones: go round again
+    transport::PostWait wait;
+    if (options.timeout) {
+      wait.deadline = start + *options.timeout;
+    } else {
+      wait.warn_at = start + options.warn_after;
+      wait.on_warn = [&](const std::vector<int>& missing) {
+        Log(LogLevel::kWarning,
+            "{}: {} has waited {:.1f} s for ranks [{}] to send or receive (HCCL_EXEC_TIMEOUT not set; still waiting)",
+            options.api, where, Milliseconds(Clock::now() - start) / 1000.0, fmt::join(missing, ", "));
+      };
+    }
+    wait.stop = options.stop;
+    std::vector<int> missing;
+    switch (transport_->WaitForChange(rank, stamp, peers, wait, &missing)) {
+      case transport::PostResult::kPosted: break;
+      case transport::PostResult::kTimedOut:
+        return {CallResult::Kind::kTimedOut,
+                fmt::format("{} timed out: {} waited {:.3f} ms (HCCL_EXEC_TIMEOUT {:.3f} s) for ranks [{}] to send "
+                            "or receive",
+                            options.api, where, Milliseconds(Clock::now() - start),
+                            std::chrono::duration<double>(*options.timeout).count(), fmt::join(missing, ", "))};
+      case transport::PostResult::kStopped:
+        return {CallResult::Kind::kStopped,
+                fmt::format("{}: {} aborted (stream destroyed or aclFinalize) waiting for ranks [{}]", options.api,
+                            where, fmt::join(missing, ", "))};
+      case transport::PostResult::kPeerDied:
+        return {CallResult::Kind::kPeerDied,
+                fmt::format("{}: {}: rank(s) [{}] died before sending or receiving", options.api, where,
+                            fmt::join(missing, ", "))};
+      case transport::PostResult::kBroken:
+        return {CallResult::Kind::kBroken, fmt::format("{}: {} cannot go on: an earlier call of this group failed ({})",
+                                                       options.api, where, transport_->BrokenReason())};
+    }
+  }
+}
+
 uint64_t GroupCollectives::Reserve(int rank) {
   std::lock_guard lock(ranks_[rank].mutex);
   return ++ranks_[rank].reserved;

@@ -70,6 +70,16 @@ class Posted {
 };
 using UnpackFn = std::function<void(const Posted& posted)>;
 
+// One send or receive of a pairwise call (HcclSend, HcclRecv, HcclBatchSendRecv): the
+// message-th message between this rank and `peer` in that direction (ReserveMessage).
+struct PairItem {
+  bool send = true;
+  int peer = 0;
+  std::byte* buffer = nullptr;  // send: read from; receive: written to
+  uint64_t bytes = 0;
+  uint64_t message = 0;
+};
+
 class GroupCollectives;
 
 // One call of one rank while it holds its turn: the exchanges it is made of.
@@ -84,6 +94,9 @@ class Call {
   // rank); unpack reads what it was sent. Exchanges of a call are numbered in order.
   CallResult Exchange(const std::vector<size_t>& send_bytes, bool same_block_for_all, const PackFn& pack,
                       const UnpackFn& unpack);
+  // Moves the items' messages, sends in pieces of at most budget / sends bytes, all at once
+  // (a rank that sends to and receives from the same peer does not deadlock).
+  CallResult SendReceive(const std::vector<PairItem>& items, uint64_t budget);
 
  private:
   friend class GroupCollectives;
@@ -106,6 +119,13 @@ class GroupCollectives {
                        const CallOptions& options);
   // Rank sends the same `bytes` (written by pack(-1, out)) to every rank, itself included.
   CallResult AllGather(int rank, size_t bytes, const PackFn& pack, Received* received, const CallOptions& options);
+
+  // Pairwise messages: the k-th send from A to B meets the k-th receive of B from A. Numbers
+  // are taken when a call is issued. A call that sends holds the rank's turn (RunCall; its
+  // chunks go through its post buffer); a call that only receives needs none (RunUnordered).
+  uint64_t ReserveMessage(int rank, int peer, bool send);
+  CallResult RunUnordered(int rank, const char* what, const CallOptions& options,
+                          const std::function<CallResult(Call& call)>& body);
 
   // Bytes of the transport buffer one call needs for these payloads (what HCCL_BUFFSIZE must hold).
   static size_t PostBytes(int ranks, size_t payload_bytes, size_t error_bytes = 0);
@@ -130,11 +150,14 @@ class GroupCollectives {
     std::set<uint64_t> abandoned;  // abandoned calls after `done`
     uint64_t exchanges = 0;        // the transport's sequence numbers used; only by the running call
     std::string out_of_step;       // why the rank's calls cannot pair with its peers' any more
+    std::vector<uint64_t> sent, received;  // messages reserved, by peer
   };
   // Lock held: marks `ticket` done and skips the abandoned calls after it.
   void CompleteLocked(RankCalls& calls, uint64_t ticket);
   CallResult Exchange(int rank, const char* what, const std::vector<size_t>& send_bytes, bool same_block_for_all,
                       const PackFn& pack, const UnpackFn& unpack, const CallOptions& options);
+  CallResult SendReceive(int rank, const char* what, const std::vector<PairItem>& items, uint64_t budget,
+                         const CallOptions& options);
   CallResult OneExchange(int rank, const char* what, const std::vector<size_t>& send_bytes, bool same_block_for_all,
                          const PackFn& pack, Received* received, const CallOptions& options);
 

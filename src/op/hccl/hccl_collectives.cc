@@ -444,7 +444,107 @@ std::pair<HcclResult, std::string> Check(const CollectiveArgs& a, int ranks, int
   return {HCCL_SUCCESS, ""};
 }
 
+// The stream checks every call makes: the stream is usable and on the rank's device.
+std::shared_ptr<runtime::Stream> ResolveRankStream(const char* api, const comm::Member& member, void* stream_handle) {
+  aclError stream_error = ACL_SUCCESS;
+  std::shared_ptr<runtime::Stream> stream = runtime::Runtime::Instance().ResolveStream(stream_handle, &stream_error);
+  if (!stream) {
+    Fail(HCCL_E_PARA, "{}: stream {} is not usable: {}", api, stream_handle, RecentError());
+    return nullptr;
+  }
+  const int device = member.group->DeviceOfRank(member.rank);
+  if (stream->Device() != device) {
+    Fail(HCCL_E_PARA, "{}: stream {} belongs to device {}, but rank {} of group '{}' is on device {}", api,
+         stream_handle, stream->Device(), member.rank, member.group->Name(), device);
+    return nullptr;
+  }
+  return stream;
+}
+
+uint64_t BudgetFromEnvironment() {
+  const int64_t megabytes = EnvInt("HCCL_BUFFSIZE", kDefaultBuffSizeMb);
+  return megabytes > 0 ? static_cast<uint64_t>(megabytes) << 20 : 0;
+}
+
 }  // namespace
+
+HcclResult EnqueueSendReceive(const comm::Member& member, const char* api, const HcclSendRecvItem* items,
+                              uint32_t count, const ItemNames* names, void* stream_handle) {
+  const int ranks = member.group->Size();
+  std::vector<comm::collectives::PairItem> pairs;
+  for (uint32_t i = 0; i < count; ++i) {
+    const HcclSendRecvItem& item = items[i];
+    const std::string field = names != nullptr ? "" : fmt::format("sendRecvInfo[{}].", i);
+    const char* buf_name = names != nullptr ? names->buf : "buf";
+    const char* rank_name = names != nullptr ? names->rank : "remoteRank";
+    if (item.sendRecvType != HCCL_SEND && item.sendRecvType != HCCL_RECV) {
+      return Fail(HCCL_E_PARA, "{}: {}sendRecvType {} is neither HCCL_SEND (0) nor HCCL_RECV (1)", api, field,
+                  static_cast<int>(item.sendRecvType));
+    }
+    const size_t element = ElementBytes(item.dataType);
+    if (element == 0) {
+      return Fail(HCCL_E_PARA, "{}: {}dataType {} is not an HCCL data type", api, field,
+                  static_cast<int>(item.dataType));
+    }
+    if (item.remoteRank >= static_cast<uint32_t>(ranks)) {
+      return Fail(HCCL_E_PARA, "{}: {}{} {} is out of range [0, {})", api, field, rank_name, item.remoteRank, ranks);
+    }
+    if (item.remoteRank == static_cast<uint32_t>(member.rank)) {
+      return Fail(HCCL_E_PARA, "{}: {}{} {} is the calling rank itself", api, field, rank_name, item.remoteRank);
+    }
+    if (item.count > kMaxBytes / element) {
+      return Fail(HCCL_E_PARA, "{}: {}count {} is too large: {} x {}-byte elements exceed 2^48 bytes", api, field,
+                  item.count, item.count, element);
+    }
+    if (item.buf == nullptr) return Fail(HCCL_E_PTR, "{}: {}{} is null", api, field, buf_name);
+    pairs.push_back({.send = item.sendRecvType == HCCL_SEND,
+                     .peer = static_cast<int>(item.remoteRank),
+                     .buffer = static_cast<std::byte*>(item.buf),
+                     .bytes = item.count * element,
+                     .message = 0});
+  }
+  std::shared_ptr<runtime::Stream> stream = ResolveRankStream(api, member, stream_handle);
+  if (!stream) return HCCL_E_PARA;
+  comm::collectives::GroupCollectives* collectives = member.group->Collectives();
+  if (collectives == nullptr) {
+    return Fail(HCCL_E_PARA,
+                "{}: group '{}' has no data region: its processes were started with different HCCL_BUFFSIZE values",
+                api, member.group->Name());
+  }
+  if (pairs.empty()) return HCCL_SUCCESS;  // nothing to move
+  bool sends = false;
+  for (auto& pair : pairs) {
+    pair.message = collectives->ReserveMessage(member.rank, pair.peer, pair.send);
+    sends = sends || pair.send;
+  }
+  // Sends go through the rank's post buffer: they take a turn among its calls.
+  const uint64_t ticket = sends ? collectives->Reserve(member.rank) : 0;
+  struct PairPlan {
+    comm::Member member;
+    const char* api;
+    std::vector<comm::collectives::PairItem> pairs;
+    comm::collectives::CallOptions call;
+    uint64_t budget;
+    uint64_t ticket;
+  };
+  auto plan = std::make_shared<PairPlan>(
+      PairPlan{member, api, std::move(pairs), moe::CallOptionsFromEnvironment(api), BudgetFromEnvironment(), ticket});
+  runtime::Task task;
+  task.run = [plan, collectives](const std::stop_token& stop) {
+    comm::collectives::CallOptions options = plan->call;
+    options.stop = stop;
+    auto body = [&](Call& call) { return call.SendReceive(plan->pairs, plan->budget); };
+    const CallResult result = plan->ticket != 0
+                                  ? collectives->RunCall(plan->member.rank, plan->ticket, plan->api, options, body)
+                                  : collectives->RunUnordered(plan->member.rank, plan->api, options, body);
+    return moe::ToTaskStatus(result);
+  };
+  task.on_drop = [plan, collectives](const runtime::TaskStatus&) {
+    if (plan->ticket != 0) collectives->Abandon(plan->member.rank, plan->ticket);
+  };
+  stream->Enqueue(std::move(task));
+  return HCCL_SUCCESS;
+}
 
 HcclResult EnqueueCollective(const comm::Member& member, CollectiveArgs args, void* stream_handle) {
   const char* api = args.api;
@@ -452,14 +552,8 @@ HcclResult EnqueueCollective(const comm::Member& member, CollectiveArgs args, vo
   if (auto [code, why] = Check(args, ranks, member.rank); code != HCCL_SUCCESS) {
     return Fail(code, "{}: {}", api, why);
   }
-  aclError stream_error = ACL_SUCCESS;
-  std::shared_ptr<runtime::Stream> stream = runtime::Runtime::Instance().ResolveStream(stream_handle, &stream_error);
-  if (!stream) return Fail(HCCL_E_PARA, "{}: stream {} is not usable: {}", api, stream_handle, RecentError());
-  const int device = member.group->DeviceOfRank(member.rank);
-  if (stream->Device() != device) {
-    return Fail(HCCL_E_PARA, "{}: stream {} belongs to device {}, but rank {} of group '{}' is on device {}", api,
-                stream_handle, stream->Device(), member.rank, member.group->Name(), device);
-  }
+  std::shared_ptr<runtime::Stream> stream = ResolveRankStream(api, member, stream_handle);
+  if (!stream) return HCCL_E_PARA;
   comm::collectives::GroupCollectives* collectives = member.group->Collectives();
   if (collectives == nullptr) {
     return Fail(HCCL_E_PARA,
@@ -471,8 +565,7 @@ HcclResult EnqueueCollective(const comm::Member& member, CollectiveArgs args, vo
   plan->member = member;
   plan->call = moe::CallOptionsFromEnvironment(api);
   plan->element = ElementBytes(plan->args.type);
-  const int64_t megabytes = EnvInt("HCCL_BUFFSIZE", kDefaultBuffSizeMb);
-  plan->budget = megabytes > 0 ? static_cast<uint64_t>(megabytes) << 20 : 0;
+  plan->budget = BudgetFromEnvironment();
   plan->ticket = collectives->Reserve(member.rank);
 
   runtime::Task task;

@@ -44,4 +44,14 @@ struct CollectiveArgs {
 // the recent error) and enqueues the collective on `stream` for `member`.
 HcclResult EnqueueCollective(const comm::Member& member, CollectiveArgs args, void* stream);
 
+// HcclSend, HcclRecv (one item; `names` the API's names for the item's fields) and
+// HcclBatchSendRecv: the k-th send from A to B meets the k-th receive of B from A, in the
+// order the calls are issued; all items of a batch move together.
+struct ItemNames {
+  const char* buf;
+  const char* rank;
+};
+HcclResult EnqueueSendReceive(const comm::Member& member, const char* api, const HcclSendRecvItem* items,
+                              uint32_t count, const ItemNames* names, void* stream);
+
 }  // namespace distbarrier::op::hccl
