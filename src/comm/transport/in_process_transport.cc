@@ -27,6 +27,13 @@ std::vector<int> InProcessTransport::MissingLocked(uint64_t seq) const {
 
 PostResult InProcessTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait,
                                     std::vector<int>* missing) {
+  // Wakes this waiter when the stream is aborted; taking the mutex orders the notify after
+  // the waiter's check of the token. Registered before the lock is taken: a stop requested
+  // already (between the exchanges of one call) runs the callback right here.
+  std::stop_callback on_stop(wait.stop, [this] {
+    std::lock_guard stop_lock(mutex_);
+    changed_.notify_all();
+  });
   std::unique_lock lock(mutex_);
   if (!broken_.empty()) {
     *missing = MissingLocked(seq);
@@ -35,12 +42,6 @@ PostResult InProcessTransport::Post(int rank, uint64_t seq, size_t bytes, const 
   ranks_[rank].posted_bytes = bytes;
   ranks_[rank].posted_seq = seq;
   changed_.notify_all();
-  // Wakes this waiter when the stream is aborted; taking the mutex orders the notify after
-  // the waiter's check of the token.
-  std::stop_callback on_stop(wait.stop, [this] {
-    std::lock_guard stop_lock(mutex_);
-    changed_.notify_all();
-  });
   bool warned = false;
   for (;;) {
     // Every rank posted: peers' buffers are ours to read, even if another rank has given up
@@ -177,11 +178,12 @@ uint64_t InProcessTransport::ChangeStamp() const {
 
 PostResult InProcessTransport::WaitForChange(int rank, uint64_t seen, const std::vector<int>& peers,
                                              const PostWait& wait, std::vector<int>* missing) {
-  std::unique_lock lock(mutex_);
+  // Registered before the lock is taken: a stop already requested runs the callback here.
   std::stop_callback on_stop(wait.stop, [this] {
     std::lock_guard stop_lock(mutex_);
     changed_.notify_all();
   });
+  std::unique_lock lock(mutex_);
   bool warned = false;
   for (;;) {
     if (changes_ != seen) return PostResult::kPosted;
