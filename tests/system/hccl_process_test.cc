@@ -130,7 +130,7 @@ TEST(HcclProcessTest, EveryCollectiveOnFourProcesses) {
 
 // HCCL_BUFFSIZE is 1 MB (the test's environment): each call moves several slots' worth.
 TEST(HcclProcessTest, DataLargerThanTheSlotMovesInPieces) {
-  std::vector<Case> cases = EveryCollective(100003, 2);  // 1.6 MB of int128 per block
+  std::vector<Case> cases = EveryCollective(70001, 2);  // 1.1 MB of int128 per block
   cases.push_back({.kind = Kind::kAllReduce, .type = HCCL_DATA_TYPE_FP32, .count = 700001, .in_place = true});
   EXPECT_THAT(RunOnProcesses(3, 1, cases), ::testing::IsEmpty());
 }
