@@ -1,15 +1,15 @@
 // The HCCL entry points: communicators in this process (threads as ranks).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 #include <set>
 
-#include <fmt/format.h>
-
 #include "api/guard.h"
-#include "common/error.h"
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
 #include "common/env.h"
+#include "common/error.h"
 #include "hccl/hccl.h"
 #include "op/distribute_barrier/distribute_barrier.h"
 #include "op/hccl/hccl_collectives.h"
@@ -178,45 +178,81 @@ HcclResult HcclBarrier(HcclComm comm, aclrtStream stream) try {
 
 HcclResult HcclAllReduce(void* sendBuf, void* recvBuf, uint64_t count, HcclDataType dataType, HcclReduceOp op,
                          HcclComm comm, aclrtStream stream) try {
-  CollectiveArgs args{.kind = CollectiveKind::kAllReduce, .api = "HcclAllReduce", .send = sendBuf, .recv = recvBuf,
-                      .count = count, .type = dataType, .op = op};
+  CollectiveArgs args{.kind = CollectiveKind::kAllReduce,
+                      .api = "HcclAllReduce",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = count,
+                      .type = dataType,
+                      .op = op};
   return Enqueue(comm, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclBroadcast(void* buf, uint64_t count, HcclDataType dataType, uint32_t root, HcclComm comm,
                          aclrtStream stream) try {
-  CollectiveArgs args{.kind = CollectiveKind::kBroadcast, .api = "HcclBroadcast", .send = buf, .recv = buf,
-                      .count = count, .type = dataType, .root = root};
+  CollectiveArgs args{.kind = CollectiveKind::kBroadcast,
+                      .api = "HcclBroadcast",
+                      .send = buf,
+                      .recv = buf,
+                      .count = count,
+                      .type = dataType,
+                      .root = root};
   return Enqueue(comm, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclReduceScatter(void* sendBuf, void* recvBuf, uint64_t recvCount, HcclDataType dataType,
-                             HcclReduceOp op, HcclComm comm, aclrtStream stream) try {
-  CollectiveArgs args{.kind = CollectiveKind::kReduceScatter, .api = "HcclReduceScatter", .send = sendBuf,
-                      .recv = recvBuf, .count = recvCount, .type = dataType, .op = op};
+HcclResult HcclReduceScatter(void* sendBuf, void* recvBuf, uint64_t recvCount, HcclDataType dataType, HcclReduceOp op,
+                             HcclComm comm, aclrtStream stream) try {
+  CollectiveArgs args{.kind = CollectiveKind::kReduceScatter,
+                      .api = "HcclReduceScatter",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = recvCount,
+                      .type = dataType,
+                      .op = op};
   return Enqueue(comm, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclReduce(void* sendBuf, void* recvBuf, uint64_t count, HcclDataType dataType, HcclReduceOp op,
                       uint32_t root, HcclComm comm, aclrtStream stream) try {
-  CollectiveArgs args{.kind = CollectiveKind::kReduce, .api = "HcclReduce", .send = sendBuf, .recv = recvBuf,
-                      .count = count, .type = dataType, .op = op, .root = root};
+  CollectiveArgs args{.kind = CollectiveKind::kReduce,
+                      .api = "HcclReduce",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = count,
+                      .type = dataType,
+                      .op = op,
+                      .root = root};
   return Enqueue(comm, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclScatter(void* sendBuf, void* recvBuf, uint64_t recvCount, HcclDataType dataType, uint32_t root,
                        HcclComm comm, aclrtStream stream) try {
-  CollectiveArgs args{.kind = CollectiveKind::kScatter, .api = "HcclScatter", .send = sendBuf, .recv = recvBuf,
-                      .count = recvCount, .type = dataType, .root = root};
+  CollectiveArgs args{.kind = CollectiveKind::kScatter,
+                      .api = "HcclScatter",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = recvCount,
+                      .type = dataType,
+                      .root = root};
   return Enqueue(comm, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclAllGather(void* sendBuf, void* recvBuf, uint64_t sendCount, HcclDataType dataType, HcclComm comm,
                          aclrtStream stream) try {
-  CollectiveArgs args{.kind = CollectiveKind::kAllGather, .api = "HcclAllGather", .send = sendBuf, .recv = recvBuf,
-                      .count = sendCount, .type = dataType};
+  CollectiveArgs args{.kind = CollectiveKind::kAllGather,
+                      .api = "HcclAllGather",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = sendCount,
+                      .type = dataType};
   return Enqueue(comm, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclAlltoAll(const void* sendBuf, uint64_t sendCount, HcclDataType sendType, const void* recvBuf,
                         uint64_t recvCount, HcclDataType recvType, HcclComm comm, aclrtStream stream) try {
@@ -226,10 +262,15 @@ HcclResult HcclAlltoAll(const void* sendBuf, uint64_t sendCount, HcclDataType se
     return Fail(HCCL_E_PARA, "{}: sendCount {} and recvCount {} differ; each rank sends and receives as many", kApi,
                 sendCount, recvCount);
   }
-  CollectiveArgs args{.kind = CollectiveKind::kAlltoAll, .api = kApi, .send = sendBuf,
-                      .recv = const_cast<void*>(recvBuf), .count = sendCount, .type = sendType};
+  CollectiveArgs args{.kind = CollectiveKind::kAlltoAll,
+                      .api = kApi,
+                      .send = sendBuf,
+                      .recv = const_cast<void*>(recvBuf),
+                      .count = sendCount,
+                      .type = sendType};
   return Enqueue(comm, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclAlltoAllV(const void* sendBuf, const void* sendCounts, const void* sdispls, HcclDataType sendType,
                          const void* recvBuf, const void* recvCounts, const void* rdispls, HcclDataType recvType,
@@ -248,15 +289,21 @@ HcclResult HcclAlltoAllV(const void* sendBuf, const void* sendCounts, const void
     const auto* values = static_cast<const uint64_t*>(array);
     return std::vector<uint64_t>(values, values + ranks);
   };
-  CollectiveArgs args{.kind = CollectiveKind::kAlltoAllV, .api = kApi, .send = sendBuf,
-                      .recv = const_cast<void*>(recvBuf), .type = sendType, .send_counts = vector(sendCounts),
-                      .send_displs = vector(sdispls), .recv_counts = vector(recvCounts),
+  CollectiveArgs args{.kind = CollectiveKind::kAlltoAllV,
+                      .api = kApi,
+                      .send = sendBuf,
+                      .recv = const_cast<void*>(recvBuf),
+                      .type = sendType,
+                      .send_counts = vector(sendCounts),
+                      .send_displs = vector(sdispls),
+                      .recv_counts = vector(recvCounts),
                       .recv_displs = vector(rdispls)};
   return distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclAlltoAllVC(const void* sendBuf, const void* sendCountMatrix, HcclDataType sendType,
-                          const void* recvBuf, HcclDataType recvType, HcclComm comm, aclrtStream stream) try {
+HcclResult HcclAlltoAllVC(const void* sendBuf, const void* sendCountMatrix, HcclDataType sendType, const void* recvBuf,
+                          HcclDataType recvType, HcclComm comm, aclrtStream stream) try {
   constexpr const char* kApi = "HcclAlltoAllVC";
   HcclResult error = HCCL_SUCCESS;
   auto member = FindComm(kApi, comm, &error);
@@ -266,8 +313,11 @@ HcclResult HcclAlltoAllVC(const void* sendBuf, const void* sendCountMatrix, Hccl
   const size_t ranks = static_cast<size_t>(member->group->Size());
   const size_t me = static_cast<size_t>(member->rank);
   const auto* matrix = static_cast<const uint64_t*>(sendCountMatrix);
-  CollectiveArgs args{.kind = CollectiveKind::kAlltoAllV, .api = kApi, .send = sendBuf,
-                      .recv = const_cast<void*>(recvBuf), .type = sendType};
+  CollectiveArgs args{.kind = CollectiveKind::kAlltoAllV,
+                      .api = kApi,
+                      .send = sendBuf,
+                      .recv = const_cast<void*>(recvBuf),
+                      .type = sendType};
   uint64_t sent = 0, received = 0;
   for (size_t peer = 0; peer < ranks; ++peer) {
     const uint64_t out = matrix[me * ranks + peer], in = matrix[peer * ranks + me];
@@ -280,7 +330,8 @@ HcclResult HcclAlltoAllVC(const void* sendBuf, const void* sendCountMatrix, Hccl
     received = in > UINT64_MAX - received ? UINT64_MAX : received + in;
   }
   return distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclSend(void* sendBuf, uint64_t count, HcclDataType dataType, uint32_t destRank, HcclComm comm,
                     aclrtStream stream) try {
@@ -290,7 +341,8 @@ HcclResult HcclSend(void* sendBuf, uint64_t count, HcclDataType dataType, uint32
   const HcclSendRecvItem item{HCCL_SEND, sendBuf, count, dataType, destRank};
   const distbarrier::op::hccl::ItemNames names{"sendBuf", "destRank"};
   return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclSend", &item, 1, &names, stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclRecv(void* recvBuf, uint64_t count, HcclDataType dataType, uint32_t srcRank, HcclComm comm,
                     aclrtStream stream) try {
@@ -300,17 +352,18 @@ HcclResult HcclRecv(void* recvBuf, uint64_t count, HcclDataType dataType, uint32
   const HcclSendRecvItem item{HCCL_RECV, recvBuf, count, dataType, srcRank};
   const distbarrier::op::hccl::ItemNames names{"recvBuf", "srcRank"};
   return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclRecv", &item, 1, &names, stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
-HcclResult HcclBatchSendRecv(HcclSendRecvItem* sendRecvInfo, uint32_t itemNum, HcclComm comm,
-                             aclrtStream stream) try {
+HcclResult HcclBatchSendRecv(HcclSendRecvItem* sendRecvInfo, uint32_t itemNum, HcclComm comm, aclrtStream stream) try {
   HcclResult error = HCCL_SUCCESS;
   auto member = FindComm("HcclBatchSendRecv", comm, &error);
   if (!member) return error;
   if (sendRecvInfo == nullptr && itemNum > 0) return Fail(HCCL_E_PTR, "HcclBatchSendRecv: sendRecvInfo is null");
   return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclBatchSendRecv", sendRecvInfo, itemNum, nullptr,
                                                    stream);
-} DISTBARRIER_HCCL_GUARD
+}
+DISTBARRIER_HCCL_GUARD
 
 const char* HcclGetErrorString(HcclResult code) {
   switch (code) {

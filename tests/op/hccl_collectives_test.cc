@@ -47,7 +47,11 @@ TEST_F(HcclCollectivesTest, AllReduceEveryTypeAndReduction) {
   for (HcclDataType type : hccl::ReducibleTypes()) {
     for (HcclReduceOp op : {HCCL_REDUCE_SUM, HCCL_REDUCE_PROD, HCCL_REDUCE_MAX, HCCL_REDUCE_MIN}) {
       for (uint64_t count : {0, 1, 1031}) {
-        cases.push_back({.kind = Kind::kAllReduce, .type = type, .op = op, .count = count, .in_place = salt % 2 == 1,
+        cases.push_back({.kind = Kind::kAllReduce,
+                         .type = type,
+                         .op = op,
+                         .count = count,
+                         .in_place = salt % 2 == 1,
                          .salt = ++salt});
       }
     }
@@ -62,38 +66,60 @@ TEST_F(HcclCollectivesTest, ReductionsOnTwoToSixteenRanks) {
     for (uint64_t count : {1, 777}) {
       const uint32_t last = static_cast<uint32_t>(ranks - 1);
       cases.push_back({.kind = Kind::kAllReduce, .type = HCCL_DATA_TYPE_FP32, .count = count, .salt = ++salt});
-      cases.push_back({.kind = Kind::kAllReduce, .type = HCCL_DATA_TYPE_BFP16, .count = count, .in_place = true,
+      cases.push_back(
+          {.kind = Kind::kAllReduce, .type = HCCL_DATA_TYPE_BFP16, .count = count, .in_place = true, .salt = ++salt});
+      cases.push_back({.kind = Kind::kAllReduce,
+                       .type = HCCL_DATA_TYPE_FP16,
+                       .op = HCCL_REDUCE_MAX,
+                       .count = count,
                        .salt = ++salt});
-      cases.push_back({.kind = Kind::kAllReduce, .type = HCCL_DATA_TYPE_FP16, .op = HCCL_REDUCE_MAX, .count = count,
+      cases.push_back({.kind = Kind::kReduce,
+                       .type = HCCL_DATA_TYPE_INT32,
+                       .op = HCCL_REDUCE_PROD,
+                       .count = count,
+                       .root = last,
                        .salt = ++salt});
-      cases.push_back({.kind = Kind::kReduce, .type = HCCL_DATA_TYPE_INT32, .op = HCCL_REDUCE_PROD, .count = count,
-                       .root = last, .salt = ++salt});
-      cases.push_back({.kind = Kind::kReduce, .type = HCCL_DATA_TYPE_FP64, .count = count, .root = 0,
-                       .in_place = true, .salt = ++salt});
+      cases.push_back({.kind = Kind::kReduce,
+                       .type = HCCL_DATA_TYPE_FP64,
+                       .count = count,
+                       .root = 0,
+                       .in_place = true,
+                       .salt = ++salt});
       cases.push_back({.kind = Kind::kReduceScatter, .type = HCCL_DATA_TYPE_FP16, .count = count, .salt = ++salt});
-      cases.push_back({.kind = Kind::kReduceScatter, .type = HCCL_DATA_TYPE_INT8, .op = HCCL_REDUCE_MIN,
-                       .count = count, .in_place = true, .salt = ++salt});
-      cases.push_back({.kind = Kind::kReduceScatter, .type = HCCL_DATA_TYPE_UINT64, .op = HCCL_REDUCE_PROD,
-                       .count = count, .salt = ++salt});
+      cases.push_back({.kind = Kind::kReduceScatter,
+                       .type = HCCL_DATA_TYPE_INT8,
+                       .op = HCCL_REDUCE_MIN,
+                       .count = count,
+                       .in_place = true,
+                       .salt = ++salt});
+      cases.push_back({.kind = Kind::kReduceScatter,
+                       .type = HCCL_DATA_TYPE_UINT64,
+                       .op = HCCL_REDUCE_PROD,
+                       .count = count,
+                       .salt = ++salt});
     }
     EXPECT_THAT(RunOnThreads(ranks, cases), ::testing::IsEmpty()) << ranks << " ranks";
   }
 }
 
 TEST_F(HcclCollectivesTest, DataMovementOnTwoToSixteenRanks) {
-  const std::vector<HcclDataType> types = {HCCL_DATA_TYPE_INT8, HCCL_DATA_TYPE_BFP16, HCCL_DATA_TYPE_FP64,
+  const std::vector<HcclDataType> types = {HCCL_DATA_TYPE_INT8,   HCCL_DATA_TYPE_BFP16,   HCCL_DATA_TYPE_FP64,
                                            HCCL_DATA_TYPE_INT128, HCCL_DATA_TYPE_FP8E4M3, HCCL_DATA_TYPE_HIF8};
   for (int ranks : {2, 5, 16}) {
     std::vector<Case> cases;
     uint64_t salt = 200;
-    for (Kind kind : {Kind::kBroadcast, Kind::kAllGather, Kind::kAlltoAll, Kind::kAlltoAllV, Kind::kAlltoAllVC,
-                      Kind::kScatter}) {
+    for (Kind kind :
+         {Kind::kBroadcast, Kind::kAllGather, Kind::kAlltoAll, Kind::kAlltoAllV, Kind::kAlltoAllVC, Kind::kScatter}) {
       for (HcclDataType type : types) {
         for (uint64_t count : {0, 1, 333}) {
           ++salt;
           const bool in_place = salt % 2 == 0 && kind != Kind::kAlltoAllV && kind != Kind::kAlltoAllVC;
-          cases.push_back({.kind = kind, .type = type, .count = count,
-                           .root = static_cast<uint32_t>(salt % ranks), .in_place = in_place, .salt = salt});
+          cases.push_back({.kind = kind,
+                           .type = type,
+                           .count = count,
+                           .root = static_cast<uint32_t>(salt % ranks),
+                           .in_place = in_place,
+                           .salt = salt});
         }
       }
     }
@@ -112,7 +138,11 @@ TEST_F(HcclCollectivesTest, DataLargerThanTheBufferMovesInPieces) {
     for (bool in_place : {false, true}) {
       // In place, for the layouts that keep their input in the output (chunk by chunk).
       if (in_place && kind != Kind::kAllReduce && kind != Kind::kAllGather && kind != Kind::kReduceScatter) continue;
-      cases.push_back({.kind = kind, .type = HCCL_DATA_TYPE_FP32, .count = kCount, .root = 1, .in_place = in_place,
+      cases.push_back({.kind = kind,
+                       .type = HCCL_DATA_TYPE_FP32,
+                       .count = kCount,
+                       .root = 1,
+                       .in_place = in_place,
                        .salt = ++salt});
     }
   }
@@ -260,12 +290,14 @@ TEST_F(HcclCollectivesTest, BadSendReceiveArgumentsAreRefusedWithAMessage) {
        HCCL_E_PARA, "HcclSend: dataType 99 is not an HCCL data type"},
       {"null items", [&] { return HcclBatchSendRecv(nullptr, 2, comm, stream); }, HCCL_E_PTR,
        "HcclBatchSendRecv: sendRecvInfo is null"},
-      {"bad kind", [&] {
+      {"bad kind",
+       [&] {
          HcclSendRecvItem items[] = {good, bad_type};
          return HcclBatchSendRecv(items, 2, comm, stream);
        },
        HCCL_E_PARA, "HcclBatchSendRecv: sendRecvInfo[1].sendRecvType 7 is neither"},
-      {"far rank", [&] {
+      {"far rank",
+       [&] {
          HcclSendRecvItem items[] = {far};
          return HcclBatchSendRecv(items, 1, comm, stream);
        },
@@ -279,7 +311,8 @@ TEST_F(HcclCollectivesTest, BadSendReceiveArgumentsAreRefusedWithAMessage) {
 }
 
 // Runs one call per rank (made by `issue`) and returns each rank's stream error message.
-std::vector<std::string> StreamErrors(int ranks, const std::function<HcclResult(int rank, HcclComm, aclrtStream)>& issue) {
+std::vector<std::string> StreamErrors(int ranks,
+                                      const std::function<HcclResult(int rank, HcclComm, aclrtStream)>& issue) {
   std::vector<HcclComm> comms = MakeGroup(FirstDevices(ranks));
   std::vector<std::string> errors(ranks);
   RunRanks(ranks, [&](int rank) {
@@ -308,8 +341,7 @@ TEST_F(HcclCollectivesTest, MismatchedAlltoAllVCountsFailNamingTheRanks) {
     std::vector<uint64_t> recv_counts = counts;
     if (rank == 1) recv_counts[0] = 5;  // expects 5 from rank 0, which sends 4
     return HcclAlltoAllV(send.data() + rank * 64, counts.data(), displs.data(), HCCL_DATA_TYPE_FP32,
-                         recv.data() + rank * 64, recv_counts.data(), displs.data(), HCCL_DATA_TYPE_FP32, comm,
-                         stream);
+                         recv.data() + rank * 64, recv_counts.data(), displs.data(), HCCL_DATA_TYPE_FP32, comm, stream);
   });
   for (const std::string& error : errors) {
     EXPECT_THAT(error, ::testing::HasSubstr("rank 0 sends 4 elements to rank 1, but rank 1 expects 5 from rank 0"));
@@ -319,7 +351,8 @@ TEST_F(HcclCollectivesTest, MismatchedAlltoAllVCountsFailNamingTheRanks) {
 TEST_F(HcclCollectivesTest, DifferentCollectivesFailNamingTheRanks) {
   std::vector<float> buffer(64 * 2), out(64 * 4);
   std::vector<std::string> errors = StreamErrors(2, [&](int rank, HcclComm comm, aclrtStream stream) {
-    if (rank == 0) return HcclAllReduce(buffer.data(), buffer.data(), 8, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, comm, stream);
+    if (rank == 0)
+      return HcclAllReduce(buffer.data(), buffer.data(), 8, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, comm, stream);
     return HcclAllGather(buffer.data() + 64, out.data(), 8, HCCL_DATA_TYPE_FP32, comm, stream);
   });
   for (const std::string& error : errors) {
@@ -362,40 +395,63 @@ TEST_F(HcclCollectivesTest, BadArgumentsAreRefusedWithAMessage) {
   };
   HcclComm comm = comms[0];
   const std::vector<Expectation> expectations = {
-      {"null comm", [&] { return HcclAllReduce(a.data(), b.data(), 4, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, nullptr, stream); },
+      {"null comm",
+       [&] { return HcclAllReduce(a.data(), b.data(), 4, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, nullptr, stream); },
        HCCL_E_PTR, "HcclAllReduce: comm is null"},
-      {"null sendBuf", [&] { return HcclAllReduce(nullptr, b.data(), 4, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, comm, stream); },
+      {"null sendBuf",
+       [&] { return HcclAllReduce(nullptr, b.data(), 4, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, comm, stream); },
        HCCL_E_PTR, "HcclAllReduce: sendBuf is null"},
-      {"null recvBuf", [&] { return HcclAllGather(a.data(), nullptr, 4, HCCL_DATA_TYPE_FP32, comm, stream); }, HCCL_E_PTR,
-       "HcclAllGather: recvBuf is null"},
+      {"null recvBuf", [&] { return HcclAllGather(a.data(), nullptr, 4, HCCL_DATA_TYPE_FP32, comm, stream); },
+       HCCL_E_PTR, "HcclAllGather: recvBuf is null"},
       {"null buf", [&] { return HcclBroadcast(nullptr, 4, HCCL_DATA_TYPE_FP32, 0, comm, stream); }, HCCL_E_PTR,
        "HcclBroadcast: buf is null"},
-      {"null counts", [&] { return HcclAlltoAllV(a.data(), nullptr, displs.data(), HCCL_DATA_TYPE_FP32, b.data(), counts.data(),
-                                    displs.data(), HCCL_DATA_TYPE_FP32, comm, stream); },
+      {"null counts",
+       [&] {
+         return HcclAlltoAllV(a.data(), nullptr, displs.data(), HCCL_DATA_TYPE_FP32, b.data(), counts.data(),
+                              displs.data(), HCCL_DATA_TYPE_FP32, comm, stream);
+       },
        HCCL_E_PTR, "HcclAlltoAllV: sendCounts is null"},
-      {"null matrix", [&] { return HcclAlltoAllVC(a.data(), nullptr, HCCL_DATA_TYPE_FP32, b.data(), HCCL_DATA_TYPE_FP32, comm, stream); },
+      {"null matrix",
+       [&] {
+         return HcclAlltoAllVC(a.data(), nullptr, HCCL_DATA_TYPE_FP32, b.data(), HCCL_DATA_TYPE_FP32, comm, stream);
+       },
        HCCL_E_PTR, "HcclAlltoAllVC: sendCountMatrix is null"},
-      {"data type 13", [&] { return HcclAllReduce(a.data(), b.data(), 4, static_cast<HcclDataType>(13), HCCL_REDUCE_SUM, comm, stream); },
+      {"data type 13",
+       [&] {
+         return HcclAllReduce(a.data(), b.data(), 4, static_cast<HcclDataType>(13), HCCL_REDUCE_SUM, comm, stream);
+       },
        HCCL_E_PARA, "HcclAllReduce: dataType 13 is not an HCCL data type"},
-      {"data type -1", [&] { return HcclAllGather(a.data(), b.data(), 4, static_cast<HcclDataType>(-1), comm, stream); }, HCCL_E_PARA,
+      {"data type -1",
+       [&] { return HcclAllGather(a.data(), b.data(), 4, static_cast<HcclDataType>(-1), comm, stream); }, HCCL_E_PARA,
        "HcclAllGather: dataType -1 is not an HCCL data type"},
-      {"op 4", [&] { return HcclReduce(a.data(), b.data(), 4, HCCL_DATA_TYPE_FP32, static_cast<HcclReduceOp>(4), 0, comm, stream); },
+      {"op 4",
+       [&] {
+         return HcclReduce(a.data(), b.data(), 4, HCCL_DATA_TYPE_FP32, static_cast<HcclReduceOp>(4), 0, comm, stream);
+       },
        HCCL_E_PARA, "HcclReduce: op 4 is not an HcclReduceOp"},
-      {"int128 sum", [&] { return HcclAllReduce(a.data(), b.data(), 1, HCCL_DATA_TYPE_INT128, HCCL_REDUCE_SUM, comm, stream); },
+      {"int128 sum",
+       [&] { return HcclAllReduce(a.data(), b.data(), 1, HCCL_DATA_TYPE_INT128, HCCL_REDUCE_SUM, comm, stream); },
        HCCL_E_NOT_SUPPORT, "HcclAllReduce: dataType int128 cannot be reduced"},
-      {"fp8 max", [&] { return HcclReduceScatter(a.data(), b.data(), 1, HCCL_DATA_TYPE_FP8E5M2, HCCL_REDUCE_MAX, comm, stream); },
+      {"fp8 max",
+       [&] { return HcclReduceScatter(a.data(), b.data(), 1, HCCL_DATA_TYPE_FP8E5M2, HCCL_REDUCE_MAX, comm, stream); },
        HCCL_E_NOT_SUPPORT, "HcclReduceScatter: dataType fp8e5m2 cannot be reduced"},
       {"root 4", [&] { return HcclBroadcast(a.data(), 4, HCCL_DATA_TYPE_FP32, 4, comm, stream); }, HCCL_E_PARA,
        "HcclBroadcast: root 4 is out of range [0, 4)"},
-      {"scatter root", [&] { return HcclScatter(a.data(), b.data(), 1, HCCL_DATA_TYPE_FP32, 9, comm, stream); }, HCCL_E_PARA,
-       "HcclScatter: root 9 is out of range [0, 4)"},
-      {"huge count", [&] { return HcclAllGather(a.data(), b.data(), uint64_t{1} << 62, HCCL_DATA_TYPE_FP32, comm, stream); },
+      {"scatter root", [&] { return HcclScatter(a.data(), b.data(), 1, HCCL_DATA_TYPE_FP32, 9, comm, stream); },
+       HCCL_E_PARA, "HcclScatter: root 9 is out of range [0, 4)"},
+      {"huge count",
+       [&] { return HcclAllGather(a.data(), b.data(), uint64_t{1} << 62, HCCL_DATA_TYPE_FP32, comm, stream); },
        HCCL_E_PARA, "HcclAllGather: sendCount 4611686018427387904 is too large"},
-      {"types differ", [&] { return HcclAlltoAll(a.data(), 1, HCCL_DATA_TYPE_FP32, b.data(), 1, HCCL_DATA_TYPE_INT32, comm, stream); },
+      {"types differ",
+       [&] { return HcclAlltoAll(a.data(), 1, HCCL_DATA_TYPE_FP32, b.data(), 1, HCCL_DATA_TYPE_INT32, comm, stream); },
        HCCL_E_PARA, "HcclAlltoAll: sendType 4 and recvType 2 differ"},
-      {"counts differ", [&] { return HcclAlltoAll(a.data(), 1, HCCL_DATA_TYPE_FP32, b.data(), 2, HCCL_DATA_TYPE_FP32, comm, stream); },
+      {"counts differ",
+       [&] { return HcclAlltoAll(a.data(), 1, HCCL_DATA_TYPE_FP32, b.data(), 2, HCCL_DATA_TYPE_FP32, comm, stream); },
        HCCL_E_PARA, "HcclAlltoAll: sendCount 1 and recvCount 2 differ"},
-      {"other device", [&] { return HcclAllReduce(a.data(), b.data(), 4, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, comm, other_device_stream); },
+      {"other device",
+       [&] {
+         return HcclAllReduce(a.data(), b.data(), 4, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, comm, other_device_stream);
+       },
        HCCL_E_PARA, "belongs to device 1, but rank 0 of group"},
   };
   for (const Expectation& e : expectations) {

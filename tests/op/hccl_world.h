@@ -17,7 +17,17 @@
 
 namespace distbarrier::testing::hccl {
 
-enum class Kind { kAllReduce, kBroadcast, kAllGather, kReduceScatter, kReduce, kAlltoAll, kAlltoAllV, kAlltoAllVC, kScatter };
+enum class Kind {
+  kAllReduce,
+  kBroadcast,
+  kAllGather,
+  kReduceScatter,
+  kReduce,
+  kAlltoAll,
+  kAlltoAllV,
+  kAlltoAllVC,
+  kScatter
+};
 
 inline const char* KindName(Kind kind) {
   static constexpr const char* kNames[] = {"AllReduce", "Broadcast", "AllGather",  "ReduceScatter", "Reduce",
@@ -42,21 +52,32 @@ struct Case {
 
 inline size_t Bytes(HcclDataType type) {
   switch (type) {
-    case HCCL_DATA_TYPE_INT8: case HCCL_DATA_TYPE_UINT8: case HCCL_DATA_TYPE_HIF8: case HCCL_DATA_TYPE_FP8E4M3:
-    case HCCL_DATA_TYPE_FP8E5M2: case HCCL_DATA_TYPE_FP8E8M0: return 1;
-    case HCCL_DATA_TYPE_INT16: case HCCL_DATA_TYPE_UINT16: case HCCL_DATA_TYPE_FP16: case HCCL_DATA_TYPE_BFP16: return 2;
-    case HCCL_DATA_TYPE_INT32: case HCCL_DATA_TYPE_UINT32: case HCCL_DATA_TYPE_FP32: return 4;
-    case HCCL_DATA_TYPE_INT64: case HCCL_DATA_TYPE_UINT64: case HCCL_DATA_TYPE_FP64: return 8;
+    case HCCL_DATA_TYPE_INT8:
+    case HCCL_DATA_TYPE_UINT8:
+    case HCCL_DATA_TYPE_HIF8:
+    case HCCL_DATA_TYPE_FP8E4M3:
+    case HCCL_DATA_TYPE_FP8E5M2:
+    case HCCL_DATA_TYPE_FP8E8M0: return 1;
+    case HCCL_DATA_TYPE_INT16:
+    case HCCL_DATA_TYPE_UINT16:
+    case HCCL_DATA_TYPE_FP16:
+    case HCCL_DATA_TYPE_BFP16: return 2;
+    case HCCL_DATA_TYPE_INT32:
+    case HCCL_DATA_TYPE_UINT32:
+    case HCCL_DATA_TYPE_FP32: return 4;
+    case HCCL_DATA_TYPE_INT64:
+    case HCCL_DATA_TYPE_UINT64:
+    case HCCL_DATA_TYPE_FP64: return 8;
     case HCCL_DATA_TYPE_INT128: return 16;
     default: return 0;
   }
 }
 
 inline const std::vector<HcclDataType>& ReducibleTypes() {
-  static const std::vector<HcclDataType> types = {
-      HCCL_DATA_TYPE_INT8,   HCCL_DATA_TYPE_INT16,  HCCL_DATA_TYPE_INT32, HCCL_DATA_TYPE_INT64,
-      HCCL_DATA_TYPE_UINT8,  HCCL_DATA_TYPE_UINT16, HCCL_DATA_TYPE_UINT32, HCCL_DATA_TYPE_UINT64,
-      HCCL_DATA_TYPE_FP16,   HCCL_DATA_TYPE_BFP16,  HCCL_DATA_TYPE_FP32,  HCCL_DATA_TYPE_FP64};
+  static const std::vector<HcclDataType> types = {HCCL_DATA_TYPE_INT8,   HCCL_DATA_TYPE_INT16,  HCCL_DATA_TYPE_INT32,
+                                                  HCCL_DATA_TYPE_INT64,  HCCL_DATA_TYPE_UINT8,  HCCL_DATA_TYPE_UINT16,
+                                                  HCCL_DATA_TYPE_UINT32, HCCL_DATA_TYPE_UINT64, HCCL_DATA_TYPE_FP16,
+                                                  HCCL_DATA_TYPE_BFP16,  HCCL_DATA_TYPE_FP32,   HCCL_DATA_TYPE_FP64};
   return types;
 }
 
@@ -141,9 +162,11 @@ inline void ReduceReference(HcclDataType type, HcclReduceOp op, const std::vecto
     case HCCL_DATA_TYPE_FP32: return run(float{}, same, same);
     case HCCL_DATA_TYPE_FP64: return run(double{}, same, same);
     case HCCL_DATA_TYPE_FP16:
-      return run(uint16_t{}, [](uint16_t v) { return Fp16ToFloat(v); }, [](float v) { return FloatToFp16(v); });
+      return run(
+          uint16_t{}, [](uint16_t v) { return Fp16ToFloat(v); }, [](float v) { return FloatToFp16(v); });
     case HCCL_DATA_TYPE_BFP16:
-      return run(uint16_t{}, [](uint16_t v) { return Bf16ToFloat(v); }, [](float v) { return FloatToBf16(v); });
+      return run(
+          uint16_t{}, [](uint16_t v) { return Bf16ToFloat(v); }, [](float v) { return FloatToBf16(v); });
     default: return;
   }
 }
@@ -169,11 +192,15 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
   uint64_t send_elements = 0, recv_elements = 0;
   std::vector<uint64_t> send_counts(ranks), sdispls(ranks), recv_counts(ranks), rdispls(ranks), matrix;
   switch (c.kind) {
-    case Kind::kAllReduce: case Kind::kReduce: case Kind::kBroadcast: send_elements = recv_elements = n; break;
+    case Kind::kAllReduce:
+    case Kind::kReduce:
+    case Kind::kBroadcast: send_elements = recv_elements = n; break;
     case Kind::kAllGather: send_elements = n, recv_elements = n * ranks; break;
-    case Kind::kReduceScatter: case Kind::kScatter: send_elements = n * ranks, recv_elements = n; break;
+    case Kind::kReduceScatter:
+    case Kind::kScatter: send_elements = n * ranks, recv_elements = n; break;
     case Kind::kAlltoAll: send_elements = recv_elements = n * ranks; break;
-    case Kind::kAlltoAllV: case Kind::kAlltoAllVC: {
+    case Kind::kAlltoAllV:
+    case Kind::kAlltoAllVC: {
       const uint64_t gap = c.kind == Kind::kAlltoAllV ? 1 : 0;  // AlltoAllV leaves an element between blocks
       for (int j = 0; j < ranks; ++j) {
         send_counts[j] = PairCount(c, me, j);
@@ -225,7 +252,8 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
     case Kind::kAlltoAll:
       for (int r = 0; r < ranks; ++r) std::memcpy(expected.data() + r * n * s, inputs[r].data() + me * n * s, n * s);
       break;
-    case Kind::kAlltoAllV: case Kind::kAlltoAllVC:
+    case Kind::kAlltoAllV:
+    case Kind::kAlltoAllVC:
       for (int r = 0; r < ranks; ++r) {
         uint64_t offset = 0;  // where r's block for me starts in r's input
         for (int j = 0; j < me; ++j) offset += PairCount(c, r, j) + (c.kind == Kind::kAlltoAllV);
@@ -250,8 +278,8 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
   }
   // Marks the receive area so that unwritten elements show.
   std::vector<std::byte> poison(recv_elements * s, std::byte{0x5a});
-  if (!poison.empty() && !(c.in_place && (c.kind == Kind::kAllGather || c.kind == Kind::kReduceScatter ||
-                                          c.kind == Kind::kScatter))) {
+  if (!poison.empty() &&
+      !(c.in_place && (c.kind == Kind::kAllGather || c.kind == Kind::kReduceScatter || c.kind == Kind::kScatter))) {
     aclrtMemcpy(recv, poison.size(), poison.data(), poison.size(), ACL_MEMCPY_HOST_TO_DEVICE);
   }
   const std::vector<std::byte>& own = inputs[me];
@@ -274,12 +302,10 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
     case Kind::kScatter: result = HcclScatter(send, recv, n, c.type, c.root, comm, stream); break;
     case Kind::kAlltoAll: result = HcclAlltoAll(send, n, c.type, recv, n, c.type, comm, stream); break;
     case Kind::kAlltoAllV:
-      result = HcclAlltoAllV(send, send_counts.data(), sdispls.data(), c.type, recv, recv_counts.data(),
-                             rdispls.data(), c.type, comm, stream);
+      result = HcclAlltoAllV(send, send_counts.data(), sdispls.data(), c.type, recv, recv_counts.data(), rdispls.data(),
+                             c.type, comm, stream);
       break;
-    case Kind::kAlltoAllVC:
-      result = HcclAlltoAllVC(send, matrix.data(), c.type, recv, c.type, comm, stream);
-      break;
+    case Kind::kAlltoAllVC: result = HcclAlltoAllVC(send, matrix.data(), c.type, recv, c.type, comm, stream); break;
   }
   std::string error;
   if (result != HCCL_SUCCESS) {
@@ -293,8 +319,8 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
     aclrtMemcpy(got.data(), got.size(), recv, got.size(), ACL_MEMCPY_DEVICE_TO_HOST);
     for (size_t i = 0; i < got.size(); ++i) {
       if (got[i] != expected[i]) {
-        error = fmt::format("{}: rank {} of {}: byte {} (element {}) is {:#x}, expected {:#x}", c.Describe(), me,
-                            ranks, i, i / s, static_cast<int>(got[i]), static_cast<int>(expected[i]));
+        error = fmt::format("{}: rank {} of {}: byte {} (element {}) is {:#x}, expected {:#x}", c.Describe(), me, ranks,
+                            i, i / s, static_cast<int>(got[i]), static_cast<int>(expected[i]));
         break;
       }
     }
@@ -330,8 +356,9 @@ inline std::string RunPointToPoint(HcclComm comm, aclrtStream stream, HcclDataTy
     std::vector<std::byte> got(expected.size());
     if (!got.empty()) aclrtMemcpy(got.data(), got.size(), device, got.size(), ACL_MEMCPY_DEVICE_TO_HOST);
     aclrtFree(device);
-    if (got != expected) return fmt::format("rank {} of {}: {} differs (type {}, count {})", me, ranks, what,
-                                            static_cast<int>(type), count);
+    if (got != expected)
+      return fmt::format("rank {} of {}: {} differs (type {}, count {})", me, ranks, what, static_cast<int>(type),
+                         count);
     return "";
   };
   std::string error;

@@ -3,6 +3,7 @@
 // calls go in pieces; one rank per process, and two ranks (threads) per process as CANN's
 // examples run them. Ranks are forked before anything touches the runtime; they share an
 // anonymous MAP_SHARED area with the parent for the root info and their results.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -12,8 +13,6 @@
 #include <cstdio>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
 
 #include "op/hccl_world.h"
 
@@ -107,14 +106,26 @@ std::vector<Case> EveryCollective(uint64_t count, uint32_t root) {
   for (HcclDataType type : {HCCL_DATA_TYPE_FP32, HCCL_DATA_TYPE_BFP16, HCCL_DATA_TYPE_INT64}) {
     cases.push_back({.kind = Kind::kAllReduce, .type = type, .count = count, .salt = ++salt});
   }
-  cases.push_back({.kind = Kind::kAllReduce, .type = HCCL_DATA_TYPE_FP16, .op = HCCL_REDUCE_MAX, .count = count,
-                   .in_place = true, .salt = ++salt});
-  cases.push_back({.kind = Kind::kReduce, .type = HCCL_DATA_TYPE_INT16, .op = HCCL_REDUCE_PROD, .count = count,
-                   .root = root, .salt = ++salt});
-  cases.push_back({.kind = Kind::kReduceScatter, .type = HCCL_DATA_TYPE_FP64, .op = HCCL_REDUCE_MIN, .count = count,
-                   .in_place = true, .salt = ++salt});
-  for (Kind kind : {Kind::kBroadcast, Kind::kAllGather, Kind::kAlltoAll, Kind::kAlltoAllV, Kind::kAlltoAllVC,
-                    Kind::kScatter}) {
+  cases.push_back({.kind = Kind::kAllReduce,
+                   .type = HCCL_DATA_TYPE_FP16,
+                   .op = HCCL_REDUCE_MAX,
+                   .count = count,
+                   .in_place = true,
+                   .salt = ++salt});
+  cases.push_back({.kind = Kind::kReduce,
+                   .type = HCCL_DATA_TYPE_INT16,
+                   .op = HCCL_REDUCE_PROD,
+                   .count = count,
+                   .root = root,
+                   .salt = ++salt});
+  cases.push_back({.kind = Kind::kReduceScatter,
+                   .type = HCCL_DATA_TYPE_FP64,
+                   .op = HCCL_REDUCE_MIN,
+                   .count = count,
+                   .in_place = true,
+                   .salt = ++salt});
+  for (Kind kind :
+       {Kind::kBroadcast, Kind::kAllGather, Kind::kAlltoAll, Kind::kAlltoAllV, Kind::kAlltoAllVC, Kind::kScatter}) {
     cases.push_back({.kind = kind, .type = HCCL_DATA_TYPE_INT128, .count = count, .root = root, .salt = ++salt});
   }
   return cases;

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <barrier>
@@ -17,8 +18,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "acl/acl.h"
 #include "common.h"
@@ -48,9 +47,12 @@ uint64_t ParseSize(const std::string& text) {
   if (end == text.c_str()) return 0;
   switch (*end) {
     case '\0': return value;
-    case 'K': case 'k': return value << 10;
-    case 'M': case 'm': return value << 20;
-    case 'G': case 'g': return value << 30;
+    case 'K':
+    case 'k': return value << 10;
+    case 'M':
+    case 'm': return value << 20;
+    case 'G':
+    case 'g': return value << 30;
     default: return 0;
   }
 }
@@ -119,7 +121,8 @@ void MeasureThreads(const CollOptions& o, const std::vector<uint64_t>& sizes, Fi
   for (int rank = 0; rank < o.ranks; ++rank) {
     threads.emplace_back([&, rank] {
       CHECK_OK(aclrtSetDevice(rank));
-      RankLoop(o, sizes, comms[rank], rank, o.ranks, [&] { control.arrive_and_wait(); }, figures);
+      RankLoop(
+          o, sizes, comms[rank], rank, o.ranks, [&] { control.arrive_and_wait(); }, figures);
     });
   }
   for (auto& thread : threads) thread.join();
@@ -154,7 +157,8 @@ void MeasureProcesses(const CollOptions& o, const std::vector<uint64_t>& sizes, 
       HcclRootInfo root = shared->root;
       HcclComm comm = nullptr;
       CHECK_OK(HcclCommInitRootInfo(static_cast<uint32_t>(o.ranks), &root, static_cast<uint32_t>(rank), &comm));
-      RankLoop(o, sizes, comm, rank, o.ranks, [&] { pthread_barrier_wait(&shared->control); }, &shared->figures);
+      RankLoop(
+          o, sizes, comm, rank, o.ranks, [&] { pthread_barrier_wait(&shared->control); }, &shared->figures);
       pthread_barrier_wait(&shared->control);  // nobody leaves while a peer still runs
       CHECK_OK(HcclCommDestroy(comm));
       aclFinalize();
@@ -176,7 +180,8 @@ void MeasureProcesses(const CollOptions& o, const std::vector<uint64_t>& sizes, 
 // GB/s of one core copying `bytes` between two warm buffers.
 double MemcpyGbps(uint64_t bytes, int repeat) {
   std::vector<char> from(std::max<uint64_t>(bytes, 1), 1), to(std::max<uint64_t>(bytes, 1), 0);
-  const int copies = static_cast<int>(std::clamp<uint64_t>((uint64_t{256} << 20) / std::max<uint64_t>(bytes, 1), 2, 100000));
+  const int copies =
+      static_cast<int>(std::clamp<uint64_t>((uint64_t{256} << 20) / std::max<uint64_t>(bytes, 1), 2, 100000));
   std::vector<double> rounds;
   std::memcpy(to.data(), from.data(), bytes);
   for (int round = 0; round < repeat; ++round) {
@@ -223,16 +228,21 @@ int RunCollectives(int argc, char** argv) {
   app.add_option("-b,--minbytes", o.min_size, "smallest size (bytes of a rank's send buffer; K, M, G)")
       ->capture_default_str();
   app.add_option("-e,--maxbytes", o.max_size, "largest size")->capture_default_str();
-  app.add_option("-f,--stepfactor", o.factor, "multiply the size by this")->check(CLI::Range(2, 64))
+  app.add_option("-f,--stepfactor", o.factor, "multiply the size by this")
+      ->check(CLI::Range(2, 64))
       ->capture_default_str();
-  app.add_option("-n,--iters", o.iterations, "timed calls per round")->check(CLI::Range(1, 1000000))
+  app.add_option("-n,--iters", o.iterations, "timed calls per round")
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  app.add_option("-w,--warmup_iters", o.warmup, "untimed calls before each round")->check(CLI::Range(0, 1000000))
+  app.add_option("-w,--warmup_iters", o.warmup, "untimed calls before each round")
+      ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
-  app.add_option("--repeat", o.repeat, "rounds; each figure is the median")->check(CLI::Range(1, kMaxRounds))
+  app.add_option("--repeat", o.repeat, "rounds; each figure is the median")
+      ->check(CLI::Range(1, kMaxRounds))
       ->capture_default_str();
   app.add_option("--mode", o.mode, "ranks are threads of this process or forked processes")
-      ->check(CLI::IsMember({"threads", "processes"}))->capture_default_str();
+      ->check(CLI::IsMember({"threads", "processes"}))
+      ->capture_default_str();
   app.add_option("--timeout", o.timeout_s, "stop the whole run after this many seconds (0: never)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
@@ -281,10 +291,10 @@ int RunCollectives(int argc, char** argv) {
 
   const double n = o.ranks;
   const double bus_factor = o.alltoall() ? (n - 1) / n : 2 * (n - 1) / n;
-  std::printf("# distbarrier-perf --coll %s: %d ranks (%s), float sum, -n %d -w %d, median of %d rounds "
-              "[slowest round's, fastest round's busbw]; %ld CPUs\n",
-              o.coll.c_str(), o.ranks, o.mode.c_str(), o.iterations, o.warmup, o.repeat,
-              sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf(
+      "# distbarrier-perf --coll %s: %d ranks (%s), float sum, -n %d -w %d, median of %d rounds "
+      "[slowest round's, fastest round's busbw]; %ld CPUs\n",
+      o.coll.c_str(), o.ranks, o.mode.c_str(), o.iterations, o.warmup, o.repeat, sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("# busbw = algbw x %s; memcpy: one core copying the same bytes; mpi: %s via mpirun\n",
               o.alltoall() ? "(n-1)/n" : "2(n-1)/n", o.alltoall() ? "MPI_Alltoall" : "MPI_Allreduce");
   std::printf("%12s %12s | %11s %9s %9s %19s | %10s | %11s %9s %19s\n", "size(B)", "count", "time(us)", "algbw",

@@ -21,12 +21,18 @@ int main(int argc, char** argv) {
   int iterations = 20, warmup = 5, rounds = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const unsigned long long value = std::strtoull(argv[i + 1], nullptr, 10);
-    if (std::strcmp(argv[i], "-b") == 0) min_bytes = value;
-    else if (std::strcmp(argv[i], "-e") == 0) max_bytes = value;
-    else if (std::strcmp(argv[i], "-f") == 0) factor = std::max(value, 2ull);
-    else if (std::strcmp(argv[i], "-n") == 0) iterations = std::max(static_cast<int>(value), 1);
-    else if (std::strcmp(argv[i], "-w") == 0) warmup = static_cast<int>(value);
-    else if (std::strcmp(argv[i], "-r") == 0) rounds = std::max(static_cast<int>(value), 1);
+    if (std::strcmp(argv[i], "-b") == 0)
+      min_bytes = value;
+    else if (std::strcmp(argv[i], "-e") == 0)
+      max_bytes = value;
+    else if (std::strcmp(argv[i], "-f") == 0)
+      factor = std::max(value, 2ull);
+    else if (std::strcmp(argv[i], "-n") == 0)
+      iterations = std::max(static_cast<int>(value), 1);
+    else if (std::strcmp(argv[i], "-w") == 0)
+      warmup = static_cast<int>(value);
+    else if (std::strcmp(argv[i], "-r") == 0)
+      rounds = std::max(static_cast<int>(value), 1);
   }
   int rank = 0, ranks = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -48,16 +54,15 @@ int main(int argc, char** argv) {
       MPI_Barrier(MPI_COMM_WORLD);
       const auto begin = std::chrono::steady_clock::now();
       for (int i = 0; i < iterations; ++i) call();
-      double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - begin).count() /
-                  iterations;
+      double us =
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - begin).count() / iterations;
       double max_us = 0;
       MPI_Reduce(&us, &max_us, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
       figures.push_back(max_us);
     }
     if (rank == 0) {
       std::sort(figures.begin(), figures.end());
-      std::printf("size %llu us %.3f %.3f %.3f\n", bytes, figures[figures.size() / 2], figures.front(),
-                  figures.back());
+      std::printf("size %llu us %.3f %.3f %.3f\n", bytes, figures[figures.size() / 2], figures.front(), figures.back());
       std::fflush(stdout);
     }
   }

@@ -58,7 +58,9 @@ bool Posted::Read(int from, size_t offset, void* destination, size_t bytes) cons
   return true;
 }
 
-int Call::Size() const { return owner_.transport_->Size(); }
+int Call::Size() const {
+  return owner_.transport_->Size();
+}
 
 size_t Call::PayloadCapacity() const {
   const size_t table = GroupCollectives::PostBytes(Size(), 0);
@@ -151,10 +153,10 @@ CallResult GroupCollectives::SendReceive(int rank, const char* what, const std::
           state.finished = true;
           const auto [refused, expected] = transport_->Rejected(rank, item.peer);
           if (refused == item.message) {
-            fail_once(fmt::format("{}: {}: rank {} sends {} bytes to rank {}, but rank {} expects {} bytes (message "
-                                  "#{} from {} to {})",
-                                  options.api, where, rank, item.bytes, item.peer, item.peer, expected, item.message,
-                                  rank, item.peer));
+            fail_once(fmt::format(
+                "{}: {}: rank {} sends {} bytes to rank {}, but rank {} expects {} bytes (message "
+                "#{} from {} to {})",
+                options.api, where, rank, item.bytes, item.peer, item.peer, expected, item.message, rank, item.peer));
           }
         }
       } else {
@@ -165,10 +167,11 @@ CallResult GroupCollectives::SendReceive(int rank, const char* what, const std::
             // Refused: say so to the sender, and take its pieces so that it is not left waiting.
             if (state.drained == 0 && chunk->message == item.message) {
               transport_->Reject(item.peer, rank, item.message, item.bytes);
-              fail_once(fmt::format("{}: {}: rank {} receives {} bytes from rank {}, but rank {} sends {} bytes "
-                                    "(message #{} from {} to {})",
-                                    options.api, where, rank, item.bytes, item.peer, item.peer, chunk->message_bytes,
-                                    item.message, item.peer, rank));
+              fail_once(
+                  fmt::format("{}: {}: rank {} receives {} bytes from rank {}, but rank {} sends {} bytes "
+                              "(message #{} from {} to {})",
+                              options.api, where, rank, item.bytes, item.peer, item.peer, chunk->message_bytes,
+                              item.message, item.peer, rank));
             } else if (chunk->message != item.message) {
               fail_once(fmt::format("{}: {}: message #{} from rank {} came where #{} was expected", options.api, where,
                                     chunk->message, item.peer, item.message));
@@ -220,9 +223,8 @@ CallResult GroupCollectives::SendReceive(int rank, const char* what, const std::
                 fmt::format("{}: {} aborted (stream destroyed or aclFinalize) waiting for ranks [{}]", options.api,
                             where, fmt::join(missing, ", "))};
       case transport::PostResult::kPeerDied:
-        return {CallResult::Kind::kPeerDied,
-                fmt::format("{}: {}: rank(s) [{}] died before sending or receiving", options.api, where,
-                            fmt::join(missing, ", "))};
+        return {CallResult::Kind::kPeerDied, fmt::format("{}: {}: rank(s) [{}] died before sending or receiving",
+                                                         options.api, where, fmt::join(missing, ", "))};
       case transport::PostResult::kBroken:
         return {CallResult::Kind::kBroken, fmt::format("{}: {} cannot go on: an earlier call of this group failed ({})",
                                                        options.api, where, transport_->BrokenReason())};
@@ -252,9 +254,10 @@ void GroupCollectives::Abandon(int rank, uint64_t ticket) {
   RankCalls& calls = ranks_[rank];
   std::lock_guard lock(calls.mutex);
   if (calls.out_of_step.empty()) {
-    calls.out_of_step = fmt::format("group '{}', rank {}: its call #{} was dropped before it ran (its stream failed "
-                                    "or was aborted), so its later calls cannot pair with its peers'",
-                                    group_name_, rank, ticket);
+    calls.out_of_step = fmt::format(
+        "group '{}', rank {}: its call #{} was dropped before it ran (its stream failed "
+        "or was aborted), so its later calls cannot pair with its peers'",
+        group_name_, rank, ticket);
   }
   CompleteLocked(calls, ticket);
 }
@@ -275,9 +278,10 @@ CallResult GroupCollectives::RunCall(int rank, uint64_t ticket, const char* what
     if (!turn) {
       // The call never ran: later calls of this rank are out of step with its peers.
       if (calls.out_of_step.empty()) {
-        calls.out_of_step = fmt::format("group '{}', rank {}: its call #{} ({}) gave up waiting for the rank's "
-                                        "earlier calls",
-                                        group_name_, rank, ticket, what);
+        calls.out_of_step = fmt::format(
+            "group '{}', rank {}: its call #{} ({}) gave up waiting for the rank's "
+            "earlier calls",
+            group_name_, rank, ticket, what);
       }
       calls.abandoned.insert(ticket);
       const bool stopped = options.stop.stop_requested();

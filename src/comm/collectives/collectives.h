@@ -145,11 +145,11 @@ class GroupCollectives {
   struct RankCalls {
     std::mutex mutex;
     std::condition_variable_any turn_changed;
-    uint64_t reserved = 0;         // call numbers handed out
-    uint64_t done = 0;             // calls finished or abandoned, in order
-    std::set<uint64_t> abandoned;  // abandoned calls after `done`
-    uint64_t exchanges = 0;        // the transport's sequence numbers used; only by the running call
-    std::string out_of_step;       // why the rank's calls cannot pair with its peers' any more
+    uint64_t reserved = 0;                 // call numbers handed out
+    uint64_t done = 0;                     // calls finished or abandoned, in order
+    std::set<uint64_t> abandoned;          // abandoned calls after `done`
+    uint64_t exchanges = 0;                // the transport's sequence numbers used; only by the running call
+    std::string out_of_step;               // why the rank's calls cannot pair with its peers' any more
     std::vector<uint64_t> sent, received;  // messages reserved, by peer
   };
   // Lock held: marks `ticket` done and skips the abandoned calls after it.

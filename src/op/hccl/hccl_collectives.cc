@@ -56,7 +56,7 @@ struct Plan {
   comm::Member member;
   comm::collectives::CallOptions call;
   uint64_t ticket = 0;
-  size_t element = 0;  // bytes
+  size_t element = 0;   // bytes
   uint64_t budget = 0;  // HCCL_BUFFSIZE in bytes
 };
 
@@ -108,8 +108,7 @@ class CollectiveRun {
           std::memcpy(out, &own, sizeof own);
           if (vectors) {
             std::memcpy(out + sizeof own, a_.send_counts.data(), ranks_ * sizeof(uint64_t));
-            std::memcpy(out + sizeof own + ranks_ * sizeof(uint64_t), a_.recv_counts.data(),
-                        ranks_ * sizeof(uint64_t));
+            std::memcpy(out + sizeof own + ranks_ * sizeof(uint64_t), a_.recv_counts.data(), ranks_ * sizeof(uint64_t));
           }
         },
         [&](const Posted& posted) {
@@ -130,9 +129,8 @@ class CollectiveRun {
     if (!result.ok()) return result;
     if (error.empty()) error = Disagreement(all, sends, receives);
     if (!error.empty()) {
-      return {CallResult::Kind::kPeerFailed,
-              fmt::format("{}: group '{}', rank {}: the ranks' calls do not match: {}", a_.api,
-                          p_.member.group->Name(), me_, error)};
+      return {CallResult::Kind::kPeerFailed, fmt::format("{}: group '{}', rank {}: the ranks' calls do not match: {}",
+                                                         a_.api, p_.member.group->Name(), me_, error)};
     }
     budget_ = all[0].budget;
     for (const Descriptor& d : all) budget_ = std::min(budget_, d.budget);
@@ -181,9 +179,10 @@ class CollectiveRun {
                                 ? 1
                                 : static_cast<uint64_t>(ranks_);
     if (budget < factor * s_) {
-      return fmt::format("a transport buffer (HCCL_BUFFSIZE) of {} payload bytes cannot hold one element for each "
-                         "of {} ranks",
-                         budget, ranks_);
+      return fmt::format(
+          "a transport buffer (HCCL_BUFFSIZE) of {} payload bytes cannot hold one element for each "
+          "of {} ranks",
+          budget, ranks_);
     }
     return "";
   }
@@ -398,9 +397,9 @@ std::pair<HcclResult, std::string> Check(const CollectiveArgs& a, int ranks, int
       return para(fmt::format("op {} is not an HcclReduceOp (SUM 0, PROD 1, MAX 2, MIN 3)", static_cast<int>(a.op)));
     }
     if (!comm::collectives::Reducible(a.type)) {
-      return {HCCL_E_NOT_SUPPORT, fmt::format("dataType {} cannot be reduced (op {})",
-                                              comm::collectives::DataTypeName(a.type),
-                                              comm::collectives::ReduceOpName(a.op))};
+      return {HCCL_E_NOT_SUPPORT,
+              fmt::format("dataType {} cannot be reduced (op {})", comm::collectives::DataTypeName(a.type),
+                          comm::collectives::ReduceOpName(a.op))};
     }
   }
   if (HasRoot(a.kind) && a.root >= static_cast<uint32_t>(ranks)) {
