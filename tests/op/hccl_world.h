@@ -113,6 +113,11 @@ inline void Draw(HcclDataType type, int rank, uint64_t i, uint64_t salt, std::by
   }
 }
 
+// memcpy that takes empty ranges (whose pointers may be null).
+inline void CopyBytes(std::byte* to, const std::byte* from, size_t bytes) {
+  if (bytes > 0) std::memcpy(to, from, bytes);
+}
+
 inline std::vector<std::byte> DrawMany(HcclDataType type, int rank, uint64_t count, uint64_t salt) {
   std::vector<std::byte> data(count * Bytes(type));
   for (uint64_t i = 0; i < count; ++i) Draw(type, rank, i, salt, data.data() + i * Bytes(type));
@@ -240,7 +245,7 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
       break;
     case Kind::kBroadcast: expected = inputs[c.root]; break;
     case Kind::kAllGather:
-      for (int r = 0; r < ranks; ++r) std::memcpy(expected.data() + r * n * s, inputs[r].data(), n * s);
+      for (int r = 0; r < ranks; ++r) CopyBytes(expected.data() + r * n * s, inputs[r].data(), n * s);
       break;
     case Kind::kReduceScatter: {
       std::vector<const std::byte*> mine;
@@ -248,16 +253,16 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
       ReduceReference(c.type, c.op, mine, n, expected.data());
       break;
     }
-    case Kind::kScatter: std::memcpy(expected.data(), inputs[c.root].data() + me * n * s, n * s); break;
+    case Kind::kScatter: CopyBytes(expected.data(), inputs[c.root].data() + me * n * s, n * s); break;
     case Kind::kAlltoAll:
-      for (int r = 0; r < ranks; ++r) std::memcpy(expected.data() + r * n * s, inputs[r].data() + me * n * s, n * s);
+      for (int r = 0; r < ranks; ++r) CopyBytes(expected.data() + r * n * s, inputs[r].data() + me * n * s, n * s);
       break;
     case Kind::kAlltoAllV:
     case Kind::kAlltoAllVC:
       for (int r = 0; r < ranks; ++r) {
         uint64_t offset = 0;  // where r's block for me starts in r's input
         for (int j = 0; j < me; ++j) offset += PairCount(c, r, j) + (c.kind == Kind::kAlltoAllV);
-        std::memcpy(expected.data() + rdispls[r] * s, inputs[r].data() + offset * s, recv_counts[r] * s);
+        CopyBytes(expected.data() + rdispls[r] * s, inputs[r].data() + offset * s, recv_counts[r] * s);
       }
       break;
   }
