@@ -14,6 +14,7 @@ set(DISTBARRIER_SOURCES
   comm/bootstrap/wire.cc
   comm/group.cc
   comm/collectives/collectives.cc
+  comm/collectives/reduce.cc
   comm/transport/in_process_transport.cc
   comm/transport/shm_transport.cc
   comm/peer_watch.cc
@@ -30,6 +31,7 @@ set(DISTBARRIER_SOURCES
   op/moe_common/rows.cc
   op/moe_dispatch/moe_dispatch.cc
   op/moe_combine/moe_combine.cc
+  op/hccl/hccl_collectives.cc
   api/acl_api.cc
   api/aclnn_api.cc
   api/distbarrier_api.cc

@@ -1,4 +1,4 @@
-/* distbarrier: HCCL communicators (the slice the barrier operator needs). */
+/* distbarrier: HCCL communicators and collectives on simulated devices (CANN's signatures). */
 #ifndef DISTBARRIER_HCCL_HCCL_H_
 #define DISTBARRIER_HCCL_HCCL_H_
 
@@ -22,6 +22,43 @@ ACL_FUNC_VISIBILITY HcclResult HcclGetRankId(HcclComm comm, uint32_t *rank);
 /* Enqueues on stream a barrier over all ranks of comm. */
 ACL_FUNC_VISIBILITY HcclResult HcclBarrier(HcclComm comm, aclrtStream stream);
 ACL_FUNC_VISIBILITY const char *HcclGetErrorString(HcclResult code);
+
+/* Collectives: each is enqueued on stream and runs in stream order; counts are elements of
+ * dataType. Reductions take every integer type, FP16, BF16 (combined in fp32), FP32 and FP64. */
+ACL_FUNC_VISIBILITY HcclResult HcclAllReduce(void *sendBuf, void *recvBuf, uint64_t count, HcclDataType dataType,
+                                             HcclReduceOp op, HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclBroadcast(void *buf, uint64_t count, HcclDataType dataType, uint32_t root,
+                                             HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclReduceScatter(void *sendBuf, void *recvBuf, uint64_t recvCount,
+                                                 HcclDataType dataType, HcclReduceOp op, HcclComm comm,
+                                                 aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclReduce(void *sendBuf, void *recvBuf, uint64_t count, HcclDataType dataType,
+                                          HcclReduceOp op, uint32_t root, HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclScatter(void *sendBuf, void *recvBuf, uint64_t recvCount, HcclDataType dataType,
+                                           uint32_t root, HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclAllGather(void *sendBuf, void *recvBuf, uint64_t sendCount, HcclDataType dataType,
+                                             HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclAlltoAll(const void *sendBuf, uint64_t sendCount, HcclDataType sendType,
+                                            const void *recvBuf, uint64_t recvCount, HcclDataType recvType,
+                                            HcclComm comm, aclrtStream stream);
+/* sendCounts, sdispls, recvCounts, rdispls: rankSize uint64_t each, in elements. */
+ACL_FUNC_VISIBILITY HcclResult HcclAlltoAllV(const void *sendBuf, const void *sendCounts, const void *sdispls,
+                                             HcclDataType sendType, const void *recvBuf, const void *recvCounts,
+                                             const void *rdispls, HcclDataType recvType, HcclComm comm,
+                                             aclrtStream stream);
+/* sendCountMatrix: rankSize x rankSize uint64_t, entry [i][j] the elements rank i sends to j. */
+/* Point to point: the k-th send from rank A to rank B meets the k-th receive of B from A. A
+ * send completes when its receiver has taken the data; HcclBatchSendRecv moves all its items
+ * together (a rank may send to and receive from the same peer in one batch). */
+ACL_FUNC_VISIBILITY HcclResult HcclSend(void *sendBuf, uint64_t count, HcclDataType dataType, uint32_t destRank,
+                                        HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclRecv(void *recvBuf, uint64_t count, HcclDataType dataType, uint32_t srcRank,
+                                        HcclComm comm, aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclBatchSendRecv(HcclSendRecvItem *sendRecvInfo, uint32_t itemNum, HcclComm comm,
+                                                 aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclAlltoAllVC(const void *sendBuf, const void *sendCountMatrix, HcclDataType sendType,
+                                              const void *recvBuf, HcclDataType recvType, HcclComm comm,
+                                              aclrtStream stream);
 
 #ifdef __cplusplus
 }

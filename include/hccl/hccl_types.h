@@ -79,7 +79,9 @@ typedef enum {
 typedef enum {
     HCCL_SEND = 0,
     HCCL_RECV = 1,
-    HCCL_SEND_RECV_RESERVED
+    HCCL_SEND_RECV_RESERVED,
+    /* Not a value: widens the enum to all of int (see HcclResult). */
+    HCCL_SEND_RECV_INT_RANGE_ = -2147483647 - 1
 } HcclSendRecvType;
 
 typedef struct HcclSendRecvItemDef {

@@ -1,17 +1,18 @@
 // The HCCL entry points: communicators in this process (threads as ranks).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 #include <set>
 
-#include <fmt/format.h>
-
 #include "api/guard.h"
-#include "common/error.h"
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
 #include "common/env.h"
+#include "common/error.h"
 #include "hccl/hccl.h"
 #include "op/distribute_barrier/distribute_barrier.h"
+#include "op/hccl/hccl_collectives.h"
 #include "runtime/runtime.h"
 
 using distbarrier::Fail;
@@ -30,6 +31,25 @@ std::shared_ptr<Member> FindComm(const char* api, HcclComm comm, HcclResult* err
   std::shared_ptr<Member> member = Communicators().Find(comm);
   if (!member) *error = Fail(HCCL_E_PARA, "{}: comm {} is not live (destroyed or never created)", api, comm);
   return member;
+}
+
+using distbarrier::op::hccl::CollectiveArgs;
+using distbarrier::op::hccl::CollectiveKind;
+
+HcclResult Enqueue(HcclComm comm, CollectiveArgs args, aclrtStream stream) {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm(args.api, comm, &error);
+  if (!member) return error;
+  return distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream);
+}
+
+// AlltoAll's and AlltoAllV's send and receive types must agree: no conversion happens.
+HcclResult CheckSameType(const char* api, HcclDataType send_type, HcclDataType recv_type) {
+  if (send_type != recv_type) {
+    return Fail(HCCL_E_PARA, "{}: sendType {} and recvType {} differ; they must be the same data type", api,
+                static_cast<int>(send_type), static_cast<int>(recv_type));
+  }
+  return HCCL_SUCCESS;
 }
 
 }  // namespace
@@ -156,6 +176,195 @@ HcclResult HcclBarrier(HcclComm comm, aclrtStream stream) try {
   }
   return HCCL_SUCCESS;
 } DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclAllReduce(void* sendBuf, void* recvBuf, uint64_t count, HcclDataType dataType, HcclReduceOp op,
+                         HcclComm comm, aclrtStream stream) try {
+  CollectiveArgs args{.kind = CollectiveKind::kAllReduce,
+                      .api = "HcclAllReduce",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = count,
+                      .type = dataType,
+                      .op = op};
+  return Enqueue(comm, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclBroadcast(void* buf, uint64_t count, HcclDataType dataType, uint32_t root, HcclComm comm,
+                         aclrtStream stream) try {
+  CollectiveArgs args{.kind = CollectiveKind::kBroadcast,
+                      .api = "HcclBroadcast",
+                      .send = buf,
+                      .recv = buf,
+                      .count = count,
+                      .type = dataType,
+                      .root = root};
+  return Enqueue(comm, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclReduceScatter(void* sendBuf, void* recvBuf, uint64_t recvCount, HcclDataType dataType, HcclReduceOp op,
+                             HcclComm comm, aclrtStream stream) try {
+  CollectiveArgs args{.kind = CollectiveKind::kReduceScatter,
+                      .api = "HcclReduceScatter",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = recvCount,
+                      .type = dataType,
+                      .op = op};
+  return Enqueue(comm, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclReduce(void* sendBuf, void* recvBuf, uint64_t count, HcclDataType dataType, HcclReduceOp op,
+                      uint32_t root, HcclComm comm, aclrtStream stream) try {
+  CollectiveArgs args{.kind = CollectiveKind::kReduce,
+                      .api = "HcclReduce",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = count,
+                      .type = dataType,
+                      .op = op,
+                      .root = root};
+  return Enqueue(comm, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclScatter(void* sendBuf, void* recvBuf, uint64_t recvCount, HcclDataType dataType, uint32_t root,
+                       HcclComm comm, aclrtStream stream) try {
+  CollectiveArgs args{.kind = CollectiveKind::kScatter,
+                      .api = "HcclScatter",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = recvCount,
+                      .type = dataType,
+                      .root = root};
+  return Enqueue(comm, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclAllGather(void* sendBuf, void* recvBuf, uint64_t sendCount, HcclDataType dataType, HcclComm comm,
+                         aclrtStream stream) try {
+  CollectiveArgs args{.kind = CollectiveKind::kAllGather,
+                      .api = "HcclAllGather",
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .count = sendCount,
+                      .type = dataType};
+  return Enqueue(comm, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclAlltoAll(const void* sendBuf, uint64_t sendCount, HcclDataType sendType, const void* recvBuf,
+                        uint64_t recvCount, HcclDataType recvType, HcclComm comm, aclrtStream stream) try {
+  constexpr const char* kApi = "HcclAlltoAll";
+  if (HcclResult error = CheckSameType(kApi, sendType, recvType); error != HCCL_SUCCESS) return error;
+  if (sendCount != recvCount) {
+    return Fail(HCCL_E_PARA, "{}: sendCount {} and recvCount {} differ; each rank sends and receives as many", kApi,
+                sendCount, recvCount);
+  }
+  CollectiveArgs args{.kind = CollectiveKind::kAlltoAll,
+                      .api = kApi,
+                      .send = sendBuf,
+                      .recv = const_cast<void*>(recvBuf),
+                      .count = sendCount,
+                      .type = sendType};
+  return Enqueue(comm, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclAlltoAllV(const void* sendBuf, const void* sendCounts, const void* sdispls, HcclDataType sendType,
+                         const void* recvBuf, const void* recvCounts, const void* rdispls, HcclDataType recvType,
+                         HcclComm comm, aclrtStream stream) try {
+  constexpr const char* kApi = "HcclAlltoAllV";
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm(kApi, comm, &error);
+  if (!member) return error;
+  if (error = CheckSameType(kApi, sendType, recvType); error != HCCL_SUCCESS) return error;
+  for (auto [array, name] : {std::pair{sendCounts, "sendCounts"}, std::pair{sdispls, "sdispls"},
+                             std::pair{recvCounts, "recvCounts"}, std::pair{rdispls, "rdispls"}}) {
+    if (array == nullptr) return Fail(HCCL_E_PTR, "{}: {} is null", kApi, name);
+  }
+  const size_t ranks = static_cast<size_t>(member->group->Size());
+  auto vector = [ranks](const void* array) {
+    const auto* values = static_cast<const uint64_t*>(array);
+    return std::vector<uint64_t>(values, values + ranks);
+  };
+  CollectiveArgs args{.kind = CollectiveKind::kAlltoAllV,
+                      .api = kApi,
+                      .send = sendBuf,
+                      .recv = const_cast<void*>(recvBuf),
+                      .type = sendType,
+                      .send_counts = vector(sendCounts),
+                      .send_displs = vector(sdispls),
+                      .recv_counts = vector(recvCounts),
+                      .recv_displs = vector(rdispls)};
+  return distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclAlltoAllVC(const void* sendBuf, const void* sendCountMatrix, HcclDataType sendType, const void* recvBuf,
+                          HcclDataType recvType, HcclComm comm, aclrtStream stream) try {
+  constexpr const char* kApi = "HcclAlltoAllVC";
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm(kApi, comm, &error);
+  if (!member) return error;
+  if (error = CheckSameType(kApi, sendType, recvType); error != HCCL_SUCCESS) return error;
+  if (sendCountMatrix == nullptr) return Fail(HCCL_E_PTR, "{}: sendCountMatrix is null", kApi);
+  const size_t ranks = static_cast<size_t>(member->group->Size());
+  const size_t me = static_cast<size_t>(member->rank);
+  const auto* matrix = static_cast<const uint64_t*>(sendCountMatrix);
+  CollectiveArgs args{.kind = CollectiveKind::kAlltoAllV,
+                      .api = kApi,
+                      .send = sendBuf,
+                      .recv = const_cast<void*>(recvBuf),
+                      .type = sendType};
+  uint64_t sent = 0, received = 0;
+  for (size_t peer = 0; peer < ranks; ++peer) {
+    const uint64_t out = matrix[me * ranks + peer], in = matrix[peer * ranks + me];
+    args.send_counts.push_back(out);
+    args.send_displs.push_back(sent);
+    args.recv_counts.push_back(in);
+    args.recv_displs.push_back(received);
+    // Offsets saturate instead of wrapping; the count check then refuses them.
+    sent = out > UINT64_MAX - sent ? UINT64_MAX : sent + out;
+    received = in > UINT64_MAX - received ? UINT64_MAX : received + in;
+  }
+  return distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclSend(void* sendBuf, uint64_t count, HcclDataType dataType, uint32_t destRank, HcclComm comm,
+                    aclrtStream stream) try {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclSend", comm, &error);
+  if (!member) return error;
+  const HcclSendRecvItem item{HCCL_SEND, sendBuf, count, dataType, destRank};
+  const distbarrier::op::hccl::ItemNames names{"sendBuf", "destRank"};
+  return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclSend", &item, 1, &names, stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclRecv(void* recvBuf, uint64_t count, HcclDataType dataType, uint32_t srcRank, HcclComm comm,
+                    aclrtStream stream) try {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclRecv", comm, &error);
+  if (!member) return error;
+  const HcclSendRecvItem item{HCCL_RECV, recvBuf, count, dataType, srcRank};
+  const distbarrier::op::hccl::ItemNames names{"recvBuf", "srcRank"};
+  return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclRecv", &item, 1, &names, stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclBatchSendRecv(HcclSendRecvItem* sendRecvInfo, uint32_t itemNum, HcclComm comm, aclrtStream stream) try {
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm("HcclBatchSendRecv", comm, &error);
+  if (!member) return error;
+  if (sendRecvInfo == nullptr && itemNum > 0) return Fail(HCCL_E_PTR, "HcclBatchSendRecv: sendRecvInfo is null");
+  return distbarrier::op::hccl::EnqueueSendReceive(*member, "HcclBatchSendRecv", sendRecvInfo, itemNum, nullptr,
+                                                   stream);
+}
+DISTBARRIER_HCCL_GUARD
 
 const char* HcclGetErrorString(HcclResult code) {
   switch (code) {

@@ -2,7 +2,8 @@
 # Installs the build into a fresh prefix P shaped like a CANN toolkit and checks what a CANN
 # user meets there: headers that compile on their own (acl.h and hccl.h also as C), the
 # vendor's sample built with the plain CANN g++ link line and run on 16 devices, setenv.bash,
-# and find_package(distbarrier).
+# an HCCL AllReduce program (examples/hccl_allreduce) built as CANN's HCCL examples are, and
+# find_package(distbarrier).
 # EXTRA_CXXFLAGS carries the build's sanitizer flags, which a program linked against an
 # instrumented library needs; it is empty for a normal build.
 set -euo pipefail
@@ -64,6 +65,13 @@ print(f"python: distbarrier {distbarrier.__version__} from {os.path.dirname(dist
 PY
   )
 fi
+
+# An HCCL program as CANN's examples are written and built: C++14, -Werror, -lascendcl -lhccl.
+g++ -std=c++14 -Wall -Wextra -Werror "${extra[@]}" "$source_dir/examples/hccl_allreduce/main.cpp" \
+  -o "$work/hccl_allreduce" -I"$ASCEND_HOME_PATH/include" -L"$ASCEND_HOME_PATH/lib64" -lascendcl -lhccl -lpthread
+"$work/hccl_allreduce" 8 262147 >"$work/hccl.out" 2>&1 || { cat "$work/hccl.out"; exit 1; }
+tail -n 1 "$work/hccl.out"
+grep -q "^8/8 devices: HcclAllReduce of 262147 floats matches the host sum$" "$work/hccl.out"
 
 # A CMake consumer.
 mkdir -p "$work/consumer"

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "op/moe_common/half_float.h"
+#include "common/half_float.h"
 
 namespace distbarrier::op {
 namespace {

@@ -15,7 +15,7 @@
 #include "aclnnop/aclnn_moe_distribute_combine_v2.h"
 #include "aclnnop/aclnn_moe_distribute_dispatch_v2.h"
 #include "hccl/hccl.h"
-#include "op/moe_common/half_float.h"
+#include "common/half_float.h"
 
 namespace distbarrier::testing::moe {
 
@@ -58,10 +58,10 @@ struct Config {
 };
 
 inline float ToFloat(uint16_t bits, aclDataType dtype) {
-  return dtype == ACL_BF16 ? op::Bf16ToFloat(bits) : op::Fp16ToFloat(bits);
+  return dtype == ACL_BF16 ? Bf16ToFloat(bits) : Fp16ToFloat(bits);
 }
 inline uint16_t FromFloat(float value, aclDataType dtype) {
-  return dtype == ACL_BF16 ? op::FloatToBf16(value) : op::FloatToFp16(value);
+  return dtype == ACL_BF16 ? FloatToBf16(value) : FloatToFp16(value);
 }
 // Unit roundoff of the dtype: the largest relative error of one rounding.
 inline double Roundoff(aclDataType dtype) {

@@ -19,7 +19,10 @@
 //   mpi      MPI_Barrier via mpirun of distbarrier_perf_mpi (processes mode, MPI installed)
 //   pp       one round trip of a cache line between two threads/processes (the floor)
 //
+// With --coll allreduce|alltoall it measures HCCL collectives instead (collectives.h).
+//
 // This file: the command line and the loop over rank counts. The rooms it drives:
+//   collectives.h      the collectives mode (--coll)
 //   runners.h          a row measured on threads or processes; the launch call alone
 //   implementations.h  the barriers measured per rank besides distbarrier; the shared area
 //   floors.h           the ping-pong and context-switch floors
@@ -41,6 +44,7 @@
 #include <CLI/CLI.hpp>
 
 #include "acl/acl.h"
+#include "collectives.h"
 #include "common.h"
 #include "floors.h"
 #include "idle.h"
@@ -183,5 +187,6 @@ int Run(int argc, char** argv) {
 }  // namespace distbarrier::perf
 
 int main(int argc, char** argv) {
+  if (distbarrier::perf::WantsCollectives(argc, argv)) return distbarrier::perf::RunCollectives(argc, argv);
   return distbarrier::perf::Run(argc, argv);
 }

@@ -11,10 +11,8 @@
 #include <vector>
 
 namespace distbarrier::perf {
-namespace {
 
-// Runs argv, returns its stdout (stderr passes through) or nullopt if it failed.
-std::optional<std::string> Capture(const std::vector<std::string>& args) {
+std::optional<std::string> CaptureOutput(const std::vector<std::string>& args) {
   int fds[2];
   if (pipe(fds) != 0) return std::nullopt;
   std::fflush(nullptr);
@@ -44,22 +42,38 @@ std::optional<std::string> Capture(const std::vector<std::string>& args) {
   return out;
 }
 
-}  // namespace
+namespace {
 
-std::string MpiProgram() {
+std::string HelperProgram(const char* name, const char* build_path) {
   char self[4096];
   ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (length > 0) {
     self[length] = 0;
     std::string dir(self);
     dir = dir.substr(0, dir.rfind('/'));
-    std::string next_to_us = dir + "/distbarrier_perf_mpi";
+    std::string next_to_us = dir + "/" + name;
     if (access(next_to_us.c_str(), X_OK) == 0) return next_to_us;
   }
-#ifdef DISTBARRIER_PERF_MPI_PATH
-  if (access(DISTBARRIER_PERF_MPI_PATH, X_OK) == 0) return DISTBARRIER_PERF_MPI_PATH;
-#endif
+  if (build_path != nullptr && access(build_path, X_OK) == 0) return build_path;
   return "";
+}
+
+}  // namespace
+
+std::string MpiProgram() {
+#ifdef DISTBARRIER_PERF_MPI_PATH
+  return HelperProgram("distbarrier_perf_mpi", DISTBARRIER_PERF_MPI_PATH);
+#else
+  return HelperProgram("distbarrier_perf_mpi", nullptr);
+#endif
+}
+
+std::string MpiCollectivesProgram() {
+#ifdef DISTBARRIER_PERF_MPI_COLL_PATH
+  return HelperProgram("distbarrier_perf_mpi_coll", DISTBARRIER_PERF_MPI_COLL_PATH);
+#else
+  return HelperProgram("distbarrier_perf_mpi_coll", nullptr);
+#endif
 }
 
 std::string FindInPath(const char* name) {
@@ -74,7 +88,7 @@ std::string FindInPath(const char* name) {
 }
 
 double MeasureMpi(const Options& o, int ranks, const std::string& mpirun, const std::string& program) {
-  auto out = Capture({mpirun, "--allow-run-as-root", "--oversubscribe", "-np", std::to_string(ranks), program,
+  auto out = CaptureOutput({mpirun, "--allow-run-as-root", "--oversubscribe", "-np", std::to_string(ranks), program,
                       "-n", std::to_string(o.iterations), "-w", std::to_string(o.warmup), "-r",
                       std::to_string(o.repeat)});
   if (!out) {

@@ -8,7 +8,8 @@
 
 namespace distbarrier::comm::transport {
 
-InProcessTransport::InProcessTransport(int size) : ranks_(static_cast<size_t>(size)) {}
+InProcessTransport::InProcessTransport(int size)
+    : ranks_(static_cast<size_t>(size)), mailboxes_(std::make_unique<Mailbox[]>(static_cast<size_t>(size) * size)) {}
 
 std::byte* InProcessTransport::PostBuffer(int rank, size_t bytes) {
   std::vector<std::byte>& buffer = ranks_[rank].buffer;
@@ -26,6 +27,13 @@ std::vector<int> InProcessTransport::MissingLocked(uint64_t seq) const {
 
 PostResult InProcessTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWait& wait,
                                     std::vector<int>* missing) {
+  // Wakes this waiter when the stream is aborted; taking the mutex orders the notify after
+  // the waiter's check of the token. Registered before the lock is taken: a stop requested
+  // already (between the exchanges of one call) runs the callback right here.
+  std::stop_callback on_stop(wait.stop, [this] {
+    std::lock_guard stop_lock(mutex_);
+    changed_.notify_all();
+  });
   std::unique_lock lock(mutex_);
   if (!broken_.empty()) {
     *missing = MissingLocked(seq);
@@ -36,12 +44,6 @@ PostResult InProcessTransport::Post(int rank, uint64_t seq, size_t bytes, const 
   // Waiters wait for the last post (or a failure, which notifies too): waking them at every
   // post would only put them back to sleep, N - 1 wake-ups per post.
   if (MissingLocked(seq).empty()) changed_.notify_all();
-  // Wakes this waiter when the stream is aborted; taking the mutex orders the notify after
-  // the waiter's check of the token.
-  std::stop_callback on_stop(wait.stop, [this] {
-    std::lock_guard stop_lock(mutex_);
-    changed_.notify_all();
-  });
   bool warned = false;
   for (;;) {
     // Every rank posted: peers' buffers are ours to read, even if another rank has given up
@@ -127,6 +129,110 @@ bool InProcessTransport::Finish(int rank, uint64_t seq, const PostWait&) {
 std::string InProcessTransport::BrokenReason() const {
   std::lock_guard lock(mutex_);
   return broken_;
+}
+
+void InProcessTransport::Changed() {
+  std::lock_guard lock(mutex_);
+  ++changes_;
+  changed_.notify_all();
+}
+
+bool InProcessTransport::TrySend(int from, int to, const Chunk& chunk) {
+  Mailbox& box = Box(from, to);
+  const uint64_t posted = box.posted.load(std::memory_order_relaxed);  // only `from` writes it
+  if (box.taken.load(std::memory_order_acquire) != posted) return false;
+  box.offset.store(chunk.offset, std::memory_order_relaxed);
+  box.bytes.store(chunk.bytes, std::memory_order_relaxed);
+  box.message.store(chunk.message, std::memory_order_relaxed);
+  box.message_bytes.store(chunk.message_bytes, std::memory_order_relaxed);
+  box.posted.store(posted + 1, std::memory_order_release);  // publishes the chunk and its bytes
+  Changed();
+  return true;
+}
+
+std::optional<Chunk> InProcessTransport::Peek(int from, int to) const {
+  Mailbox& box = Box(from, to);
+  if (box.posted.load(std::memory_order_acquire) == box.taken.load(std::memory_order_relaxed)) return std::nullopt;
+  return Chunk{box.offset.load(std::memory_order_relaxed), box.bytes.load(std::memory_order_relaxed),
+               box.message.load(std::memory_order_relaxed), box.message_bytes.load(std::memory_order_relaxed)};
+}
+
+void InProcessTransport::Take(int from, int to) {
+  Mailbox& box = Box(from, to);
+  box.taken.fetch_add(1, std::memory_order_release);  // the sender may now rewrite the bytes
+  Changed();
+}
+
+bool InProcessTransport::Idle(int from, int to) const {
+  Mailbox& box = Box(from, to);
+  return box.taken.load(std::memory_order_acquire) == box.posted.load(std::memory_order_relaxed);
+}
+
+void InProcessTransport::Reject(int from, int to, uint64_t message, uint64_t expected_bytes) {
+  Mailbox& box = Box(from, to);
+  box.rejected_expected.store(expected_bytes, std::memory_order_relaxed);
+  box.rejected.store(message, std::memory_order_release);
+  Changed();
+}
+
+std::pair<uint64_t, uint64_t> InProcessTransport::Rejected(int from, int to) const {
+  Mailbox& box = Box(from, to);
+  const uint64_t message = box.rejected.load(std::memory_order_acquire);
+  return {message, box.rejected_expected.load(std::memory_order_relaxed)};
+}
+
+uint64_t InProcessTransport::ChangeStamp() const {
+  std::lock_guard lock(mutex_);
+  return changes_;
+}
+
+PostResult InProcessTransport::WaitForChange(int rank, uint64_t seen, const std::vector<int>& peers,
+                                             const PostWait& wait, std::vector<int>* missing) {
+  // Registered before the lock is taken: a stop already requested runs the callback here.
+  std::stop_callback on_stop(wait.stop, [this] {
+    std::lock_guard stop_lock(mutex_);
+    changed_.notify_all();
+  });
+  std::unique_lock lock(mutex_);
+  bool warned = false;
+  for (;;) {
+    if (changes_ != seen) return PostResult::kPosted;
+    *missing = peers;
+    PostResult failure = PostResult::kPosted;
+    const Clock::time_point now = Clock::now();
+    if (!broken_.empty()) {
+      failure = PostResult::kBroken;
+    } else if (wait.stop.stop_requested()) {
+      failure = PostResult::kStopped;
+    } else if (wait.deadline && now >= *wait.deadline) {
+      failure = PostResult::kTimedOut;
+    }
+    if (failure != PostResult::kPosted) {
+      if (broken_.empty()) {
+        broken_ = fmt::format("a send/receive of rank {} {} waiting for ranks [{}]", rank,
+                              failure == PostResult::kTimedOut ? "timed out" : "was aborted", fmt::join(peers, ", "));
+      }
+      ++changes_;
+      changed_.notify_all();
+      return failure;
+    }
+    if (!warned && now >= wait.warn_at) {
+      warned = true;
+      if (wait.on_warn) {
+        lock.unlock();
+        wait.on_warn(peers);
+        lock.lock();
+        continue;
+      }
+    }
+    Clock::time_point wake = warned ? Clock::time_point::max() : wait.warn_at;
+    if (wait.deadline) wake = std::min(wake, *wait.deadline);
+    if (wake == Clock::time_point::max()) {
+      changed_.wait(lock);
+    } else {
+      changed_.wait_until(lock, wake);
+    }
+  }
 }
 
 }  // namespace distbarrier::comm::transport

@@ -4,8 +4,10 @@
 // small next to the copy).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -28,7 +30,26 @@ class InProcessTransport final : public Transport {
   bool Finish(int rank, uint64_t seq, const PostWait& wait) override;
   std::string BrokenReason() const override;
 
+  bool TrySend(int from, int to, const Chunk& chunk) override;
+  std::optional<Chunk> Peek(int from, int to) const override;
+  void Take(int from, int to) override;
+  bool Idle(int from, int to) const override;
+  void Reject(int from, int to, uint64_t message, uint64_t expected_bytes) override;
+  std::pair<uint64_t, uint64_t> Rejected(int from, int to) const override;
+  uint64_t ChangeStamp() const override;
+  PostResult WaitForChange(int rank, uint64_t seen, const std::vector<int>& peers, const PostWait& wait,
+                           std::vector<int>* missing) override;
+
  private:
+  // One pair's mailbox: the chunk fields are written by the sender before it publishes
+  // `posted` (release) and read by the receiver after it sees it (acquire).
+  struct Mailbox {
+    std::atomic<uint64_t> posted{0}, taken{0};
+    std::atomic<uint64_t> offset{0}, bytes{0}, message{0}, message_bytes{0};
+    std::atomic<uint64_t> rejected{0}, rejected_expected{0};
+  };
+  Mailbox& Box(int from, int to) const { return mailboxes_[static_cast<size_t>(from) * ranks_.size() + to]; }
+  void Changed();
   struct RankSlot {
     std::vector<std::byte> buffer;  // written only by its rank, between two of its calls
     size_t posted_bytes = 0;        // under mutex_
@@ -42,6 +63,8 @@ class InProcessTransport final : public Transport {
   std::condition_variable changed_;
   std::vector<RankSlot> ranks_;
   std::string broken_;  // under mutex_
+  uint64_t changes_ = 0;  // under mutex_: bumped by every mailbox change
+  std::unique_ptr<Mailbox[]> mailboxes_;
 };
 
 }  // namespace distbarrier::comm::transport

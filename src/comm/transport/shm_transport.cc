@@ -35,6 +35,7 @@ size_t ShmTransport::SlotBytesFromEnvironment() {
 
 size_t ShmTransport::RegionBytes(int ranks, size_t slot_bytes) {
   return sizeof(Header) + sizeof(RankState) * static_cast<size_t>(ranks) +
+         sizeof(Mailbox) * static_cast<size_t>(ranks) * static_cast<size_t>(ranks) +
          RoundUp(slot_bytes) * static_cast<size_t>(ranks);
 }
 
@@ -44,7 +45,8 @@ ShmTransport::ShmTransport(int ranks, void* region, size_t slot_bytes, std::func
       dead_(std::move(dead)),
       header_(static_cast<Header*>(region)),
       ranks_(reinterpret_cast<RankState*>(header_ + 1)),
-      slots_(reinterpret_cast<std::byte*>(ranks_ + ranks)) {}
+      mailboxes_(reinterpret_cast<Mailbox*>(ranks_ + ranks)),
+      slots_(reinterpret_cast<std::byte*>(mailboxes_ + static_cast<size_t>(ranks) * static_cast<size_t>(ranks))) {}
 
 std::byte* ShmTransport::PostBuffer(int rank, size_t) {
   return slots_ + slot_bytes_ * static_cast<size_t>(rank);
@@ -185,6 +187,98 @@ bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
 std::string ShmTransport::BrokenReason() const {
   if (header_->broken.load(std::memory_order_acquire) != 2) return "";
   return std::string(header_->reason, strnlen(header_->reason, sizeof(header_->reason)));
+}
+
+bool ShmTransport::TrySend(int from, int to, const Chunk& chunk) {
+  Mailbox& box = Box(from, to);
+  const uint64_t posted = box.posted.load(std::memory_order_relaxed);  // only `from` writes it
+  if (box.taken.load(std::memory_order_acquire) != posted) return false;
+  box.offset.store(chunk.offset, std::memory_order_relaxed);
+  box.bytes.store(chunk.bytes, std::memory_order_relaxed);
+  box.message.store(chunk.message, std::memory_order_relaxed);
+  box.message_bytes.store(chunk.message_bytes, std::memory_order_relaxed);
+  box.posted.store(posted + 1, std::memory_order_release);  // publishes the chunk and the slot's bytes
+  Changed();
+  return true;
+}
+
+std::optional<Chunk> ShmTransport::Peek(int from, int to) const {
+  Mailbox& box = Box(from, to);
+  if (box.posted.load(std::memory_order_acquire) == box.taken.load(std::memory_order_relaxed)) return std::nullopt;
+  return Chunk{box.offset.load(std::memory_order_relaxed), box.bytes.load(std::memory_order_relaxed),
+               box.message.load(std::memory_order_relaxed), box.message_bytes.load(std::memory_order_relaxed)};
+}
+
+void ShmTransport::Take(int from, int to) {
+  Box(from, to).taken.fetch_add(1, std::memory_order_release);  // the sender may now rewrite its slot
+  Changed();
+}
+
+bool ShmTransport::Idle(int from, int to) const {
+  Mailbox& box = Box(from, to);
+  return box.taken.load(std::memory_order_acquire) == box.posted.load(std::memory_order_relaxed);
+}
+
+void ShmTransport::Reject(int from, int to, uint64_t message, uint64_t expected_bytes) {
+  Mailbox& box = Box(from, to);
+  box.rejected_expected.store(expected_bytes, std::memory_order_relaxed);
+  box.rejected.store(message, std::memory_order_release);
+  Changed();
+}
+
+std::pair<uint64_t, uint64_t> ShmTransport::Rejected(int from, int to) const {
+  Mailbox& box = Box(from, to);
+  const uint64_t message = box.rejected.load(std::memory_order_acquire);
+  return {message, box.rejected_expected.load(std::memory_order_relaxed)};
+}
+
+uint64_t ShmTransport::ChangeStamp() const {
+  return header_->changes.load(std::memory_order_seq_cst);
+}
+
+PostResult ShmTransport::WaitForChange(int rank, uint64_t seen, const std::vector<int>& peers, const PostWait& wait,
+                                       std::vector<int>* missing) {
+  std::stop_callback on_stop(wait.stop, [this] { Changed(); });
+  bool warned = false;
+  for (;;) {
+    if (header_->changes.load(std::memory_order_seq_cst) != static_cast<uint32_t>(seen)) return PostResult::kPosted;
+    *missing = peers;
+    const auto now = Clock::now();
+    PostResult failure = PostResult::kPosted;
+    std::vector<int> dead;
+    for (int peer : peers) {
+      if (dead_ && dead_(peer)) dead.push_back(peer);
+    }
+    if (header_->broken.load(std::memory_order_acquire) != 0) {
+      failure = PostResult::kBroken;
+    } else if (!dead.empty()) {
+      failure = PostResult::kPeerDied;
+      *missing = dead;
+    } else if (wait.stop.stop_requested()) {
+      failure = PostResult::kStopped;
+    } else if (wait.deadline && now >= *wait.deadline) {
+      failure = PostResult::kTimedOut;
+    }
+    if (failure != PostResult::kPosted) {
+      MarkBroken(fmt::format("a send/receive of rank {} {} waiting for ranks [{}]", rank,
+                             failure == PostResult::kTimedOut   ? "timed out"
+                             : failure == PostResult::kStopped  ? "was aborted"
+                             : failure == PostResult::kPeerDied ? "found dead"
+                                                                : "saw a failure",
+                             fmt::join(*missing, ", ")));
+      return failure;
+    }
+    if (!warned && now >= wait.warn_at) {
+      warned = true;
+      if (wait.on_warn) wait.on_warn(peers);
+      continue;
+    }
+    auto wake = now + kLongestSleep;
+    if (!warned) wake = std::min(wake, wait.warn_at);
+    if (wait.deadline) wake = std::min(wake, *wait.deadline);
+    FutexWait(header_->changes, static_cast<uint32_t>(seen),
+              std::max<Clock::duration>(wake - now, std::chrono::microseconds(1)));
+  }
 }
 
 }  // namespace distbarrier::comm::transport

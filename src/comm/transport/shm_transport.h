@@ -1,7 +1,8 @@
 // The transport of a group whose ranks are processes of one host: a data region in the
 // group's shared memory (after the barrier window state), one slot of HCCL_BUFFSIZE bytes
 // per rank, which the rank writes and its peers read in place. Posts, finishes and a failure
-// flag live in the region's header; waiters sleep on one futex word that every change bumps.
+// flag live in the region's header, then the pair mailboxes (ranks x ranks); waiters sleep
+// on one futex word that every change bumps.
 #pragma once
 
 #include <atomic>
@@ -38,7 +39,26 @@ class ShmTransport final : public Transport {
   bool Finish(int rank, uint64_t seq, const PostWait& wait) override;
   std::string BrokenReason() const override;
 
+  bool TrySend(int from, int to, const Chunk& chunk) override;
+  std::optional<Chunk> Peek(int from, int to) const override;
+  void Take(int from, int to) override;
+  bool Idle(int from, int to) const override;
+  void Reject(int from, int to, uint64_t message, uint64_t expected_bytes) override;
+  std::pair<uint64_t, uint64_t> Rejected(int from, int to) const override;
+  uint64_t ChangeStamp() const override;
+  PostResult WaitForChange(int rank, uint64_t seen, const std::vector<int>& peers, const PostWait& wait,
+                           std::vector<int>* missing) override;
+
  private:
+  // One pair's mailbox (see transport.h): chunk fields written before `posted` (release).
+  struct alignas(64) Mailbox {
+    std::atomic<uint64_t> posted, taken;
+    std::atomic<uint64_t> offset, bytes, message, message_bytes;
+    std::atomic<uint64_t> rejected, rejected_expected;
+  };
+  Mailbox& Box(int from, int to) const {
+    return mailboxes_[static_cast<size_t>(from) * static_cast<size_t>(ranks_count_) + static_cast<size_t>(to)];
+  }
   struct alignas(64) RankState {
     std::atomic<uint64_t> posted_seq;
     std::atomic<uint64_t> posted_bytes;
@@ -62,6 +82,7 @@ class ShmTransport final : public Transport {
   const std::function<bool(int)> dead_;
   Header* header_;
   RankState* ranks_;
+  Mailbox* mailboxes_;  // ranks x ranks, by (from, to)
   std::byte* slots_;
 };
 

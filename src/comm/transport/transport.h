@@ -10,6 +10,11 @@
 //      buffer is rewritten while a peer still reads it.
 // A rank that gives up waiting (timeout, abort) breaks the transport: every call in flight
 // and every later call fails, since the ranks are out of step from then on.
+//
+// Besides these group-wide posts, each ordered pair of ranks (from, to) has a mailbox that
+// holds one chunk at a time: `from` writes the chunk into its own buffer and posts it, `to`
+// reads it there and takes it, which frees the mailbox for the next chunk (HcclSend/HcclRecv).
+// A rank only posts chunks while no group post of its own is in flight (its calls take turns).
 // In-process (threads): buffers are ordinary memory that peers read directly. The same
 // interface fits a shared-memory window (buffers in a mapped region) and a network transport
 // (Read becomes a remote get).
@@ -22,6 +27,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace distbarrier::comm::transport {
@@ -42,6 +48,15 @@ enum class PostResult {
   kStopped,   // the stop token fired first
   kBroken,    // an earlier call on this group failed; nothing more can be exchanged
   kPeerDied,  // a rank that had not posted died (its process exited); *missing names the dead
+};
+
+// A chunk in a pair's mailbox: bytes at `offset` of the sender's buffer, part of message
+// `message` (1, 2, ... per pair) of `message_bytes` bytes.
+struct Chunk {
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+  uint64_t message = 0;
+  uint64_t message_bytes = 0;
 };
 
 class Transport {
@@ -71,6 +86,24 @@ class Transport {
   virtual bool Finish(int rank, uint64_t seq, const PostWait& wait) = 0;
   // Why the transport is broken ("" when it is not).
   virtual std::string BrokenReason() const = 0;
+
+  // The pair mailboxes. False when (from, to) still holds a chunk its receiver has not taken.
+  virtual bool TrySend(int from, int to, const Chunk& chunk) = 0;
+  // The chunk waiting in (from, to), if any; read it with Read(from, ...) and then Take it.
+  virtual std::optional<Chunk> Peek(int from, int to) const = 0;
+  virtual void Take(int from, int to) = 0;
+  // Whether the receiver has taken every chunk posted to (from, to).
+  virtual bool Idle(int from, int to) const = 0;
+  // The receiver refused message `message` of (from, to): it expected `expected_bytes`.
+  virtual void Reject(int from, int to, uint64_t message, uint64_t expected_bytes) = 0;
+  // The last message the receiver refused (0: none) and the bytes it expected.
+  virtual std::pair<uint64_t, uint64_t> Rejected(int from, int to) const = 0;
+  // A number every mailbox change bumps; WaitForChange sleeps until it differs from `seen`.
+  // Any result but kPosted (something changed) breaks the transport, as in Post; `peers`
+  // are the ranks waited for (named in *missing, and watched for dying).
+  virtual uint64_t ChangeStamp() const = 0;
+  virtual PostResult WaitForChange(int rank, uint64_t seen, const std::vector<int>& peers, const PostWait& wait,
+                                   std::vector<int>* missing) = 0;
 };
 
 }  // namespace distbarrier::comm::transport

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "acl/acl_base.h"
-#include "op/moe_common/half_float.h"
+#include "common/half_float.h"
 
 namespace distbarrier::op::moe {
 

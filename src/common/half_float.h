@@ -1,12 +1,12 @@
-// BF16 and FP16 <-> float, round-to-nearest-even, in one place. MoE rows are BF16 or FP16 on
-// the wire and in tensors; every sum is done in float and rounded once.
+// BF16 and FP16 <-> float, round-to-nearest-even, in one place. MoE rows and HCCL reductions
+// are BF16 or FP16 on the wire and in memory; every sum is done in float and rounded once.
 #pragma once
 
 #include <bit>
 #include <cmath>
 #include <cstdint>
 
-namespace distbarrier::op {
+namespace distbarrier {
 
 inline float Bf16ToFloat(uint16_t bits) {
   return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
@@ -47,4 +47,4 @@ inline uint16_t FloatToFp16(float value) {
   return static_cast<uint16_t>(sign | ((abs_bits - (112u << 23) + rounding) >> 13));
 }
 
-}  // namespace distbarrier::op
+}  // namespace distbarrier
