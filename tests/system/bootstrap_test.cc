@@ -530,6 +530,38 @@ TEST_F(BootstrapProcessTest, AnotherUsersConnectionIsRefusedAtOnceWithoutWaiting
   }
 }
 
+// The secret check, seen from the wire (process_test's WrongSecret goes through JoinGroup): a
+// hello that is right in every field but one byte of the secret is answered with a refusal
+// naming the secret, and the job completes with the real rank.
+TEST_F(BootstrapProcessTest, AHelloWithOneWrongSecretByteIsRefusedOnTheWire) {
+  const pid_t root = Spawn([&] {
+    if (aclrtSetDevice(0) != ACL_SUCCESS) return 10;
+    PublishRoot(area_);
+    return JoinAndBarrier(area_, 0, 2);
+  });
+  AwaitFlag(area_->root_ready);
+  const RootInfo info = std::get<RootInfo>(RootInfo::Decode(area_->root));
+  const int fd = ConnectRaw(info.address);
+  ASSERT_GE(fd, 0);
+  Hello hello = ValidHello(info, 1, 2);
+  hello.secret[sizeof(hello.secret) - 1] ^= 0x01;
+  ASSERT_EQ(send(fd, &hello, sizeof(hello), MSG_NOSIGNAL), static_cast<ssize_t>(sizeof(hello)));
+  ReplyHeader reply{};
+  const auto got =
+      comm::wire::ReceiveAll(fd, &reply, sizeof(reply), nullptr, comm::wire::Clock::now() + std::chrono::seconds(20));
+  close(fd);
+  ASSERT_EQ(got, comm::wire::Received::kAll);
+  reply.message[sizeof(reply.message) - 1] = '\0';
+  EXPECT_NE(reply.status, HCCL_SUCCESS);
+  EXPECT_THAT(std::string(reply.message), HasSubstr("secret"));
+  const pid_t peer = Spawn([&] { return JoinAndBarrier(area_, 1, 2); });
+  EXPECT_TRUE(ExitsWithin(root, 60));
+  EXPECT_TRUE(ExitsWithin(peer, 60));
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_EQ(area_->reports[rank].status, 0) << "rank " << rank << ": " << area_->reports[rank].message;
+  }
+}
+
 TEST_F(BootstrapProcessTest, PeerWatchWithoutAnEventfdFailsTheJoinInsteadOfHangingDestroy) {
   if (!kCanExhaustDescriptors) GTEST_SKIP() << "UBSan cannot run without a free descriptor";
   const pid_t root = Spawn([&] {
