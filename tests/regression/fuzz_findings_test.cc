@@ -147,9 +147,13 @@ TEST_F(RuntimeTest, RankZeroClosesIncompletePeersWhenTheGroupCompletes) {
 // arrives while rank 1 waits for rank 0's answer (EINTR) fails HcclCommInitRootInfo at once
 // with HCCL_E_TIMEOUT "did not complete the group within the connect timeout". Programs with
 // profilers (SIGPROF), timers or child processes (SIGCHLD) get spurious init failures.
+std::atomic<int>* g_signals_seen = nullptr;  // the child's handler counts into shared memory
+
 TEST(BootstrapSignals, RankOneSurvivesSignalsWhileWaitingForRankZero) {
   struct Shared {
     std::atomic<int> ready;
+    std::atomic<int> in_init;
+    std::atomic<int> signals;
     HcclRootInfo root;
     int rank1_result;
     char message[512];
@@ -161,7 +165,8 @@ TEST(BootstrapSignals, RankOneSurvivesSignalsWhileWaitingForRankZero) {
   const pid_t child = fork();
   if (child == 0) {  // rank 1, its main thread interrupted by a no-op signal every 5 ms
     struct sigaction action {};
-    action.sa_handler = [](int) {};
+    g_signals_seen = &shared->signals;
+    action.sa_handler = [](int) { g_signals_seen->fetch_add(1, std::memory_order_relaxed); };
     sigaction(SIGUSR1, &action, nullptr);  // no SA_RESTART (poll() is never restarted anyway)
     const pthread_t main_thread = pthread_self();
     std::atomic<bool> done{false};
@@ -174,6 +179,7 @@ TEST(BootstrapSignals, RankOneSurvivesSignalsWhileWaitingForRankZero) {
     aclrtSetDevice(0);
     while (shared->ready.load() == 0) std::this_thread::yield();
     HcclComm comm = nullptr;
+    shared->in_init.store(1);
     shared->rank1_result = HcclCommInitRootInfo(2, &shared->root, 1, &comm);
     std::snprintf(shared->message, sizeof(shared->message), "%s", aclGetRecentErrMsg());
     done.store(true);
@@ -183,8 +189,12 @@ TEST(BootstrapSignals, RankOneSurvivesSignalsWhileWaitingForRankZero) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
   ASSERT_EQ(HcclGetRootInfo(&shared->root), HCCL_SUCCESS);
   shared->ready.store(1);
-  // Rank 0 comes late (a slow process), so rank 1 waits in ReceiveAll while signals arrive.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Rank 0 comes late (a slow process): only once rank 1 is inside its init and has taken 20
+  // signals there, so that it waits for rank 0's answer while they arrive.
+  static_assert(std::atomic<int>::is_always_lock_free, "the handler's counter must be signal-safe");
+  while (shared->in_init.load() == 0) std::this_thread::yield();
+  const int signals_at_init = shared->signals.load();
+  while (shared->signals.load() < signals_at_init + 20) std::this_thread::yield();
   HcclComm comm = nullptr;
   const HcclResult rank0 = HcclCommInitRootInfo(2, &shared->root, 0, &comm);
   int wait_status = 0;
