@@ -223,16 +223,11 @@ class CombineRun {
   int64_t rows_ = 0;
 };
 
-#define MOE_RETURN_IF_ERROR(expr)                                               \
-  do {                                                                          \
-    if (aclnnStatus status_ = (expr); status_ != ACLNN_SUCCESS) return status_; \
-  } while (0)
-
 }  // namespace
 
 aclnnStatus PrepareCombine(const CombineArgs& a) {
   const char* api = kCombinePrepare;
-  const std::pair<const char*, const void*> required[] = {
+  MOE_RETURN_IF_ERROR(CheckRequired(api, {
       {"expandX", a.expand_x},
       {"expertIds", a.expert_ids},
       {"assistInfoForCombine", a.assist_info},
@@ -242,10 +237,7 @@ aclnnStatus PrepareCombine(const CombineArgs& a) {
       {"xOut", a.x_out},
       {"workspaceSize", a.workspace_size},
       {"executor", a.executor},
-  };
-  for (const auto& [name, pointer] : required) {
-    if (pointer == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: {} is null", api, name);
-  }
+  }));
   if (a.tp_world_size == 2 && a.group_tp == nullptr) {
     return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: groupTp is null with tpWorldSize 2", api);
   }

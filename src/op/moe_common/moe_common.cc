@@ -106,6 +106,13 @@ Layout MakeLayout(const CommonArgs& args, int64_t bs, int64_t h, int64_t k) {
   return layout;
 }
 
+aclnnStatus CheckRequired(const char* api, std::initializer_list<std::pair<const char*, const void*>> required) {
+  for (const auto& [name, pointer] : required) {
+    if (pointer == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: {} is null", api, name);
+  }
+  return ACLNN_SUCCESS;
+}
+
 aclnnStatus FindTensor(const char* api, const char* name, const aclTensor* handle, bool required,
                        std::shared_ptr<Tensor>* out) {
   out->reset();

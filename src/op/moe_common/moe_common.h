@@ -79,6 +79,16 @@ struct Layout {
 
 Layout MakeLayout(const CommonArgs& args, int64_t bs, int64_t h, int64_t k);
 
+// Stage 1 returns the first failed check's status. Variadic, so that an argument holding a
+// braced list (whose commas the preprocessor would split on) passes whole.
+#define MOE_RETURN_IF_ERROR(...)                                                       \
+  do {                                                                                 \
+    if (aclnnStatus status_ = (__VA_ARGS__); status_ != ACLNN_SUCCESS) return status_; \
+  } while (0)
+
+// 161001 naming the first null of the required arguments (name, pointer), in their order.
+aclnnStatus CheckRequired(const char* api, std::initializer_list<std::pair<const char*, const void*>> required);
+
 // The live tensor behind `handle`: a null `handle` is 161001 when `required` (and *out stays
 // null otherwise); a dead one is 161002.
 aclnnStatus FindTensor(const char* api, const char* name, const aclTensor* handle, bool required,

@@ -307,17 +307,12 @@ class DispatchRun {
   runtime::TaskStatus error_;
 };
 
-#define MOE_RETURN_IF_ERROR(expr)                                               \
-  do {                                                                          \
-    if (aclnnStatus status_ = (expr); status_ != ACLNN_SUCCESS) return status_; \
-  } while (0)
-
 }  // namespace
 
 aclnnStatus PrepareDispatch(const DispatchArgs& a) {
   const char* api = kDispatchPrepare;
   // Required pointers: 161001.
-  const std::pair<const char*, const void*> required[] = {
+  MOE_RETURN_IF_ERROR(CheckRequired(api, {
       {"x", a.x},
       {"expertIds", a.expert_ids},
       {"groupEp", a.group_ep},
@@ -327,10 +322,7 @@ aclnnStatus PrepareDispatch(const DispatchArgs& a) {
       {"epRecvCountsOut", a.ep_recv_counts},
       {"workspaceSize", a.workspace_size},
       {"executor", a.executor},
-  };
-  for (const auto& [name, pointer] : required) {
-    if (pointer == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: {} is null", api, name);
-  }
+  }));
   if (a.tp_world_size == 2) {
     if (a.group_tp == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: groupTp is null with tpWorldSize 2", api);
     if (a.tp_recv_counts == nullptr) {
