@@ -25,6 +25,7 @@ set(DISTBARRIER_SOURCES
   runtime/stream.cc
   op/caller_rank.cc
   op/tensor.cc
+  op/collective_call.cc
   op/distribute_barrier/barrier_task.cc
   op/distribute_barrier/distribute_barrier.cc
   op/moe_common/moe_common.cc

@@ -59,6 +59,19 @@ TEST_F(HcclCollectivesTest, AllReduceEveryTypeAndReduction) {
   EXPECT_THAT(RunOnThreads(4, cases), ::testing::IsEmpty());
 }
 
+// A huge HCCL_EXEC_TIMEOUT (about 292 years in seconds) means "practically never": it
+// saturates instead of overflowing the deadline into the past, which failed every call at once.
+TEST_F(HcclCollectivesTest, AHugeExecTimeoutSaturatesInsteadOfTimingOutAtOnce) {
+  ASSERT_EQ(setenv("HCCL_EXEC_TIMEOUT", "9223372036854", 1), 0);
+  std::vector<Case> cases;
+  for (uint64_t salt = 1; salt <= 3; ++salt) {
+    cases.push_back({.kind = Kind::kAllReduce, .type = HCCL_DATA_TYPE_FP32, .op = HCCL_REDUCE_SUM, .count = 257,
+                     .in_place = false, .salt = salt});
+  }
+  EXPECT_THAT(RunOnThreads(4, cases), ::testing::IsEmpty());
+  unsetenv("HCCL_EXEC_TIMEOUT");
+}
+
 TEST_F(HcclCollectivesTest, ReductionsOnTwoToSixteenRanks) {
   for (int ranks : {2, 3, 8, 16}) {
     std::vector<Case> cases;

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "common/deadline.h"
 #include "common/log.h"
 
 namespace distbarrier::comm::collectives {
@@ -205,9 +206,9 @@ CallResult GroupCollectives::SendReceive(int rank, const char* what, const std::
     if (peers.empty()) continue;  // only items queued behind finished ones: go round again
     transport::PostWait wait;
     if (options.timeout) {
-      wait.deadline = start + *options.timeout;
+      wait.deadline = DeadlineAfter(start, *options.timeout);
     } else {
-      wait.warn_at = start + options.warn_after;
+      wait.warn_at = DeadlineAfter(start, options.warn_after);
       wait.on_warn = [&](const std::vector<int>& missing) {
         Log(LogLevel::kWarning,
             "{}: {} has waited {:.1f} s for ranks [{}] to send or receive (HCCL_EXEC_TIMEOUT not set; still waiting)",
@@ -277,7 +278,7 @@ CallResult GroupCollectives::RunCall(int rank, uint64_t ticket, const char* what
     auto my_turn = [&] { return calls.done + 1 == ticket; };
     bool turn = true;
     if (options.timeout) {
-      turn = calls.turn_changed.wait_until(lock, options.stop, start + *options.timeout, my_turn);
+      turn = calls.turn_changed.wait_until(lock, options.stop, DeadlineAfter(start, *options.timeout), my_turn);
     } else {
       turn = calls.turn_changed.wait(lock, options.stop, my_turn);
     }
@@ -386,9 +387,9 @@ CallResult GroupCollectives::Exchange(int rank, const char* what, const std::vec
 
   transport::PostWait wait;
   if (options.timeout) {
-    wait.deadline = start + *options.timeout;
+    wait.deadline = DeadlineAfter(start, *options.timeout);
   } else {
-    wait.warn_at = start + options.warn_after;
+    wait.warn_at = DeadlineAfter(start, options.warn_after);
     wait.on_warn = [&](const std::vector<int>& missing) {
       if (!ClaimWarning(seq)) return;
       Log(LogLevel::kWarning,

@@ -11,7 +11,7 @@
 #include "comm/collectives/reduce.h"
 #include "common/env.h"
 #include "common/error.h"
-#include "op/moe_common/moe_common.h"
+#include "op/collective_call.h"
 #include "runtime/runtime.h"
 
 namespace distbarrier::op::hccl {
@@ -527,7 +527,7 @@ HcclResult EnqueueSendReceive(const comm::Member& member, const char* api, const
     uint64_t ticket;
   };
   auto plan = std::make_shared<PairPlan>(
-      PairPlan{member, api, std::move(pairs), moe::CallOptionsFromEnvironment(api), BudgetFromEnvironment(), ticket});
+      PairPlan{member, api, std::move(pairs), CallOptionsFromEnvironment(api), BudgetFromEnvironment(), ticket});
   runtime::Task task;
   task.run = [plan, collectives](const std::stop_token& stop) {
     comm::collectives::CallOptions options = plan->call;
@@ -536,7 +536,7 @@ HcclResult EnqueueSendReceive(const comm::Member& member, const char* api, const
     const CallResult result = plan->ticket != 0
                                   ? collectives->RunCall(plan->member.rank, plan->ticket, plan->api, options, body)
                                   : collectives->RunUnordered(plan->member.rank, plan->api, options, body);
-    return moe::ToTaskStatus(result);
+    return ToTaskStatus(result);
   };
   task.on_drop = [plan, collectives](const runtime::TaskStatus&) {
     if (plan->ticket != 0) collectives->Abandon(plan->member.rank, plan->ticket);
@@ -562,7 +562,7 @@ HcclResult EnqueueCollective(const comm::Member& member, CollectiveArgs args, vo
   auto plan = std::make_shared<Plan>();
   plan->args = std::move(args);
   plan->member = member;
-  plan->call = moe::CallOptionsFromEnvironment(api);
+  plan->call = CallOptionsFromEnvironment(api);
   plan->element = ElementBytes(plan->args.type);
   plan->budget = BudgetFromEnvironment();
   plan->ticket = collectives->Reserve(member.rank);
@@ -573,7 +573,7 @@ HcclResult EnqueueCollective(const comm::Member& member, CollectiveArgs args, vo
     options.stop = stop;
     const CallResult result = collectives->RunCall(plan->member.rank, plan->ticket, plan->args.api, options,
                                                    [&](Call& call) { return CollectiveRun(*plan, call).Run(); });
-    return moe::ToTaskStatus(result);
+    return ToTaskStatus(result);
   };
   task.on_drop = [plan, collectives](const runtime::TaskStatus&) {
     collectives->Abandon(plan->member.rank, plan->ticket);

@@ -272,29 +272,6 @@ aclnnStatus CheckBufferSize(const char* api, uint64_t needed) {
   return ACLNN_SUCCESS;
 }
 
-comm::collectives::CallOptions CallOptionsFromEnvironment(const char* api) {
-  comm::collectives::CallOptions options;
-  options.api = api;
-  const int64_t timeout_s = EnvInt("HCCL_EXEC_TIMEOUT", 0);
-  if (timeout_s > 0) options.timeout = std::chrono::seconds(timeout_s);
-  const int64_t warn_s = EnvInt("DISTBARRIER_WARN_S", 30);
-  options.warn_after = std::chrono::seconds(warn_s > 0 ? warn_s : 30);
-  return options;
-}
-
-runtime::TaskStatus ToTaskStatus(const comm::collectives::CallResult& result) {
-  using Kind = comm::collectives::CallResult::Kind;
-  switch (result.kind) {
-    case Kind::kOk: return runtime::TaskStatus::Ok();
-    case Kind::kTimedOut: return {ACL_ERROR_RT_VECTOR_CORE_TIMEOUT, result.message};
-    case Kind::kStopped: return {ACL_ERROR_RT_STREAM_ABORT, result.message};
-    case Kind::kBroken:
-    case Kind::kPeerFailed:
-    case Kind::kPeerDied: break;
-  }
-  return {ACL_ERROR_RT_SUSPECT_REMOTE_ERROR, result.message};
-}
-
 HandleTable<MoeExecutor>& MoeExecutors() {
   static auto* executors = new HandleTable<MoeExecutor>(HandleKind::kMoeExecutor);
   return *executors;

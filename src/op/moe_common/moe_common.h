@@ -14,6 +14,7 @@
 
 #include "aclnn/aclnn_base.h"
 #include "comm/collectives/collectives.h"
+#include "op/collective_call.h"
 #include "comm/group.h"
 #include "common/handle_table.h"
 #include "op/tensor.h"
@@ -120,13 +121,6 @@ aclnnStatus ResolveMembers(const char* api, const CommonArgs& args, Members* mem
 
 // HCCL_BUFFSIZE (MB) must hold `needed` bytes per rank and call: else 561002 naming the need.
 aclnnStatus CheckBufferSize(const char* api, uint64_t needed);
-
-// How collectives wait: HCCL_EXEC_TIMEOUT (s; unset or <= 0: no deadline) and
-// DISTBARRIER_WARN_S (the hang warning without a deadline), read at stage 1.
-comm::collectives::CallOptions CallOptionsFromEnvironment(const char* api);
-
-// A collective's failure as the stream error a task returns.
-runtime::TaskStatus ToTaskStatus(const comm::collectives::CallResult& result);
 
 // An executor of either operator: the task it enqueues, made at stage 1.
 struct MoeExecutor {
