@@ -1,5 +1,6 @@
 #include "shutdown.h"
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -12,9 +13,16 @@
 
 namespace distbarrier::api {
 
-void MarkInitialized() {
+namespace {
+
+std::atomic<bool> initialized{false};  // by aclInit, until aclFinalize
+
+}  // namespace
+
+bool MarkInitialized() {
   // Nothing to set up eagerly: every layer starts on first use, so programs that skip
-  // aclInit work too.
+  // aclInit work too. Only a repeated aclInit is refused, as in CANN.
+  return !initialized.exchange(true, std::memory_order_acq_rel);
 }
 
 namespace {
@@ -38,6 +46,7 @@ aclError ReleaseEverything() {
   const bool forked_child = runtime::Runtime::Instance().InheritedAcrossFork();
   // First: no task may still use what follows.
   if (aclError error = runtime::Runtime::Instance().Finalize(); error != ACL_SUCCESS) return error;
+  initialized.store(false, std::memory_order_release);
   if (forked_child) {
     KeepInherited(AsOpaque(op::Executors().TakeAll()));
     KeepInherited(AsOpaque(op::Tensors().TakeAll()));
