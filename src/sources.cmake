@@ -35,6 +35,7 @@ set(DISTBARRIER_SOURCES
   api/acl_api.cc
   api/acl_compat_api.cc
   api/aclnn_api.cc
+  api/aclnn_meta_api.cc
   api/distbarrier_api.cc
   api/guard.cc
   api/hccl_api.cc

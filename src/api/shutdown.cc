@@ -50,12 +50,14 @@ aclError ReleaseEverything() {
   if (forked_child) {
     KeepInherited(AsOpaque(op::Executors().TakeAll()));
     KeepInherited(AsOpaque(op::Tensors().TakeAll()));
+    KeepInherited(AsOpaque(op::Arguments().TakeAll()));
     KeepInherited(AsOpaque(comm::Communicators().TakeAll()));
     return ACL_SUCCESS;  // the group registry and root infos keep the parent's (dead) entries
   }
   op::Executors().TakeAll();
   op::moe::MoeExecutors().TakeAll();
   op::Tensors().TakeAll();
+  op::Arguments().TakeAll();
   comm::Communicators().TakeAll();
   comm::GroupRegistry::Instance().Clear();
   comm::CloseUnusedRootInfos();
