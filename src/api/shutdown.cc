@@ -1,5 +1,7 @@
 #include "shutdown.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -15,14 +17,18 @@ namespace distbarrier::api {
 
 namespace {
 
-std::atomic<bool> initialized{false};  // by aclInit, until aclFinalize
+// The process that called aclInit, until aclFinalize; 0 when none. A process id, not a flag,
+// so that a forked child (which starts its runtime afresh) may call aclInit again.
+std::atomic<pid_t> initialized_by{0};
 
 }  // namespace
 
 bool MarkInitialized() {
   // Nothing to set up eagerly: every layer starts on first use, so programs that skip
   // aclInit work too. Only a repeated aclInit is refused, as in CANN.
-  return !initialized.exchange(true, std::memory_order_acq_rel);
+  const pid_t self = getpid();
+  pid_t before = initialized_by.load(std::memory_order_acquire);
+  return before != self && initialized_by.compare_exchange_strong(before, self, std::memory_order_acq_rel);
 }
 
 namespace {
@@ -46,7 +52,7 @@ aclError ReleaseEverything() {
   const bool forked_child = runtime::Runtime::Instance().InheritedAcrossFork();
   // First: no task may still use what follows.
   if (aclError error = runtime::Runtime::Instance().Finalize(); error != ACL_SUCCESS) return error;
-  initialized.store(false, std::memory_order_release);
+  initialized_by.store(0, std::memory_order_release);
   if (forked_child) {
     KeepInherited(AsOpaque(op::Executors().TakeAll()));
     KeepInherited(AsOpaque(op::Tensors().TakeAll()));

@@ -4,6 +4,8 @@
 // and aclInit's configuration file.
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -290,6 +292,17 @@ TEST_F(CompatTest, InitReadsItsConfigurationFile) {
   EXPECT_EQ(aclInit(WriteFile("distbarrier_list_acl.json", "[1, 2]").c_str()), ACL_ERROR_PARSE_FILE);
   EXPECT_ACL_OK(aclInit(WriteFile("distbarrier_acl.json", "{\"dump\": {\"dump_list\": []}}").c_str()));
   EXPECT_EQ(aclInit(nullptr), ACL_ERROR_REPEAT_INITIALIZE);
+}
+
+// A forked child starts its runtime afresh: its own aclInit is not a repeat of its parent's.
+TEST_F(CompatTest, ForkedChildMayInitAgain) {
+  ASSERT_ACL_OK(aclInit(nullptr));
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(aclInit(nullptr) == ACL_SUCCESS ? 0 : 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
 }
 
 }  // namespace
