@@ -34,7 +34,9 @@ set(DISTBARRIER_SOURCES
   op/moe_combine/moe_combine.cc
   op/hccl/hccl_collectives.cc
   api/acl_api.cc
+  api/acl_compat_api.cc
   api/aclnn_api.cc
+  api/aclnn_meta_api.cc
   api/distbarrier_api.cc
   api/guard.cc
   api/hccl_api.cc

@@ -19,6 +19,9 @@ typedef int aclError;
 typedef void *aclrtStream;
 typedef void *aclrtEvent;
 typedef void *aclrtContext;
+typedef uint16_t aclFloat16;
+
+#define ACL_PKG_VERSION_MAX_SIZE 128
 
 #define ACL_SUCCESS 0
 #define ACL_ERROR_NONE 0 /* the older name of ACL_SUCCESS, still used by CANN samples */
@@ -27,6 +30,8 @@ typedef void *aclrtContext;
 #define ACL_ERROR_INVALID_PARAM 100000
 #define ACL_ERROR_UNINITIALIZE 100001
 #define ACL_ERROR_REPEAT_INITIALIZE 100002
+#define ACL_ERROR_INVALID_FILE 100003
+#define ACL_ERROR_PARSE_FILE 100006
 #define ACL_ERROR_INTERNAL_ERROR 500000
 #define ACL_ERROR_FAILURE 500001
 
@@ -35,6 +40,9 @@ typedef void *aclrtContext;
 #define ACL_ERROR_RT_INVALID_DEVICEID 107001
 #define ACL_ERROR_RT_CONTEXT_NULL 107002
 #define ACL_ERROR_RT_STREAM_CONTEXT 107003
+#define ACL_ERROR_RT_STREAM_SUBSCRIBE 107011
+#define ACL_ERROR_RT_THREAD_SUBSCRIBE 107012
+#define ACL_ERROR_RT_STREAM_NO_CB_REG 107015
 #define ACL_ERROR_RT_INVALID_HANDLE 107017
 #define ACL_ERROR_RT_WAIT_TIMEOUT 107019
 #define ACL_ERROR_RT_TASK_TIMEOUT 107020
@@ -43,6 +51,7 @@ typedef void *aclrtContext;
 #define ACL_ERROR_RT_MEMORY_ALLOCATION 207001
 #define ACL_ERROR_RT_NO_DEVICE 207004
 #define ACL_ERROR_RT_INTERNAL_ERROR 507000
+#define ACL_ERROR_RT_REPORT_TIMEOUT 507012
 #define ACL_ERROR_RT_VECTOR_CORE_TIMEOUT 507034
 #define ACL_ERROR_RT_STREAM_SYNC_TIMEOUT 507046
 #define ACL_ERROR_RT_EVENT_SYNC_TIMEOUT 507047
@@ -91,6 +100,14 @@ typedef enum {
 
 /* Size in bytes of one element of dataType; 0 for types without a fixed size. */
 ACL_FUNC_VISIBILITY size_t aclDataTypeSize(aclDataType dataType);
+
+/* IEEE half precision <-> float (round to nearest even). */
+ACL_FUNC_VISIBILITY float aclFloat16ToFloat(aclFloat16 value);
+ACL_FUNC_VISIBILITY aclFloat16 aclFloatToFloat16(float value);
+
+/* The version of package pkgName ("runtime", "CANN", ...) into versionStr, which holds
+ * ACL_PKG_VERSION_MAX_SIZE bytes. Every package of this library has the library's version. */
+ACL_FUNC_VISIBILITY aclError aclsysGetVersionStr(char *pkgName, char *versionStr);
 
 /* The message of the most recent error on the calling thread ("" when none). */
 ACL_FUNC_VISIBILITY const char *aclGetRecentErrMsg(void);

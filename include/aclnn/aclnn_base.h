@@ -5,14 +5,11 @@
 #include <stdint.h>
 
 #include "../acl/acl_base.h"
+#include "acl_meta.h" /* aclnnStatus, aclTensor and the other argument objects, as in CANN */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef int32_t aclnnStatus;
-typedef struct aclTensor aclTensor;
-typedef struct aclOpExecutor aclOpExecutor;
 
 #define ACLNN_SUCCESS 0
 #define ACLNN_ERR_PARAM_NULLPTR 161001
@@ -23,16 +20,14 @@ typedef struct aclOpExecutor aclOpExecutor;
 #define ACLNN_ERR_INNER_TILING_ERROR 561002
 #define ACLNN_ERR_INNER_FIND_KERNEL_ERROR 561003
 
-/* Describes (does not copy) memory at tensorData; the caller keeps it alive. */
-ACL_FUNC_VISIBILITY aclTensor *aclCreateTensor(const int64_t *viewDims, uint64_t viewDimsNum,
-                                               aclDataType dataType, const int64_t *stride, int64_t offset,
-                                               aclFormat format, const int64_t *storageDims,
-                                               uint64_t storageDimsNum, void *tensorData);
-ACL_FUNC_VISIBILITY aclnnStatus aclDestroyTensor(const aclTensor *tensor);
-
 /* Executors are single-use (freed by the run) unless made repeatable. */
 ACL_FUNC_VISIBILITY aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor *executor);
 ACL_FUNC_VISIBILITY aclnnStatus aclDestroyAclOpExecutor(aclOpExecutor *executor);
+
+/* Nothing to set up or tear down here (aclFinalize releases everything); configPath is
+ * ignored and may be null. */
+ACL_FUNC_VISIBILITY aclnnStatus aclnnInit(const char *configPath);
+ACL_FUNC_VISIBILITY aclnnStatus aclnnFinalize(void);
 
 #ifdef __cplusplus
 }

@@ -94,8 +94,12 @@ size_t aclDataTypeSize(aclDataType dataType) { return distbarrier::DataTypeSize(
 
 const char* aclGetRecentErrMsg(void) { return distbarrier::RecentError(); }
 
-aclError aclInit(const char* /*configPath: no configuration file is needed*/) try {
-  distbarrier::api::MarkInitialized();
+// As in CANN: once per process until aclFinalize (then again); the file must be JSON if named.
+aclError aclInit(const char* configPath) try {
+  if (aclError error = distbarrier::api::ReadAclConfig(configPath); error != ACL_SUCCESS) return error;
+  if (!distbarrier::api::MarkInitialized()) {
+    return Fail(ACL_ERROR_REPEAT_INITIALIZE, "aclInit: already initialized (call aclFinalize first)");
+  }
   return ACL_SUCCESS;
 } DISTBARRIER_ACL_GUARD
 

@@ -1,5 +1,8 @@
 #include "shutdown.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -12,9 +15,20 @@
 
 namespace distbarrier::api {
 
-void MarkInitialized() {
+namespace {
+
+// The process that called aclInit, until aclFinalize; 0 when none. A process id, not a flag,
+// so that a forked child (which starts its runtime afresh) may call aclInit again.
+std::atomic<pid_t> initialized_by{0};
+
+}  // namespace
+
+bool MarkInitialized() {
   // Nothing to set up eagerly: every layer starts on first use, so programs that skip
-  // aclInit work too.
+  // aclInit work too. Only a repeated aclInit is refused, as in CANN.
+  const pid_t self = getpid();
+  pid_t before = initialized_by.load(std::memory_order_acquire);
+  return before != self && initialized_by.compare_exchange_strong(before, self, std::memory_order_acq_rel);
 }
 
 namespace {
@@ -38,15 +52,18 @@ aclError ReleaseEverything() {
   const bool forked_child = runtime::Runtime::Instance().InheritedAcrossFork();
   // First: no task may still use what follows.
   if (aclError error = runtime::Runtime::Instance().Finalize(); error != ACL_SUCCESS) return error;
+  initialized_by.store(0, std::memory_order_release);
   if (forked_child) {
     KeepInherited(AsOpaque(op::Executors().TakeAll()));
     KeepInherited(AsOpaque(op::Tensors().TakeAll()));
+    KeepInherited(AsOpaque(op::Arguments().TakeAll()));
     KeepInherited(AsOpaque(comm::Communicators().TakeAll()));
     return ACL_SUCCESS;  // the group registry and root infos keep the parent's (dead) entries
   }
   op::Executors().TakeAll();
   op::moe::MoeExecutors().TakeAll();
   op::Tensors().TakeAll();
+  op::Arguments().TakeAll();
   comm::Communicators().TakeAll();
   comm::GroupRegistry::Instance().Clear();
   comm::CloseUnusedRootInfos();

@@ -5,7 +5,10 @@
 
 namespace distbarrier::api {
 
-void MarkInitialized();
+// False when aclInit already ran since the start or the last aclFinalize.
+bool MarkInitialized();
+// aclInit's configuration file (acl_compat_api.cc).
+aclError ReadAclConfig(const char* path);
 // Aborts every stream (waking blocked barriers), then forgets every handle of every layer and
 // frees all memory: what aclFinalize promises for whatever the program forgot. Nothing is
 // released when the runtime refuses (the error is returned).

@@ -23,6 +23,7 @@ enum class HandleKind : uint64_t {
   kExecutor = 5,
   kComm = 6,
   kMoeExecutor = 7,  // MoE dispatch and combine (op/moe_common)
+  kArgument = 8,     // aclScalar, aclIntArray, ... (op/tensor.h)
 };
 
 template <typename T>

@@ -24,6 +24,11 @@ HandleTable<Tensor>& Tensors() {
   return *tensors;
 }
 
+HandleTable<Argument>& Arguments() {
+  static auto* arguments = new HandleTable<Argument>(HandleKind::kArgument);
+  return *arguments;
+}
+
 const char* DataTypeName(aclDataType dtype) {
   switch (dtype) {
     case ACL_FLOAT: return "FLOAT";

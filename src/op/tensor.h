@@ -28,6 +28,18 @@ struct Tensor {
 
 HandleTable<Tensor>& Tensors();
 
+// The other aclnn argument objects (aclnn/acl_meta.h): a scalar's bytes, an array's values, a
+// tensor list's tensor handles. One table for all, so that a handle of one kind given where
+// another is expected is refused, not misread.
+struct Argument {
+  enum class Kind { kScalar, kIntArray, kFloatArray, kBoolArray, kTensorList };
+  Kind kind;
+  aclDataType dtype = ACL_DT_UNDEFINED;  // a scalar's
+  std::vector<uint8_t> bytes{};          // a scalar's value, or an array's elements
+  std::vector<const void*> tensors{};    // a tensor list's handles, destroyed with it
+};
+HandleTable<Argument>& Arguments();
+
 const char* DataTypeName(aclDataType dtype);
 const char* FormatName(aclFormat format);
 // A layout that says how to read dims, not a private tiled storage (ND, NCHW, NHWC, NCDHW,

@@ -96,6 +96,14 @@ aclError Runtime::ResetDevice(int device) {
   return ACL_SUCCESS;
 }
 
+aclError Runtime::ResetDeviceForce(int device) {
+  if (ValidDevice(device)) {
+    std::lock_guard lock(mutex_);
+    if (device_users_[device] > 1) device_users_[device] = 1;  // ResetDevice takes the last one
+  }
+  return ResetDevice(device);
+}
+
 aclError Runtime::CreateContext(int device, void** handle) {
   if (handle == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateContext: context is null");
   if (aclError error = CheckNotForked("aclrtCreateContext"); error != ACL_SUCCESS) return error;

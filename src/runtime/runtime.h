@@ -37,6 +37,8 @@ class Runtime {
 
   aclError SetDevice(int device);
   aclError ResetDevice(int device);
+  // Resets the device however many SetDevice calls it had (aclrtResetDeviceForce).
+  aclError ResetDeviceForce(int device);
   aclError CreateContext(int device, void** handle);
   aclError DestroyContext(void* handle);
   aclError SetCurrentContext(void* handle);
