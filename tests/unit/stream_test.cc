@@ -330,7 +330,8 @@ TEST(StreamQueueTest, ATaskLaunchingOntoItsOwnFullStreamDoesNotWait) {
     return TaskStatus::Ok();
   };
   stream.Enqueue(std::move(launcher));
-  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);  // the launcher ran: all its launches are queued
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);  // and now they ran too
   EXPECT_EQ(ran.load(), 2 * kTestQueueDepth);
 }
 
