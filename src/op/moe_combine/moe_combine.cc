@@ -228,16 +228,16 @@ class CombineRun {
 aclnnStatus PrepareCombine(const CombineArgs& a) {
   const char* api = kCombinePrepare;
   MOE_RETURN_IF_ERROR(CheckRequired(api, {
-      {"expandX", a.expand_x},
-      {"expertIds", a.expert_ids},
-      {"assistInfoForCombine", a.assist_info},
-      {"epSendCounts", a.ep_send_counts},
-      {"expertScales", a.expert_scales},
-      {"groupEp", a.group_ep},
-      {"xOut", a.x_out},
-      {"workspaceSize", a.workspace_size},
-      {"executor", a.executor},
-  }));
+                                             {"expandX", a.expand_x},
+                                             {"expertIds", a.expert_ids},
+                                             {"assistInfoForCombine", a.assist_info},
+                                             {"epSendCounts", a.ep_send_counts},
+                                             {"expertScales", a.expert_scales},
+                                             {"groupEp", a.group_ep},
+                                             {"xOut", a.x_out},
+                                             {"workspaceSize", a.workspace_size},
+                                             {"executor", a.executor},
+                                         }));
   if (a.tp_world_size == 2 && a.group_tp == nullptr) {
     return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: groupTp is null with tpWorldSize 2", api);
   }
@@ -342,20 +342,14 @@ aclnnStatus PrepareCombine(const CombineArgs& a) {
   plan->shared_expert_x = Elements<const std::byte>(shared_x);
   plan->x_out = Elements<std::byte>(x_out);
 
-  auto executor = std::make_shared<MoeExecutor>();
-  executor->made_by = kCombinePrepare;
-  executor->runs_with = kCombineLaunch;
-  const comm::Member& ep = plan->members.ep;
-  executor->device = ep.group->DeviceOfRank(ep.rank);
-  executor->rank_description = fmt::format("rank {} of group '{}'", ep.rank, ep.group->Name());
-  executor->make_task = [plan = std::shared_ptr<const CombinePlan>(plan)] {
-    runtime::Task task;
-    task.run = [plan](const std::stop_token& stop) { return CombineRun(plan).Run(stop); };
-    return task;
-  };
-  *a.workspace_size = 0;
-  *a.executor = static_cast<aclOpExecutor*>(MoeExecutors().Add(std::move(executor)));
-  return ACLNN_SUCCESS;
+  return AddExecutor(
+      kCombinePrepare, kCombineLaunch, plan->members.ep,
+      [plan = std::shared_ptr<const CombinePlan>(plan)] {
+        runtime::Task task;
+        task.run = [plan](const std::stop_token& stop) { return CombineRun(plan).Run(stop); };
+        return task;
+      },
+      a.workspace_size, a.executor);
 }
 
 }  // namespace distbarrier::op::moe

@@ -277,6 +277,20 @@ HandleTable<MoeExecutor>& MoeExecutors() {
   return *executors;
 }
 
+aclnnStatus AddExecutor(const char* made_by, const char* runs_with, const comm::Member& ep,
+                        std::function<runtime::Task()> make_task, uint64_t* workspace_size,
+                        aclOpExecutor** executor) {
+  auto made = std::make_shared<MoeExecutor>();
+  made->made_by = made_by;
+  made->runs_with = runs_with;
+  made->device = ep.group->DeviceOfRank(ep.rank);
+  made->rank_description = fmt::format("rank {} of group '{}'", ep.rank, ep.group->Name());
+  made->make_task = std::move(make_task);
+  *workspace_size = 0;
+  *executor = static_cast<aclOpExecutor*>(MoeExecutors().Add(std::move(made)));
+  return ACLNN_SUCCESS;
+}
+
 aclnnStatus LaunchMoe(const char* api, void* workspace, uint64_t workspace_size, aclOpExecutor* handle,
                       aclrtStream stream_handle) {
   (void)workspace;  // nothing is asked for on CPU (workspace size 0); any workspace is fine

@@ -134,6 +134,12 @@ struct MoeExecutor {
 
 HandleTable<MoeExecutor>& MoeExecutors();
 
+// Stage 1's last step for either operator: registers an executor of the caller's EP rank whose
+// task `make_task` builds, and answers workspace size 0 (nothing is needed on CPU).
+aclnnStatus AddExecutor(const char* made_by, const char* runs_with, const comm::Member& ep,
+                        std::function<runtime::Task()> make_task, uint64_t* workspace_size,
+                        aclOpExecutor** executor);
+
 aclnnStatus LaunchMoe(const char* api, void* workspace, uint64_t workspace_size, aclOpExecutor* executor,
                       aclrtStream stream);
 

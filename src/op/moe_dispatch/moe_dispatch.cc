@@ -313,16 +313,16 @@ aclnnStatus PrepareDispatch(const DispatchArgs& a) {
   const char* api = kDispatchPrepare;
   // Required pointers: 161001.
   MOE_RETURN_IF_ERROR(CheckRequired(api, {
-      {"x", a.x},
-      {"expertIds", a.expert_ids},
-      {"groupEp", a.group_ep},
-      {"expandXOut", a.expand_x},
-      {"assistInfoForCombineOut", a.assist_info},
-      {"expertTokenNumsOut", a.expert_token_nums},
-      {"epRecvCountsOut", a.ep_recv_counts},
-      {"workspaceSize", a.workspace_size},
-      {"executor", a.executor},
-  }));
+                                             {"x", a.x},
+                                             {"expertIds", a.expert_ids},
+                                             {"groupEp", a.group_ep},
+                                             {"expandXOut", a.expand_x},
+                                             {"assistInfoForCombineOut", a.assist_info},
+                                             {"expertTokenNumsOut", a.expert_token_nums},
+                                             {"epRecvCountsOut", a.ep_recv_counts},
+                                             {"workspaceSize", a.workspace_size},
+                                             {"executor", a.executor},
+                                         }));
   if (a.tp_world_size == 2) {
     if (a.group_tp == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: groupTp is null with tpWorldSize 2", api);
     if (a.tp_recv_counts == nullptr) {
@@ -449,20 +449,14 @@ aclnnStatus PrepareDispatch(const DispatchArgs& a) {
   plan->expand_scales = Elements<float>(expand_scales);
   plan->expand_scales_length = Length(expand_scales);
 
-  auto executor = std::make_shared<MoeExecutor>();
-  executor->made_by = kDispatchPrepare;
-  executor->runs_with = kDispatchLaunch;
-  const comm::Member& ep = plan->members.ep;
-  executor->device = ep.group->DeviceOfRank(ep.rank);
-  executor->rank_description = fmt::format("rank {} of group '{}'", ep.rank, ep.group->Name());
-  executor->make_task = [plan = std::shared_ptr<const DispatchPlan>(plan)] {
-    runtime::Task task;
-    task.run = [plan](const std::stop_token& stop) { return DispatchRun(plan).Run(stop); };
-    return task;
-  };
-  *a.workspace_size = 0;
-  *a.executor = static_cast<aclOpExecutor*>(MoeExecutors().Add(std::move(executor)));
-  return ACLNN_SUCCESS;
+  return AddExecutor(
+      kDispatchPrepare, kDispatchLaunch, plan->members.ep,
+      [plan = std::shared_ptr<const DispatchPlan>(plan)] {
+        runtime::Task task;
+        task.run = [plan](const std::stop_token& stop) { return DispatchRun(plan).Run(stop); };
+        return task;
+      },
+      a.workspace_size, a.executor);
 }
 
 }  // namespace distbarrier::op::moe
