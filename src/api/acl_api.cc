@@ -220,7 +220,7 @@ aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream) try {
   if (!found) return error;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
   if (!resolved) return error;
-  const uint64_t record = found->NewRecord();
+  const uint64_t record = found->NewRecord(resolved.get());
   resolved->Enqueue(Task{.run =
                              [found, record](const std::stop_token&) {
                                found->Complete(record, TaskStatus::Ok(), SteadyNowNs());
@@ -247,7 +247,14 @@ aclError aclrtSynchronizeEvent(aclrtEvent event) try {
   aclError error = ACL_SUCCESS;
   auto found = FindEvent("aclrtSynchronizeEvent", event, &error);
   if (!found) return error;
-  TaskStatus status = found->WaitFor(found->LatestRecord(), std::stop_token());
+  const auto [record, recorded_on] = found->LatestRecordAndStream();
+  // A host function waiting for a record queued behind it on its own stream would wait forever.
+  if (recorded_on != nullptr && recorded_on == Stream::CurrentWorker() && !found->IsComplete(record)) {
+    return Fail(ACL_ERROR_RT_PARAM_INVALID,
+                "aclrtSynchronizeEvent: called from a host function on the stream where the event's latest record "
+                "is queued behind it; it would wait for itself forever");
+  }
+  TaskStatus status = found->WaitFor(record, std::stop_token());
   if (status.ok()) return ACL_SUCCESS;
   distbarrier::SetRecentErrorQuiet(fmt::format("{} (error {})", status.message, status.code));
   return status.code;

@@ -2,8 +2,9 @@
 
 namespace distbarrier::runtime {
 
-uint64_t Event::NewRecord() {
+uint64_t Event::NewRecord(const void* stream) {
   std::lock_guard lock(mutex_);
+  recorded_on_ = stream;
   return ++recorded_;
 }
 
@@ -29,6 +30,11 @@ TaskStatus Event::WaitFor(uint64_t id, const std::stop_token& stop) {
     return {ACL_ERROR_RT_STREAM_ABORT, "stream aborted while waiting for an event"};
   }
   return status_;
+}
+
+std::pair<uint64_t, const void*> Event::LatestRecordAndStream() const {
+  std::lock_guard lock(mutex_);
+  return {recorded_, recorded_on_};
 }
 
 bool Event::IsComplete(uint64_t id) const {

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <stop_token>
+#include <utility>
 
 #include "runtime/task.h"
 
@@ -14,9 +15,11 @@ namespace distbarrier::runtime {
 
 class Event {
  public:
-  // A new record; returns its id (1, 2, ...).
-  uint64_t NewRecord();
+  // A new record, queued on `stream`; returns its id (1, 2, ...).
+  uint64_t NewRecord(const void* stream);
   uint64_t LatestRecord() const;
+  // The latest record and the stream it was queued on (null before the first record).
+  std::pair<uint64_t, const void*> LatestRecordAndStream() const;
   // The record `id` has completed (or failed) at `time_ns` (steady clock).
   void Complete(uint64_t id, const TaskStatus& status, int64_t time_ns);
 
@@ -31,6 +34,7 @@ class Event {
   mutable std::mutex mutex_;
   std::condition_variable_any completed_cv_;
   uint64_t recorded_ = 0;
+  const void* recorded_on_ = nullptr;  // compared only, never dereferenced
   uint64_t completed_ = 0;
   TaskStatus status_;
   int64_t time_ns_ = 0;

@@ -197,4 +197,54 @@ TEST_F(EventTest, WaitEventTakesTheRecordMadeBeforeTheWait) {
 }
 
 }  // namespace
+struct EventSelfSync {
+  aclrtEvent event = nullptr;
+  aclError result = -1;
+  std::string message;
+};
+
+void SynchronizeEventFromHostFunction(void* arg) {
+  auto* sync = static_cast<EventSelfSync*>(arg);
+  sync->result = aclrtSynchronizeEvent(sync->event);
+  sync->message = aclGetRecentErrMsg();
+}
+
+// The record sits behind the host function on the same stream: waiting for it from there
+// would never end, so it is refused (as synchronizing the own stream is).
+TEST_F(EventTest, SynchronizingARecordQueuedBehindTheCallingHostFunctionIsAnError) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  aclrtStream stream = NewStream();
+  EventSelfSync sync;
+  ASSERT_ACL_OK(aclrtCreateEvent(&sync.event));
+  Gate& gate = Block(stream);  // the record is made before the host function runs
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, SynchronizeEventFromHostFunction, &sync));
+  ASSERT_ACL_OK(aclrtRecordEvent(sync.event, stream));
+  gate.Open();
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  EXPECT_EQ(sync.result, ACL_ERROR_RT_PARAM_INVALID);
+  EXPECT_NE(sync.message.find("wait for itself"), std::string::npos) << sync.message;
+  EXPECT_ACL_OK(aclrtSynchronizeEvent(sync.event));  // from the host thread it completes
+  EXPECT_ACL_OK(aclrtDestroyEvent(sync.event));
+}
+
+// A record on another stream, or one already complete, may be waited for from a host function.
+TEST_F(EventTest, HostFunctionMayWaitForARecordOfAnotherStream) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  aclrtStream stream = NewStream();
+  aclrtStream other = NewStream();
+  EventSelfSync sync;
+  ASSERT_ACL_OK(aclrtCreateEvent(&sync.event));
+  ASSERT_ACL_OK(aclrtRecordEvent(sync.event, other));
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, SynchronizeEventFromHostFunction, &sync));
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  EXPECT_EQ(sync.result, ACL_SUCCESS) << sync.message;
+  ASSERT_ACL_OK(aclrtRecordEvent(sync.event, stream));
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  sync.result = -1;
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, SynchronizeEventFromHostFunction, &sync));  // record done
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  EXPECT_EQ(sync.result, ACL_SUCCESS) << sync.message;
+  EXPECT_ACL_OK(aclrtDestroyEvent(sync.event));
+}
+
 }  // namespace distbarrier::testing
