@@ -138,47 +138,31 @@ void InProcessTransport::Changed() {
 }
 
 bool InProcessTransport::TrySend(int from, int to, const Chunk& chunk) {
-  Mailbox& box = Box(from, to);
-  const uint64_t posted = box.posted.load(std::memory_order_relaxed);  // only `from` writes it
-  if (box.taken.load(std::memory_order_acquire) != posted) return false;
-  box.offset.store(chunk.offset, std::memory_order_relaxed);
-  box.bytes.store(chunk.bytes, std::memory_order_relaxed);
-  box.message.store(chunk.message, std::memory_order_relaxed);
-  box.message_bytes.store(chunk.message_bytes, std::memory_order_relaxed);
-  box.posted.store(posted + 1, std::memory_order_release);  // publishes the chunk and its bytes
+  if (!Box(from, to).TryPost(chunk)) return false;
   Changed();
   return true;
 }
 
 std::optional<Chunk> InProcessTransport::Peek(int from, int to) const {
-  Mailbox& box = Box(from, to);
-  if (box.posted.load(std::memory_order_acquire) == box.taken.load(std::memory_order_relaxed)) return std::nullopt;
-  return Chunk{box.offset.load(std::memory_order_relaxed), box.bytes.load(std::memory_order_relaxed),
-               box.message.load(std::memory_order_relaxed), box.message_bytes.load(std::memory_order_relaxed)};
+  return Box(from, to).Peek();
 }
 
 void InProcessTransport::Take(int from, int to) {
-  Mailbox& box = Box(from, to);
-  box.taken.fetch_add(1, std::memory_order_release);  // the sender may now rewrite the bytes
+  Box(from, to).Take();
   Changed();
 }
 
 bool InProcessTransport::Idle(int from, int to) const {
-  Mailbox& box = Box(from, to);
-  return box.taken.load(std::memory_order_acquire) == box.posted.load(std::memory_order_relaxed);
+  return Box(from, to).Idle();
 }
 
 void InProcessTransport::Reject(int from, int to, uint64_t message, uint64_t expected_bytes) {
-  Mailbox& box = Box(from, to);
-  box.rejected_expected.store(expected_bytes, std::memory_order_relaxed);
-  box.rejected.store(message, std::memory_order_release);
+  Box(from, to).Reject(message, expected_bytes);
   Changed();
 }
 
 std::pair<uint64_t, uint64_t> InProcessTransport::Rejected(int from, int to) const {
-  Mailbox& box = Box(from, to);
-  const uint64_t message = box.rejected.load(std::memory_order_acquire);
-  return {message, box.rejected_expected.load(std::memory_order_relaxed)};
+  return Box(from, to).Rejected();
 }
 
 uint64_t InProcessTransport::ChangeStamp() const {

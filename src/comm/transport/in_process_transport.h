@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/transport/mailbox.h"
 #include "comm/transport/transport.h"
 
 namespace distbarrier::comm::transport {
@@ -41,13 +42,6 @@ class InProcessTransport final : public Transport {
                            std::vector<int>* missing) override;
 
  private:
-  // One pair's mailbox: the chunk fields are written by the sender before it publishes
-  // `posted` (release) and read by the receiver after it sees it (acquire).
-  struct Mailbox {
-    std::atomic<uint64_t> posted{0}, taken{0};
-    std::atomic<uint64_t> offset{0}, bytes{0}, message{0}, message_bytes{0};
-    std::atomic<uint64_t> rejected{0}, rejected_expected{0};
-  };
   Mailbox& Box(int from, int to) const { return mailboxes_[static_cast<size_t>(from) * ranks_.size() + to]; }
   void Changed();
   struct RankSlot {
@@ -62,7 +56,7 @@ class InProcessTransport final : public Transport {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<RankSlot> ranks_;
-  std::string broken_;  // under mutex_
+  std::string broken_;    // under mutex_
   uint64_t changes_ = 0;  // under mutex_: bumped by every mailbox change
   std::unique_ptr<Mailbox[]> mailboxes_;
 };

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/transport/mailbox.h"
 #include "comm/transport/transport.h"
 
 namespace distbarrier::comm::transport {
@@ -50,12 +51,6 @@ class ShmTransport final : public Transport {
                            std::vector<int>* missing) override;
 
  private:
-  // One pair's mailbox (see transport.h): chunk fields written before `posted` (release).
-  struct alignas(64) Mailbox {
-    std::atomic<uint64_t> posted, taken;
-    std::atomic<uint64_t> offset, bytes, message, message_bytes;
-    std::atomic<uint64_t> rejected, rejected_expected;
-  };
   Mailbox& Box(int from, int to) const {
     return mailboxes_[static_cast<size_t>(from) * static_cast<size_t>(ranks_count_) + static_cast<size_t>(to)];
   }
