@@ -2,8 +2,9 @@
 # Installs the build into a fresh prefix P shaped like a CANN toolkit and checks what a CANN
 # user meets there: headers that compile on their own (acl.h and hccl.h also as C), the
 # vendor's sample built with the plain CANN g++ link line and run on 16 devices, setenv.bash,
-# an HCCL AllReduce program (examples/hccl_allreduce) built as CANN's HCCL examples are, and
-# find_package(distbarrier).
+# an HCCL AllReduce program (examples/hccl_allreduce) built with the g++ line, an HCCL program
+# with its own Makefile (examples/hccl_collectives) built by `make` in a shell that only
+# sourced setenv.bash, as CANN's HCCL examples are, and find_package(distbarrier).
 # EXTRA_CXXFLAGS carries the build's sanitizer flags, which a program linked against an
 # instrumented library needs; it is empty for a normal build.
 set -euo pipefail
@@ -72,6 +73,17 @@ g++ -std=c++14 -Wall -Wextra -Werror "${extra[@]}" "$source_dir/examples/hccl_al
 "$work/hccl_allreduce" 8 262147 >"$work/hccl.out" 2>&1 || { cat "$work/hccl.out"; exit 1; }
 tail -n 1 "$work/hccl.out"
 grep -q "^8/8 devices: HcclAllReduce of 262147 floats matches the host sum$" "$work/hccl.out"
+
+# An HCCL program with its own Makefile, built and run as CANN's HCCL examples are (`make`,
+# `make test`) in a shell that has nothing but what setenv.bash exports (and the sanitizer
+# settings of an instrumented build).
+cp -r "$source_dir/examples/hccl_collectives" "$work/hccl_collectives"
+env -i HOME="$HOME" PATH=/usr/bin:/bin EXTRA_CXXFLAGS="${EXTRA_CXXFLAGS:-}" \
+  ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" TSAN_OPTIONS="${TSAN_OPTIONS:-}" \
+  bash -c "source '$P/bin/setenv.bash' && make -s -C '$work/hccl_collectives' && make -s -C '$work/hccl_collectives' test" \
+  >"$work/make.out" 2>&1 || { cat "$work/make.out"; exit 1; }
+tail -n 1 "$work/make.out"
+grep -q "^8/8 ranks: HcclAllReduce, HcclBroadcast and a HcclSend/HcclRecv ring of 65537 elements match the host$" "$work/make.out"
 
 # A CMake consumer.
 mkdir -p "$work/consumer"
