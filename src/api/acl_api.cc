@@ -352,9 +352,11 @@ aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t cou
 aclError aclrtMemset(void* devPtr, size_t maxCount, int32_t value, size_t count) try {
   if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: devPtr is null");
   if (count > maxCount) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: count {} exceeds maxCount {}", count, maxCount);
-  if (!Runtime::Instance().Memory().Contains(devPtr, count, MemoryKind::kDevice)) {
-    return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: {} (+{} bytes) is not inside device memory from aclrtMalloc",
-                devPtr, count);
+  // As in CANN, the address says whether the memory is a device's or the host's.
+  auto& memory = Runtime::Instance().Memory();
+  if (!memory.Contains(devPtr, count, MemoryKind::kDevice) && !memory.Contains(devPtr, count, MemoryKind::kHost)) {
+    return Fail(ACL_ERROR_INVALID_PARAM,
+                "aclrtMemset: {} (+{} bytes) is not inside memory from aclrtMalloc or aclrtMallocHost", devPtr, count);
   }
   std::memset(devPtr, value, count);
   return ACL_SUCCESS;

@@ -233,10 +233,14 @@ aclError aclrtMemsetAsync(void* devPtr, size_t maxCount, int32_t value, size_t c
   if (count > maxCount) {
     return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemsetAsync: count {} exceeds maxCount {}", count, maxCount);
   }
-  auto block = Runtime::Instance().Memory().Find(devPtr, count, MemoryKind::kDevice);
+  // As in CANN, the address says whether the memory is a device's or the host's.
+  auto& memory = Runtime::Instance().Memory();
+  auto block = memory.Find(devPtr, count, MemoryKind::kDevice);
+  if (!block) block = memory.Find(devPtr, count, MemoryKind::kHost);
   if (!block) {
     return Fail(ACL_ERROR_INVALID_PARAM,
-                "aclrtMemsetAsync: {} (+{} bytes) is not inside device memory from aclrtMalloc", devPtr, count);
+                "aclrtMemsetAsync: {} (+{} bytes) is not inside memory from aclrtMalloc or aclrtMallocHost", devPtr,
+                count);
   }
   aclError error = ACL_SUCCESS;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);

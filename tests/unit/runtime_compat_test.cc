@@ -121,6 +121,23 @@ TEST_F(CompatTest, MemsetAsyncRunsInStreamOrder) {
   ASSERT_ACL_OK(aclrtFree(device));
 }
 
+// As aclrtMemset: memory from aclrtMallocHost is set in stream order too.
+TEST_F(CompatTest, MemsetAsyncFillsHostMemoryFromMallocHost) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  aclrtStream stream = NewStream();
+  void* host = nullptr;
+  ASSERT_ACL_OK(aclrtMallocHost(&host, 64));
+  ASSERT_ACL_OK(aclrtMemset(host, 64, 0, 64));
+  ASSERT_ACL_OK(aclrtMemsetAsync(host, 64, 0x33, 40, stream));
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  const auto* bytes = static_cast<const unsigned char*>(host);
+  EXPECT_EQ(bytes[0], 0x33);
+  EXPECT_EQ(bytes[39], 0x33);
+  EXPECT_EQ(bytes[40], 0);
+  EXPECT_EQ(aclrtMemsetAsync(host, 128, 0, 65, stream), ACL_ERROR_INVALID_PARAM);  // past the block
+  ASSERT_ACL_OK(aclrtFreeHost(host));
+}
+
 // The memset holds its block: a free before the stream reached it leaves it alive (ASan
 // reports a use after free otherwise).
 TEST_F(CompatTest, MemsetAsyncKeepsItsBlockAliveAcrossFree) {

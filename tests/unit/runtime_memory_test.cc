@@ -289,6 +289,20 @@ TEST_F(MemoryTest, MemsetFillsDeviceMemory) {
   EXPECT_ACL_OK(aclrtFree(dev));
 }
 
+// CANN's aclrtMemset tells host from device memory by the address: memory from
+// aclrtMallocHost is filled too (Ascend's memcpy samples memset their host buffers).
+TEST_F(MemoryTest, MemsetFillsHostMemoryFromMallocHost) {
+  void* host = nullptr;
+  ASSERT_ACL_OK(aclrtMallocHost(&host, 64));
+  ASSERT_ACL_OK(aclrtMemset(host, 64, 0x7e, 64));
+  ASSERT_ACL_OK(aclrtMemset(static_cast<char*>(host) + 32, 32, 0x01, 8));
+  const auto* bytes = static_cast<const unsigned char*>(host);
+  for (size_t i = 0; i < 64; ++i) EXPECT_EQ(bytes[i], i >= 32 && i < 40 ? 0x01 : 0x7e) << "byte " << i;
+  EXPECT_EQ(aclrtMemset(host, 128, 0, 65), ACL_ERROR_INVALID_PARAM);  // past the block
+  EXPECT_ACL_OK(aclrtFreeHost(host));
+  EXPECT_EQ(aclrtMemset(host, 64, 0, 64), ACL_ERROR_INVALID_PARAM);  // freed
+}
+
 TEST_F(MemoryTest, MallocHostAndFreeHost) {
   void* host = nullptr;
   ASSERT_ACL_OK(aclrtMallocHost(&host, 128));  // needs no device
