@@ -32,9 +32,15 @@ for header in $(cd "$P/include" && find acl hccl aclnn aclnnop distbarrier -name
 done
 echo "headers: each compiles on its own (C99/C11 for acl.h and hccl.h, C++11..C++20 for all)"
 
-for lib in ascendcl nnopbase opapi op_common hccl; do
+for lib in ascendcl acl_rt nnopbase opapi op_common hccl; do
   test -e "$P/lib64/lib$lib.so" || { echo "missing $P/lib64/lib$lib.so"; exit 1; }
 done
+# The older layout of Ascend's classic samples (runtime/include, runtime/lib64/stub), and the
+# runtime's newer library name (-lacl_rt).
+printf '#include "acl/acl.h"\nint main() { uint32_t n = 0; return aclrtGetDeviceCount(&n) == ACL_SUCCESS && n > 0 ? 0 : 1; }\n' >"$work/layout.cpp"
+g++ "${extra[@]}" "$work/layout.cpp" -o "$work/layout" -I"$P/runtime/include" -L"$P/runtime/lib64/stub" -lacl_rt
+LD_LIBRARY_PATH="$P/lib64" "$work/layout"
+echo "layout: lib64/libacl_rt.so, runtime/include, runtime/lib64/stub"
 
 # The CANN link line, unchanged.
 g++ "${extra[@]}" "$source_dir/examples/seed_barrier/main.cpp" -o "$work/demo" -I"$P/include" -I"$P/include/aclnnop" \
