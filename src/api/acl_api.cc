@@ -284,8 +284,8 @@ aclError aclrtEventElapsedTime(float* ms, aclrtEvent startEvent, aclrtEvent endE
 aclError aclrtMalloc(void** devPtr, size_t size, aclrtMemMallocPolicy policy) try {
   if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: devPtr is null");
   if (size == 0) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: size is 0");
-  if (policy != ACL_MEM_MALLOC_HUGE_FIRST && policy != ACL_MEM_MALLOC_HUGE_ONLY &&
-      policy != ACL_MEM_MALLOC_NORMAL_ONLY) {
+  // Every placement policy is the same host memory here; P2P memory is peer-accessible anyway.
+  if (policy < ACL_MEM_MALLOC_HUGE_FIRST || policy > ACL_MEM_MALLOC_HUGE1G_ONLY_P2P) {
     return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: policy {} is not a valid aclrtMemMallocPolicy",
                 static_cast<int>(policy));
   }

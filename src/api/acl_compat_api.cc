@@ -378,6 +378,30 @@ aclError aclsysGetVersionStr(char* pkgName, char* versionStr) try {
 }
 DISTBARRIER_ACL_GUARD
 
+aclError aclsysGetVersionNum(char* pkgName, int32_t* versionNum) try {
+  if (pkgName == nullptr || versionNum == nullptr) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "aclsysGetVersionNum: pkgName or versionNum is null");
+  }
+  if (pkgName[0] == '\0') return Fail(ACL_ERROR_INVALID_PARAM, "aclsysGetVersionNum: pkgName is empty");
+  *versionNum = DISTBARRIER_VERSION_MAJOR * 10000000 + DISTBARRIER_VERSION_MINOR * 100000 + DISTBARRIER_VERSION_PATCH * 1000;
+  return ACL_SUCCESS;
+}
+DISTBARRIER_ACL_GUARD
+
+const char* aclrtGetSocName(void) { return "Ascend910_9391"; }
+
+aclError aclrtQueryDeviceStatus(int32_t deviceId, aclrtDeviceStatus* deviceStatus) try {
+  if (deviceStatus == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtQueryDeviceStatus: deviceStatus is null");
+  auto& runtime = Runtime::Instance();
+  if (!runtime.ValidDevice(deviceId)) {
+    return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtQueryDeviceStatus: device {} is out of range [0, {})", deviceId,
+                runtime.DeviceCount());
+  }
+  *deviceStatus = ACL_RT_DEVICE_STATUS_NORMAL;
+  return ACL_SUCCESS;
+}
+DISTBARRIER_ACL_GUARD
+
 float aclFloat16ToFloat(aclFloat16 value) {
   return distbarrier::Fp16ToFloat(value);
 }

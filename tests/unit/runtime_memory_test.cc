@@ -50,7 +50,10 @@ TEST_F(MemoryTest, MallocWithoutContextIsContextNull) {
 
 TEST_F(MemoryTest, MallocPoliciesAllWork) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  for (auto policy : {ACL_MEM_MALLOC_HUGE_FIRST, ACL_MEM_MALLOC_HUGE_ONLY, ACL_MEM_MALLOC_NORMAL_ONLY}) {
+  // The P2P policies too: the runtime's own device_P2P example allocates with them.
+  for (auto policy : {ACL_MEM_MALLOC_HUGE_FIRST, ACL_MEM_MALLOC_HUGE_ONLY, ACL_MEM_MALLOC_NORMAL_ONLY,
+                      ACL_MEM_MALLOC_HUGE_FIRST_P2P, ACL_MEM_MALLOC_HUGE_ONLY_P2P, ACL_MEM_MALLOC_NORMAL_ONLY_P2P,
+                      ACL_MEM_MALLOC_HUGE1G_ONLY, ACL_MEM_MALLOC_HUGE1G_ONLY_P2P}) {
     void* dev = nullptr;
     ASSERT_ACL_OK(aclrtMalloc(&dev, 100, policy));
     EXPECT_NE(dev, nullptr);
