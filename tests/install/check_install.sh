@@ -40,7 +40,9 @@ done
 printf '#include "acl/acl.h"\nint main() { uint32_t n = 0; return aclrtGetDeviceCount(&n) == ACL_SUCCESS && n > 0 ? 0 : 1; }\n' >"$work/layout.cpp"
 g++ "${extra[@]}" "$work/layout.cpp" -o "$work/layout" -I"$P/runtime/include" -L"$P/runtime/lib64/stub" -lacl_rt
 LD_LIBRARY_PATH="$P/lib64" "$work/layout"
-echo "layout: lib64/libacl_rt.so, runtime/include, runtime/lib64/stub"
+# set_env.sh at the top, where CANN's documents source it, sets what bin/setenv.bash sets.
+test "$(env -i PATH=/usr/bin:/bin bash -c "source '$P/set_env.sh' && echo \$ASCEND_HOME_PATH")" = "$(cd "$P" && pwd)"
+echo "layout: lib64/libacl_rt.so, runtime/include, runtime/lib64/stub, set_env.sh"
 
 # The CANN link line, unchanged.
 g++ "${extra[@]}" "$source_dir/examples/seed_barrier/main.cpp" -o "$work/demo" -I"$P/include" -I"$P/include/aclnnop" \
