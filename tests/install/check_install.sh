@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build into a fresh prefix P shaped like a CANN toolkit and checks what a CANN
-# user meets there: headers that compile on their own (acl.h and hccl.h also as C), the
+# user meets there: headers that compile on their own (acl.h and hccl.h also as C), the paths
+# other samples use (runtime/include, runtime/lib64/stub, -lacl_rt, set_env.sh), the
 # vendor's sample built with the plain CANN g++ link line and run on 16 devices, setenv.bash,
 # an HCCL AllReduce program (examples/hccl_allreduce) built with the g++ line, an HCCL program
 # with its own Makefile (examples/hccl_collectives) built by `make` in a shell that only
