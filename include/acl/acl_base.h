@@ -108,6 +108,13 @@ ACL_FUNC_VISIBILITY aclFloat16 aclFloatToFloat16(float value);
 /* The version of package pkgName ("runtime", "CANN", ...) into versionStr, which holds
  * ACL_PKG_VERSION_MAX_SIZE bytes. Every package of this library has the library's version. */
 ACL_FUNC_VISIBILITY aclError aclsysGetVersionStr(char *pkgName, char *versionStr);
+/* The same version as a number that grows with it, weighted as CANN's:
+ * major * 10000000 + minor * 100000 + patch * 1000. */
+ACL_FUNC_VISIBILITY aclError aclsysGetVersionNum(char *pkgName, int32_t *versionNum);
+
+/* The SoC a simulated device stands for: "Ascend910_9391" (Atlas A3, where CANN runs the
+ * barrier and MoE dispatch/combine V2); never null. Needs no aclInit. */
+ACL_FUNC_VISIBILITY const char *aclrtGetSocName(void);
 
 /* The message of the most recent error on the calling thread ("" when none). */
 ACL_FUNC_VISIBILITY const char *aclGetRecentErrMsg(void);

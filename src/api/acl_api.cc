@@ -291,8 +291,8 @@ aclError aclrtEventElapsedTime(float* ms, aclrtEvent startEvent, aclrtEvent endE
 aclError aclrtMalloc(void** devPtr, size_t size, aclrtMemMallocPolicy policy) try {
   if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: devPtr is null");
   if (size == 0) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: size is 0");
-  if (policy != ACL_MEM_MALLOC_HUGE_FIRST && policy != ACL_MEM_MALLOC_HUGE_ONLY &&
-      policy != ACL_MEM_MALLOC_NORMAL_ONLY) {
+  // Every placement policy is the same host memory here; P2P memory is peer-accessible anyway.
+  if (policy < ACL_MEM_MALLOC_HUGE_FIRST || policy > ACL_MEM_MALLOC_HUGE1G_ONLY_P2P) {
     return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMalloc: policy {} is not a valid aclrtMemMallocPolicy",
                 static_cast<int>(policy));
   }
@@ -359,9 +359,11 @@ aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t cou
 aclError aclrtMemset(void* devPtr, size_t maxCount, int32_t value, size_t count) try {
   if (devPtr == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: devPtr is null");
   if (count > maxCount) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: count {} exceeds maxCount {}", count, maxCount);
-  if (!Runtime::Instance().Memory().Contains(devPtr, count, MemoryKind::kDevice)) {
-    return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: {} (+{} bytes) is not inside device memory from aclrtMalloc",
-                devPtr, count);
+  // As in CANN, the address says whether the memory is a device's or the host's.
+  auto& memory = Runtime::Instance().Memory();
+  if (!memory.Contains(devPtr, count, MemoryKind::kDevice) && !memory.Contains(devPtr, count, MemoryKind::kHost)) {
+    return Fail(ACL_ERROR_INVALID_PARAM,
+                "aclrtMemset: {} (+{} bytes) is not inside memory from aclrtMalloc or aclrtMallocHost", devPtr, count);
   }
   std::memset(devPtr, value, count);
   return ACL_SUCCESS;

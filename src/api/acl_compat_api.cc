@@ -233,10 +233,14 @@ aclError aclrtMemsetAsync(void* devPtr, size_t maxCount, int32_t value, size_t c
   if (count > maxCount) {
     return Fail(ACL_ERROR_INVALID_PARAM, "aclrtMemsetAsync: count {} exceeds maxCount {}", count, maxCount);
   }
-  auto block = Runtime::Instance().Memory().Find(devPtr, count, MemoryKind::kDevice);
+  // As in CANN, the address says whether the memory is a device's or the host's.
+  auto& memory = Runtime::Instance().Memory();
+  auto block = memory.Find(devPtr, count, MemoryKind::kDevice);
+  if (!block) block = memory.Find(devPtr, count, MemoryKind::kHost);
   if (!block) {
     return Fail(ACL_ERROR_INVALID_PARAM,
-                "aclrtMemsetAsync: {} (+{} bytes) is not inside device memory from aclrtMalloc", devPtr, count);
+                "aclrtMemsetAsync: {} (+{} bytes) is not inside memory from aclrtMalloc or aclrtMallocHost", devPtr,
+                count);
   }
   aclError error = ACL_SUCCESS;
   auto resolved = Runtime::Instance().ResolveStream(stream, &error);
@@ -370,6 +374,30 @@ aclError aclsysGetVersionStr(char* pkgName, char* versionStr) try {
   if (pkgName[0] == '\0') return Fail(ACL_ERROR_INVALID_PARAM, "aclsysGetVersionStr: pkgName is empty");
   std::strncpy(versionStr, distbarrierVersion(), ACL_PKG_VERSION_MAX_SIZE - 1);
   versionStr[ACL_PKG_VERSION_MAX_SIZE - 1] = '\0';
+  return ACL_SUCCESS;
+}
+DISTBARRIER_ACL_GUARD
+
+aclError aclsysGetVersionNum(char* pkgName, int32_t* versionNum) try {
+  if (pkgName == nullptr || versionNum == nullptr) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "aclsysGetVersionNum: pkgName or versionNum is null");
+  }
+  if (pkgName[0] == '\0') return Fail(ACL_ERROR_INVALID_PARAM, "aclsysGetVersionNum: pkgName is empty");
+  *versionNum = DISTBARRIER_VERSION_MAJOR * 10000000 + DISTBARRIER_VERSION_MINOR * 100000 + DISTBARRIER_VERSION_PATCH * 1000;
+  return ACL_SUCCESS;
+}
+DISTBARRIER_ACL_GUARD
+
+const char* aclrtGetSocName(void) { return "Ascend910_9391"; }
+
+aclError aclrtQueryDeviceStatus(int32_t deviceId, aclrtDeviceStatus* deviceStatus) try {
+  if (deviceStatus == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtQueryDeviceStatus: deviceStatus is null");
+  auto& runtime = Runtime::Instance();
+  if (!runtime.ValidDevice(deviceId)) {
+    return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtQueryDeviceStatus: device {} is out of range [0, {})", deviceId,
+                runtime.DeviceCount());
+  }
+  *deviceStatus = ACL_RT_DEVICE_STATUS_NORMAL;
   return ACL_SUCCESS;
 }
 DISTBARRIER_ACL_GUARD

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the build into a fresh prefix P shaped like a CANN toolkit and checks what a CANN
-# user meets there: headers that compile on their own (acl.h and hccl.h also as C), the
+# user meets there: headers that compile on their own (acl.h and hccl.h also as C), the paths
+# other samples use (runtime/include, runtime/lib64/stub, -lacl_rt, set_env.sh), the
 # vendor's sample built with the plain CANN g++ link line and run on 16 devices, setenv.bash,
-# an HCCL AllReduce program (examples/hccl_allreduce) built as CANN's HCCL examples are, and
-# find_package(distbarrier).
+# an HCCL AllReduce program (examples/hccl_allreduce) built with the g++ line, an HCCL program
+# with its own Makefile (examples/hccl_collectives) built by `make` in a shell that only
+# sourced setenv.bash, as CANN's HCCL examples are, and find_package(distbarrier).
 # EXTRA_CXXFLAGS carries the build's sanitizer flags, which a program linked against an
 # instrumented library needs; it is empty for a normal build.
 set -euo pipefail
@@ -31,9 +33,17 @@ for header in $(cd "$P/include" && find acl hccl aclnn aclnnop distbarrier -name
 done
 echo "headers: each compiles on its own (C99/C11 for acl.h and hccl.h, C++11..C++20 for all)"
 
-for lib in ascendcl nnopbase opapi op_common hccl; do
+for lib in ascendcl acl_rt nnopbase opapi op_common hccl; do
   test -e "$P/lib64/lib$lib.so" || { echo "missing $P/lib64/lib$lib.so"; exit 1; }
 done
+# The older layout of Ascend's classic samples (runtime/include, runtime/lib64/stub), and the
+# runtime's newer library name (-lacl_rt).
+printf '#include "acl/acl.h"\nint main() { uint32_t n = 0; return aclrtGetDeviceCount(&n) == ACL_SUCCESS && n > 0 ? 0 : 1; }\n' >"$work/layout.cpp"
+g++ "${extra[@]}" "$work/layout.cpp" -o "$work/layout" -I"$P/runtime/include" -L"$P/runtime/lib64/stub" -lacl_rt
+LD_LIBRARY_PATH="$P/lib64" "$work/layout"
+# set_env.sh at the top, where CANN's documents source it, sets what bin/setenv.bash sets.
+test "$(env -i PATH=/usr/bin:/bin bash -c "source '$P/set_env.sh' && echo \$ASCEND_HOME_PATH")" = "$(cd "$P" && pwd)"
+echo "layout: lib64/libacl_rt.so, runtime/include, runtime/lib64/stub, set_env.sh"
 
 # The CANN link line, unchanged.
 g++ "${extra[@]}" "$source_dir/examples/seed_barrier/main.cpp" -o "$work/demo" -I"$P/include" -I"$P/include/aclnnop" \
@@ -72,6 +82,17 @@ g++ -std=c++14 -Wall -Wextra -Werror "${extra[@]}" "$source_dir/examples/hccl_al
 "$work/hccl_allreduce" 8 262147 >"$work/hccl.out" 2>&1 || { cat "$work/hccl.out"; exit 1; }
 tail -n 1 "$work/hccl.out"
 grep -q "^8/8 devices: HcclAllReduce of 262147 floats matches the host sum$" "$work/hccl.out"
+
+# An HCCL program with its own Makefile, built and run as CANN's HCCL examples are (`make`,
+# `make test`) in a shell that has nothing but what setenv.bash exports (and the sanitizer
+# settings of an instrumented build).
+cp -r "$source_dir/examples/hccl_collectives" "$work/hccl_collectives"
+env -i HOME="$HOME" PATH=/usr/bin:/bin EXTRA_CXXFLAGS="${EXTRA_CXXFLAGS:-}" \
+  ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" TSAN_OPTIONS="${TSAN_OPTIONS:-}" \
+  bash -c "source '$P/bin/setenv.bash' && make -s -C '$work/hccl_collectives' && make -s -C '$work/hccl_collectives' test" \
+  >"$work/make.out" 2>&1 || { cat "$work/make.out"; exit 1; }
+tail -n 1 "$work/make.out"
+grep -q "^8/8 ranks: HcclAllReduce, HcclBroadcast and a HcclSend/HcclRecv ring of 65537 elements match the host$" "$work/make.out"
 
 # A CMake consumer.
 mkdir -p "$work/consumer"

@@ -121,6 +121,23 @@ TEST_F(CompatTest, MemsetAsyncRunsInStreamOrder) {
   ASSERT_ACL_OK(aclrtFree(device));
 }
 
+// As aclrtMemset: memory from aclrtMallocHost is set in stream order too.
+TEST_F(CompatTest, MemsetAsyncFillsHostMemoryFromMallocHost) {
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  aclrtStream stream = NewStream();
+  void* host = nullptr;
+  ASSERT_ACL_OK(aclrtMallocHost(&host, 64));
+  ASSERT_ACL_OK(aclrtMemset(host, 64, 0, 64));
+  ASSERT_ACL_OK(aclrtMemsetAsync(host, 64, 0x33, 40, stream));
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  const auto* bytes = static_cast<const unsigned char*>(host);
+  EXPECT_EQ(bytes[0], 0x33);
+  EXPECT_EQ(bytes[39], 0x33);
+  EXPECT_EQ(bytes[40], 0);
+  EXPECT_EQ(aclrtMemsetAsync(host, 128, 0, 65, stream), ACL_ERROR_INVALID_PARAM);  // past the block
+  ASSERT_ACL_OK(aclrtFreeHost(host));
+}
+
 // The memset holds its block: a free before the stream reached it leaves it alive (ASan
 // reports a use after free otherwise).
 TEST_F(CompatTest, MemsetAsyncKeepsItsBlockAliveAcrossFree) {
@@ -245,6 +262,35 @@ TEST_F(CompatTest, VersionStringIsTheLibraryVersion) {
   EXPECT_EQ(aclsysGetVersionStr(package, nullptr), ACL_ERROR_INVALID_PARAM);
   char empty[] = "";
   EXPECT_EQ(aclsysGetVersionStr(empty, version), ACL_ERROR_INVALID_PARAM);
+}
+
+TEST_F(CompatTest, VersionNumberIsWeightedAsCanns) {
+  char package[] = "runtime";
+  int32_t number = -1;
+  ASSERT_ACL_OK(aclsysGetVersionNum(package, &number));
+  EXPECT_EQ(number, DISTBARRIER_VERSION_MAJOR * 10000000 + DISTBARRIER_VERSION_MINOR * 100000 +
+                        DISTBARRIER_VERSION_PATCH * 1000);
+  EXPECT_EQ(aclsysGetVersionNum(nullptr, &number), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclsysGetVersionNum(package, nullptr), ACL_ERROR_INVALID_PARAM);
+  char empty[] = "";
+  EXPECT_EQ(aclsysGetVersionNum(empty, &number), ACL_ERROR_INVALID_PARAM);
+}
+
+// The runtime's sample scripts run a helper that prints aclrtGetSocName() before any aclInit
+// and accept only [A-Za-z0-9_-]+.
+TEST_F(CompatTest, SocNameIsAnAscendNameWithoutInit) {
+  const char* name = aclrtGetSocName();
+  ASSERT_NE(name, nullptr);
+  EXPECT_STREQ(name, "Ascend910_9391");
+}
+
+TEST_F(CompatTest, EveryValidDeviceIsNormal) {
+  auto status = static_cast<aclrtDeviceStatus>(-1);
+  ASSERT_ACL_OK(aclrtQueryDeviceStatus(0, &status));
+  EXPECT_EQ(status, ACL_RT_DEVICE_STATUS_NORMAL);
+  EXPECT_EQ(aclrtQueryDeviceStatus(0, nullptr), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtQueryDeviceStatus(-1, &status), ACL_ERROR_RT_INVALID_DEVICEID);
+  EXPECT_EQ(aclrtQueryDeviceStatus(1 << 20, &status), ACL_ERROR_RT_INVALID_DEVICEID);
 }
 
 TEST_F(CompatTest, Float16ConversionsAreIeeeHalf) {

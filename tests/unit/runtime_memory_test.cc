@@ -50,7 +50,10 @@ TEST_F(MemoryTest, MallocWithoutContextIsContextNull) {
 
 TEST_F(MemoryTest, MallocPoliciesAllWork) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  for (auto policy : {ACL_MEM_MALLOC_HUGE_FIRST, ACL_MEM_MALLOC_HUGE_ONLY, ACL_MEM_MALLOC_NORMAL_ONLY}) {
+  // The P2P policies too: the runtime's own device_P2P example allocates with them.
+  for (auto policy : {ACL_MEM_MALLOC_HUGE_FIRST, ACL_MEM_MALLOC_HUGE_ONLY, ACL_MEM_MALLOC_NORMAL_ONLY,
+                      ACL_MEM_MALLOC_HUGE_FIRST_P2P, ACL_MEM_MALLOC_HUGE_ONLY_P2P, ACL_MEM_MALLOC_NORMAL_ONLY_P2P,
+                      ACL_MEM_MALLOC_HUGE1G_ONLY, ACL_MEM_MALLOC_HUGE1G_ONLY_P2P}) {
     void* dev = nullptr;
     ASSERT_ACL_OK(aclrtMalloc(&dev, 100, policy));
     EXPECT_NE(dev, nullptr);
@@ -287,6 +290,20 @@ TEST_F(MemoryTest, MemsetFillsDeviceMemory) {
   std::array<char, 16> host{};
   EXPECT_EQ(aclrtMemset(host.data(), 16, 0, 16), ACL_ERROR_INVALID_PARAM);
   EXPECT_ACL_OK(aclrtFree(dev));
+}
+
+// CANN's aclrtMemset tells host from device memory by the address: memory from
+// aclrtMallocHost is filled too (Ascend's memcpy samples memset their host buffers).
+TEST_F(MemoryTest, MemsetFillsHostMemoryFromMallocHost) {
+  void* host = nullptr;
+  ASSERT_ACL_OK(aclrtMallocHost(&host, 64));
+  ASSERT_ACL_OK(aclrtMemset(host, 64, 0x7e, 64));
+  ASSERT_ACL_OK(aclrtMemset(static_cast<char*>(host) + 32, 32, 0x01, 8));
+  const auto* bytes = static_cast<const unsigned char*>(host);
+  for (size_t i = 0; i < 64; ++i) EXPECT_EQ(bytes[i], i >= 32 && i < 40 ? 0x01 : 0x7e) << "byte " << i;
+  EXPECT_EQ(aclrtMemset(host, 128, 0, 65), ACL_ERROR_INVALID_PARAM);  // past the block
+  EXPECT_ACL_OK(aclrtFreeHost(host));
+  EXPECT_EQ(aclrtMemset(host, 64, 0, 64), ACL_ERROR_INVALID_PARAM);  // freed
 }
 
 TEST_F(MemoryTest, MallocHostAndFreeHost) {
