@@ -124,17 +124,19 @@ void BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required, c
 
   RecordSlot& slot = Slot(seq);
   std::atomic<int64_t>* relative = Relative(seq);
+  // A seqlock without fences (TSan does not model them): every field is stored with release
+  // after the odd version, so a reader that reads any new field (with acquire) also sees the
+  // odd version, or a later one, when it checks the version again. On x86 both are plain moves.
   const uint64_t version = slot.version.load(std::memory_order_relaxed);
   slot.version.store(version + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);  // readers see the odd version first
-  slot.seq.store(seq, std::memory_order_relaxed);
-  slot.last_rank.store(last_rank, std::memory_order_relaxed);
-  slot.first_arrival_ns.store(first, std::memory_order_relaxed);
-  slot.spread_ns.store(last - first, std::memory_order_relaxed);
-  for (int rank = 0; rank < rank_count_; ++rank) relative[rank].store(-1, std::memory_order_relaxed);
+  slot.seq.store(seq, std::memory_order_release);
+  slot.last_rank.store(last_rank, std::memory_order_release);
+  slot.first_arrival_ns.store(first, std::memory_order_release);
+  slot.spread_ns.store(last - first, std::memory_order_release);
+  for (int rank = 0; rank < rank_count_; ++rank) relative[rank].store(-1, std::memory_order_release);
   for (int rank : required) {
     const int64_t lateness = window.ArrivalNs(rank, seq) - first;
-    relative[rank].store(lateness, std::memory_order_relaxed);
+    relative[rank].store(lateness, std::memory_order_release);
     RankCounters& counters = counters_[rank];
     counters.barriers.fetch_add(1, std::memory_order_relaxed);
     counters.total_ns.fetch_add(lateness, std::memory_order_relaxed);
@@ -160,16 +162,17 @@ std::optional<BarrierRecord> BarrierStats::Copy(uint64_t seq, Clock::time_point 
       sched_yield();
       continue;
     }
-    if (slot.seq.load(std::memory_order_relaxed) != seq) return std::nullopt;
+    // Acquire loads, so the version check below cannot move before them (see RecordReleased).
+    if (slot.seq.load(std::memory_order_acquire) != seq) return std::nullopt;
     BarrierRecord record;
     record.seq = seq;
-    record.last_rank = slot.last_rank.load(std::memory_order_relaxed);
-    record.first_arrival_ns = slot.first_arrival_ns.load(std::memory_order_relaxed);
-    record.spread_ns = slot.spread_ns.load(std::memory_order_relaxed);
+    record.last_rank = slot.last_rank.load(std::memory_order_acquire);
+    record.first_arrival_ns = slot.first_arrival_ns.load(std::memory_order_acquire);
+    record.spread_ns = slot.spread_ns.load(std::memory_order_acquire);
     record.relative_ns.resize(static_cast<size_t>(rank_count_));
-    for (int rank = 0; rank < rank_count_; ++rank)
-      record.relative_ns[rank] = relative[rank].load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);  // the reads above before the re-check
+    for (int rank = 0; rank < rank_count_; ++rank) {
+      record.relative_ns[rank] = relative[rank].load(std::memory_order_acquire);
+    }
     if (slot.version.load(std::memory_order_relaxed) == before) return record;
   }
 }
