@@ -294,6 +294,21 @@ TEST_F(ValidationTest, CachedStage1SeesTheCommunicatorDestroyed) {
   EXPECT_THAT(Message(), HasSubstr("was destroyed"));
 }
 
+// The cache holds a plan, and through it the group: once the communicators are destroyed, the
+// thread's next stage 1 lets the group go.
+TEST_F(ValidationTest, CachedStage1DoesNotKeepADestroyedGroupAlive) {
+  ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+  ASSERT_EQ(aclDestroyAclOpExecutor(executor_), ACLNN_SUCCESS);
+  auto found = comm::GroupRegistry::Instance().Find(group_, 0);
+  ASSERT_TRUE(std::holds_alternative<comm::Member>(found));
+  std::weak_ptr<comm::Group> group = std::get<comm::Member>(found).group;
+  found = comm::GroupRegistry::LookupError::kUnknownGroup;
+  for (HcclComm comm : comms_) ASSERT_EQ(HcclCommDestroy(comm), HCCL_SUCCESS);
+  comms_.clear();
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_TRUE(group.expired());
+}
+
 TEST_F(ValidationTest, CachedStage1FollowsTheCurrentDevice) {
   std::vector<HcclComm> pair = MakeGroup({4, 5});
   const std::string name = CommName(pair[0]);

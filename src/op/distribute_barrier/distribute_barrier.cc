@@ -119,13 +119,19 @@ struct PlanVersions {
 
 class PlanCache {
  public:
-  // `now`: PlanVersions::Now() of this call.
-  std::shared_ptr<const BarrierPlan> Find(const PlanKey& key, const PlanVersions& now) const {
+  // `now`: PlanVersions::Now() of this call. Entries checked against older versions can never
+  // hit again (the counters only grow): they are dropped, so a destroyed communicator's group is
+  // not kept alive by this cache beyond the thread's next stage 1.
+  std::shared_ptr<const BarrierPlan> Find(const PlanKey& key, const PlanVersions& now) {
     if (now.runtime->InheritedAcrossFork()) return nullptr;  // stage 1 must fail there
-    for (const Entry& entry : entries_) {
-      if (entry.plan && entry.key.x_ref == key.x_ref && entry.key.v2 == key.v2 &&
-          entry.key.world_size == key.world_size && entry.key.group_length == key.group_length &&
-          std::memcmp(entry.group, key.group, key.group_length) == 0 && entry.versions == now) {
+    for (Entry& entry : entries_) {
+      if (!entry.plan) continue;
+      if (entry.versions != now) {
+        entry.plan.reset();
+        continue;
+      }
+      if (entry.key.x_ref == key.x_ref && entry.key.v2 == key.v2 && entry.key.world_size == key.world_size &&
+          entry.key.group_length == key.group_length && std::memcmp(entry.group, key.group, key.group_length) == 0) {
         return entry.plan;
       }
     }
