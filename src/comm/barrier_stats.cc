@@ -1,88 +1,220 @@
 #include "comm/barrier_stats.h"
 
-#include <atomic>
+#include <sched.h>
+
+#include <algorithm>
 #include <climits>
+#include <cstdlib>
+#include <new>
 
 #include "common/env.h"
+#include "common/futex.h"
 
 namespace distbarrier::comm {
 namespace {
+constexpr size_t kLine = 64;
+
 std::atomic<bool>& StatsFlag() {
   static std::atomic<bool> enabled{EnvInt("DISTBARRIER_STATS", 1) != 0};
   return enabled;
 }
+
+size_t RoundUp(size_t bytes) {
+  return (bytes + kLine - 1) / kLine * kLine;
+}
+
+void RaiseMax(std::atomic<int64_t>& word, int64_t value) {
+  int64_t current = word.load(std::memory_order_relaxed);
+  while (current < value && !word.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+  }
+}
 }  // namespace
 
-bool StatsEnabled() { return StatsFlag().load(std::memory_order_relaxed); }
-void SetStatsEnabled(bool enabled) { StatsFlag().store(enabled, std::memory_order_relaxed); }
+bool StatsEnabled() {
+  return StatsFlag().load(std::memory_order_relaxed);
+}
+void SetStatsEnabled(bool enabled) {
+  StatsFlag().store(enabled, std::memory_order_relaxed);
+}
+
+// recorded_seq and the word readers sleep on follow the window's release protocol: the
+// recorder raises recorded_seq, bumps the word, then wakes only if a reader counts itself
+// asleep; a reader counts itself, then re-checks recorded_seq before sleeping (all seq_cst: the
+// Dekker pairing), so no wake-up is lost.
+struct BarrierStats::Header {
+  alignas(kLine) std::atomic<uint64_t> recorded_seq{0};
+  std::atomic<uint32_t> recorded_word{0};
+  alignas(kLine) std::atomic<uint32_t> readers_waiting{0};
+};
+
+struct alignas(kLine) BarrierStats::RecordSlot {
+  std::atomic<uint64_t> version{0};  // odd while being written
+  std::atomic<uint64_t> seq{0};
+  std::atomic<int64_t> first_arrival_ns{0};
+  std::atomic<int64_t> spread_ns{0};
+  std::atomic<int32_t> last_rank{-1};
+};
+
+struct BarrierStats::RankCounters {
+  std::atomic<uint64_t> barriers{0};
+  std::atomic<uint64_t> times_last{0};
+  std::atomic<int64_t> total_ns{0};
+  std::atomic<int64_t> max_ns{0};
+};
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>::is_always_lock_free &&
+                  std::atomic<uint32_t>::is_always_lock_free,
+              "the statistics must be usable in memory shared between processes");
+
+size_t BarrierStats::StateBytes(int rank_count) {
+  const auto ranks = static_cast<size_t>(rank_count);
+  return RoundUp(sizeof(Header)) + sizeof(RecordSlot) * kRecent +
+         RoundUp(sizeof(std::atomic<int64_t>) * kRecent * ranks) + RoundUp(sizeof(RankCounters) * ranks);
+}
 
 BarrierStats::BarrierStats(int rank_count)
-    : lateness_(static_cast<size_t>(rank_count)), scratch_(static_cast<size_t>(rank_count)) {
-  for (BarrierRecord& record : recent_) record.relative_ns.assign(static_cast<size_t>(rank_count), -1);
+    : BarrierStats(rank_count, std::aligned_alloc(kLine, StateBytes(rank_count)), true) {
+  heap_ = header_;
 }
 
-bool BarrierStats::ClaimRecord(uint64_t seq) {
-  uint64_t claimed = claimed_.load(std::memory_order_relaxed);
-  do {
-    if (claimed >= seq) return false;
-  } while (!claimed_.compare_exchange_weak(claimed, seq, std::memory_order_relaxed));
-  return true;
-}
-
-void BarrierStats::Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
-  {
-    std::lock_guard lock(mutex_);
-    int64_t first = INT64_MAX;
-    int64_t last = INT64_MIN;
-    int last_rank = -1;
-    for (int rank : required) {
-      const int64_t arrival = window.ArrivalNs(rank, seq);
-      scratch_[rank] = arrival;
-      if (arrival < first) first = arrival;
-      if (arrival > last) last = arrival, last_rank = rank;
-    }
-    BarrierRecord& record = recent_[seq % kRecent];
-    record.seq = seq;
-    record.last_rank = last_rank;
-    record.first_arrival_ns = first;
-    record.spread_ns = last - first;
-    std::fill(record.relative_ns.begin(), record.relative_ns.end(), -1);
-    for (int rank : required) {
-      const int64_t lateness = scratch_[rank] - first;
-      record.relative_ns[rank] = lateness;
-      RankLateness& stats = lateness_[rank];
-      stats.barriers++;
-      stats.total_ns += lateness;
-      if (lateness > stats.max_ns) stats.max_ns = lateness;
-    }
-    if (last_rank >= 0) lateness_[last_rank].times_last++;
-    if (seq > recorded_) recorded_ = seq;
-    if (readers_waiting_ == 0) return;
+BarrierStats::BarrierStats(int rank_count, void* memory, bool initialize) : rank_count_(rank_count) {
+  if (memory == nullptr) throw std::bad_alloc();
+  auto* bytes = static_cast<char*>(memory);
+  const auto ranks = static_cast<size_t>(rank_count);
+  char* slots = bytes + RoundUp(sizeof(Header));
+  char* relative = slots + sizeof(RecordSlot) * kRecent;
+  char* counters = relative + RoundUp(sizeof(std::atomic<int64_t>) * kRecent * ranks);
+  if (initialize) {
+    header_ = new (bytes) Header;
+    slots_ = new (slots) RecordSlot[kRecent];
+    relative_ = reinterpret_cast<std::atomic<int64_t>*>(relative);
+    for (size_t i = 0; i < kRecent * ranks; ++i) new (&relative_[i]) std::atomic<int64_t>(-1);
+    counters_ = reinterpret_cast<RankCounters*>(counters);
+    for (size_t i = 0; i < ranks; ++i) new (&counters_[i]) RankCounters;
+  } else {
+    // Objects the initializing process constructed in this shared memory.
+    header_ = std::launder(reinterpret_cast<Header*>(bytes));
+    slots_ = std::launder(reinterpret_cast<RecordSlot*>(slots));
+    relative_ = std::launder(reinterpret_cast<std::atomic<int64_t>*>(relative));
+    counters_ = std::launder(reinterpret_cast<RankCounters*>(counters));
   }
-  recorded_cv_.notify_all();
+}
+
+BarrierStats::~BarrierStats() {
+  std::free(heap_);
+}
+
+BarrierStats::RecordSlot& BarrierStats::Slot(uint64_t seq) const {
+  return slots_[seq % kRecent];
+}
+
+std::atomic<int64_t>* BarrierStats::Relative(uint64_t seq) const {
+  return relative_ + (seq % kRecent) * static_cast<size_t>(rank_count_);
+}
+
+void BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
+  int64_t first = INT64_MAX;
+  int64_t last = INT64_MIN;
+  int last_rank = -1;
+  for (int rank : required) {
+    const int64_t arrival = window.ArrivalNs(rank, seq);
+    first = std::min(first, arrival);
+    if (arrival > last) last = arrival, last_rank = rank;
+  }
+
+  RecordSlot& slot = Slot(seq);
+  std::atomic<int64_t>* relative = Relative(seq);
+  // A seqlock without fences (TSan does not model them): every field is stored with release
+  // after the odd version, so a reader that reads any new field (with acquire) also sees the
+  // odd version, or a later one, when it checks the version again. On x86 both are plain moves.
+  const uint64_t version = slot.version.load(std::memory_order_relaxed);
+  slot.version.store(version + 1, std::memory_order_relaxed);
+  slot.seq.store(seq, std::memory_order_release);
+  slot.last_rank.store(last_rank, std::memory_order_release);
+  slot.first_arrival_ns.store(first, std::memory_order_release);
+  slot.spread_ns.store(last - first, std::memory_order_release);
+  for (int rank = 0; rank < rank_count_; ++rank) relative[rank].store(-1, std::memory_order_release);
+  for (int rank : required) {
+    const int64_t lateness = window.ArrivalNs(rank, seq) - first;
+    relative[rank].store(lateness, std::memory_order_release);
+    RankCounters& counters = counters_[rank];
+    counters.barriers.fetch_add(1, std::memory_order_relaxed);
+    counters.total_ns.fetch_add(lateness, std::memory_order_relaxed);
+    RaiseMax(counters.max_ns, lateness);
+  }
+  if (last_rank >= 0) counters_[last_rank].times_last.fetch_add(1, std::memory_order_relaxed);
+  slot.version.store(version + 2, std::memory_order_release);
+
+  uint64_t recorded = header_->recorded_seq.load(std::memory_order_seq_cst);
+  while (recorded < seq && !header_->recorded_seq.compare_exchange_weak(recorded, seq, std::memory_order_seq_cst)) {
+  }
+  header_->recorded_word.fetch_add(1, std::memory_order_seq_cst);
+  if (header_->readers_waiting.load(std::memory_order_seq_cst) != 0) FutexWakeAll(header_->recorded_word);
+}
+
+std::optional<BarrierRecord> BarrierStats::Copy(uint64_t seq, Clock::time_point give_up) const {
+  const RecordSlot& slot = Slot(seq);
+  const std::atomic<int64_t>* relative = Relative(seq);
+  for (;;) {
+    const uint64_t before = slot.version.load(std::memory_order_acquire);
+    if (before & 1) {  // its writer is at work (or died at it: a process killed meanwhile)
+      if (Clock::now() >= give_up) return std::nullopt;
+      sched_yield();
+      continue;
+    }
+    // Acquire loads, so the version check below cannot move before them (see RecordReleased).
+    if (slot.seq.load(std::memory_order_acquire) != seq) return std::nullopt;
+    BarrierRecord record;
+    record.seq = seq;
+    record.last_rank = slot.last_rank.load(std::memory_order_acquire);
+    record.first_arrival_ns = slot.first_arrival_ns.load(std::memory_order_acquire);
+    record.spread_ns = slot.spread_ns.load(std::memory_order_acquire);
+    record.relative_ns.resize(static_cast<size_t>(rank_count_));
+    for (int rank = 0; rank < rank_count_; ++rank) {
+      record.relative_ns[rank] = relative[rank].load(std::memory_order_acquire);
+    }
+    if (slot.version.load(std::memory_order_relaxed) == before) return record;
+  }
 }
 
 std::optional<BarrierRecord> BarrierStats::WaitFor(uint64_t seq) const {
   if (seq == 0) return std::nullopt;
-  std::unique_lock lock(mutex_);
   // The recorder runs right after the release the caller saw; the bound only covers a
-  // recorder that was aborted, or statistics switched off meanwhile.
-  ++readers_waiting_;
-  recorded_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return recorded_ >= seq || !StatsEnabled(); });
-  --readers_waiting_;
-  const BarrierRecord& record = recent_[seq % kRecent];
-  if (record.seq != seq) return std::nullopt;
-  return record;
+  // recorder that was aborted or died, or statistics switched off meanwhile.
+  const Clock::time_point give_up = Clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    const uint32_t word = header_->recorded_word.load(std::memory_order_seq_cst);
+    if (header_->recorded_seq.load(std::memory_order_seq_cst) >= seq || !StatsEnabled()) break;
+    const Clock::time_point now = Clock::now();
+    if (now >= give_up) break;
+    header_->readers_waiting.fetch_add(1, std::memory_order_seq_cst);
+    if (header_->recorded_seq.load(std::memory_order_seq_cst) < seq) {
+      FutexWait(header_->recorded_word, word, std::min<Clock::duration>(give_up - now, std::chrono::milliseconds(10)));
+    }
+    header_->readers_waiting.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  return Copy(seq, give_up);
 }
 
 std::vector<RankLateness> BarrierStats::Lateness() const {
-  std::lock_guard lock(mutex_);
-  return lateness_;
+  std::vector<RankLateness> lateness(static_cast<size_t>(rank_count_));
+  for (int rank = 0; rank < rank_count_; ++rank) {
+    const RankCounters& counters = counters_[rank];
+    lateness[rank] = {
+        counters.barriers.load(std::memory_order_relaxed), counters.times_last.load(std::memory_order_relaxed),
+        counters.total_ns.load(std::memory_order_relaxed), counters.max_ns.load(std::memory_order_relaxed)};
+  }
+  return lateness;
 }
 
 void BarrierStats::Reset() {
-  std::lock_guard lock(mutex_);
-  std::fill(lateness_.begin(), lateness_.end(), RankLateness{});
+  for (int rank = 0; rank < rank_count_; ++rank) {
+    RankCounters& counters = counters_[rank];
+    counters.barriers.store(0, std::memory_order_relaxed);
+    counters.times_last.store(0, std::memory_order_relaxed);
+    counters.total_ns.store(0, std::memory_order_relaxed);
+    counters.max_ns.store(0, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace distbarrier::comm

@@ -1,18 +1,24 @@
-// Arrival statistics of a group's barriers as seen by this process: who arrived last and by
-// how much, per barrier and per rank over time, from the arrival times in the barrier window
-// (when each rank's stream reached its barrier task).
+// Arrival statistics of a group's barriers: who arrived last and by how much, per barrier and
+// per rank over time, from the arrival times in the barrier window (when each rank's stream
+// reached its barrier task).
 //
-// After a barrier's release, the first rank of this process to leave it records it (the
-// others go on at once); a rank that asks about the barrier it just left waits for that
-// record. Every process records every barrier, so the figures are the same everywhere.
+// One record per barrier per group: the arrival that releases a barrier records it (in
+// whichever process it runs), after the release, so the other ranks go on at once. For a group
+// spread over processes the state lives in the group's shared memory, next to the window, so
+// every process reads the same figures without recording them itself; a rank that asks about
+// the barrier it just left waits for that record.
+//
+// Records are serialized like the barriers: the releaser of barrier k records it before it
+// arrives at k + 1, so no other record of this group runs meanwhile (an elastic barrier that
+// leaves its releaser out of the next one is the exception; the counters are atomic
+// read-modify-writes, so even then no count is lost). A reader copies a record under its
+// version (a seqlock) and retries if a writer overtook it.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <vector>
@@ -38,12 +44,21 @@ struct RankLateness {
 
 class BarrierStats {
  public:
-  explicit BarrierStats(int rank_count);
+  // The bytes of state for `rank_count` ranks, for a caller that places it in shared memory.
+  static size_t StateBytes(int rank_count);
 
-  // True for the one local caller that should record released barrier `seq`.
-  bool ClaimRecord(uint64_t seq);
-  // Records released barrier `seq`; its caller has not yet arrived at seq + 1.
-  void Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window);
+  // State on the heap, for ranks that are threads of this process.
+  explicit BarrierStats(int rank_count);
+  // A view of state at `memory` (StateBytes(rank_count) bytes, 64-byte aligned); the one process
+  // that sets it up passes initialize = true.
+  BarrierStats(int rank_count, void* memory, bool initialize);
+  ~BarrierStats();
+  BarrierStats(const BarrierStats&) = delete;
+  BarrierStats& operator=(const BarrierStats&) = delete;
+
+  // Records released barrier `seq`: called once per barrier, by the arrival that released it,
+  // before that rank arrives at seq + 1.
+  void RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window);
 
   // The record of barrier `seq` (which the caller has passed), waiting briefly for it if its
   // recorder is still at work; none if it was not recorded or has left the recent ones.
@@ -52,16 +67,21 @@ class BarrierStats {
   void Reset();
 
  private:
+  struct Header;
+  struct RecordSlot;
+  struct RankCounters;
   static constexpr size_t kRecent = 4;  // a rank is never more than one barrier behind another
 
-  std::atomic<uint64_t> claimed_{0};
-  mutable std::mutex mutex_;
-  mutable std::condition_variable recorded_cv_;
-  uint64_t recorded_ = 0;  // the last recorded sequence
-  mutable int readers_waiting_ = 0;  // so recording skips the notify when nobody waits
-  std::array<BarrierRecord, kRecent> recent_;
-  std::vector<RankLateness> lateness_;
-  std::vector<int64_t> scratch_;  // arrival times, reused so recording does not allocate
+  std::optional<BarrierRecord> Copy(uint64_t seq, Clock::time_point give_up) const;
+  RecordSlot& Slot(uint64_t seq) const;
+  std::atomic<int64_t>* Relative(uint64_t seq) const;  // rank_count_ entries of that slot
+
+  const int rank_count_;
+  void* heap_ = nullptr;  // owned state, when not in shared memory
+  Header* header_;
+  RecordSlot* slots_;               // [kRecent]
+  std::atomic<int64_t>* relative_;  // [kRecent][rank_count_]
+  RankCounters* counters_;          // [rank_count_]
 };
 
 // Whether barriers record statistics: DISTBARRIER_STATS (default 1), or distbarrierSetStatsEnabled.

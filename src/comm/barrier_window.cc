@@ -100,11 +100,17 @@ void BarrierWindow::SetReleaseHookForTesting(void (*hook)(void*), void* arg) {
 // The order matters: released_seq first, then the word. A waiter reads the word, then checks
 // released_seq, then sleeps on the word; bumping the word first would let it read the new
 // word, miss the release and sleep with no wake-up coming (BarrierWindowTest covers it).
+// The word is bumped only when someone counts itself asleep: a waiter that counts itself
+// after this release read sleepers == 0 re-checks released_seq afterwards and sees the release
+// (both seq_cst: the count's increment follows our read of it in the single total order, and
+// our RaiseTo precedes that read), so it never sleeps on a word that will not move. Most
+// releases find nobody asleep (ranks of one process park instead) and skip the shared write.
 void BarrierWindow::Release(uint64_t seq) {
   RaiseTo(header_->released_seq, seq);
   if (auto* hook = release_hook.load(std::memory_order_relaxed)) hook(release_hook_arg.load(std::memory_order_relaxed));
+  if (header_->sleepers.load(std::memory_order_seq_cst) == 0) return;
   header_->release_word.fetch_add(1, std::memory_order_seq_cst);
-  if (header_->sleepers.load(std::memory_order_seq_cst) != 0) FutexWakeAll(header_->release_word);
+  FutexWakeAll(header_->release_word);
 }
 
 bool BarrierWindow::Released(uint64_t seq) const {

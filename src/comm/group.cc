@@ -13,12 +13,23 @@ namespace distbarrier::comm {
 namespace {
 std::atomic<int> groups_created{0};
 
-// The data region starts on its own page after the window state.
+// The statistics follow the window state on their own cache line.
+size_t StatsOffset(int rank_count) {
+  constexpr size_t kLine = 64;
+  return (BarrierWindow::StateBytes(rank_count) + kLine - 1) / kLine * kLine;
+}
+
+// The data region starts on its own page after the statistics.
 size_t DataRegionOffset(int rank_count) {
   constexpr size_t kPage = 4096;
-  return (BarrierWindow::StateBytes(rank_count) + kPage - 1) / kPage * kPage;
+  return (StatsOffset(rank_count) + BarrierStats::StateBytes(rank_count) + kPage - 1) / kPage * kPage;
 }
 }  // namespace
+
+void InitializeGroupMemory(void* memory, int rank_count) {
+  BarrierWindow window(rank_count, memory, /*initialize=*/true);
+  BarrierStats stats(rank_count, static_cast<char*>(memory) + StatsOffset(rank_count), /*initialize=*/true);
+}
 
 size_t GroupMemoryBytes(int rank_count) {
   return DataRegionOffset(rank_count) +
@@ -48,7 +59,7 @@ Group::Group(std::string name, int rank_count, std::unique_ptr<SharedMemory> mem
       live_ranks_(1),  // the local rank; others of this process may attach later
       memory_(std::move(memory)),
       window_(rank_count, memory_->Data(), /*initialize=*/false),
-      stats_(rank_count),
+      stats_(rank_count, static_cast<char*>(memory_->Data()) + StatsOffset(rank_count), /*initialize=*/false),
       parked_(rank_count) {
   for (int rank = 0; rank < Size(); ++rank) {
     all_ranks_.push_back(rank);
@@ -138,12 +149,14 @@ std::string GroupRegistry::NewGroupName() {
 
 bool GroupRegistry::Add(const std::shared_ptr<Group>& group) {
   std::lock_guard lock(mutex_);
+  Changed();
   return groups_.emplace(group->Name(), group).second;
 }
 
 std::variant<Member, std::pair<HcclResult, std::string>> GroupRegistry::AttachProcessRank(
     const std::string& name, int rank_count, std::unique_ptr<SharedMemory> memory, int rank, int device) {
   std::lock_guard lock(mutex_);
+  Changed();
   auto it = groups_.find(name);
   if (it != groups_.end() && it->second->LiveRanks() > 0) {
     Group& group = *it->second;
@@ -162,6 +175,7 @@ std::variant<Member, std::pair<HcclResult, std::string>> GroupRegistry::AttachPr
 
 void GroupRegistry::Release(const Member& member) {
   std::lock_guard lock(mutex_);  // against a rank of the same group attaching meanwhile
+  Changed();
   if (!member.group->ReleaseRank(member.rank)) return;
   auto it = groups_.find(member.group->Name());
   if (it != groups_.end() && it->second == member.group) groups_.erase(it);
@@ -169,6 +183,7 @@ void GroupRegistry::Release(const Member& member) {
 
 void GroupRegistry::Clear() {
   std::lock_guard lock(mutex_);
+  Changed();
   groups_.clear();
 }
 

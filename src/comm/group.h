@@ -28,9 +28,12 @@ class GroupCollectives;
 
 inline constexpr size_t kGroupNameCapacity = 128;  // names are shorter than this, NUL included
 
-// The shared memory of a group spread over processes: the barrier window state, then the
-// data region of its transport (one HCCL_BUFFSIZE slot per rank).
+// The shared memory of a group spread over processes: the barrier window state, its
+// statistics, then the data region of its transport (one HCCL_BUFFSIZE slot per rank).
 size_t GroupMemoryBytes(int rank_count);
+// Constructs the window and statistics state in a group's fresh shared memory (the one process
+// that sets it up, before any rank maps it).
+void InitializeGroupMemory(void* memory, int rank_count);
 
 class Group {
  public:
@@ -132,8 +135,15 @@ class GroupRegistry {
   enum class LookupError { kUnknownGroup, kDeviceNotInGroup, kRankDestroyed };
   std::variant<Member, LookupError> Find(const std::string& name, int device) const;
 
+  // Moves whenever a group or a rank is added or released: a caller that read it before a
+  // Find may reuse that Find's answer while it has not moved (per-thread caches of stage 1).
+  uint64_t Generation() const { return generation_.load(std::memory_order_acquire); }
+
  private:
+  void Changed() { generation_.fetch_add(1, std::memory_order_release); }  // with mutex_ held
+
   mutable std::mutex mutex_;
+  std::atomic<uint64_t> generation_{0};
   uint64_t groups_made_ = 0;
   std::unordered_map<std::string, std::shared_ptr<Group>> groups_;
 };

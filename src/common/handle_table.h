@@ -4,8 +4,14 @@
 // back, ids are never reused, and a destroyed, stale or foreign handle is simply not found,
 // so misuse gets an error code instead of undefined behaviour. The top bits carry the kind,
 // so a stream passed where an event is expected is not found either.
+//
+// The table is split into shards, each with its own lock; a thread adds to its own shard
+// (ThisThreadShard) and the shard is part of the id. So ranks that each make, launch and
+// destroy their own handles (an executor per barrier, their stream) never take a lock another
+// thread takes: N threads calling aclnnDistributeBarrierGetWorkspaceSize at once scale.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,82 +32,119 @@ enum class HandleKind : uint64_t {
   kArgument = 8,     // aclScalar, aclIntArray, ... (op/tensor.h)
 };
 
+inline constexpr unsigned kHandleShardBits = 6;
+inline constexpr unsigned kHandleShards = 1u << kHandleShardBits;
+
+// The shard the calling thread adds handles to: threads take shards in turn, so up to
+// kHandleShards threads each have one of their own.
+inline unsigned ThisThreadShard() {
+  static std::atomic<unsigned> threads_seen{0};
+  thread_local const unsigned shard = threads_seen.fetch_add(1, std::memory_order_relaxed) % kHandleShards;
+  return shard;
+}
+
 template <typename T>
 class HandleTable {
  public:
   explicit HandleTable(HandleKind kind) : kind_(kind) {}
 
   void* Add(std::shared_ptr<T> object) {
-    std::lock_guard lock(mutex_);
-    uint64_t id = ++last_id_;
-    objects_.emplace(id, std::move(object));
+    const unsigned index = ThisThreadShard();
+    Shard& shard = shards_[index];
+    std::lock_guard lock(shard.mutex);
+    const uint64_t id = (++shard.last_serial << kHandleShardBits) | index;
+    shard.objects.emplace(id, std::move(object));
     return Encode(id);
   }
 
   std::shared_ptr<T> Find(const void* handle) const {
-    std::shared_lock lock(mutex_);
-    auto it = objects_.find(Decode(handle));
-    return it == objects_.end() ? nullptr : it->second;
+    const uint64_t id = Decode(handle);
+    const Shard& shard = ShardOf(id);
+    std::shared_lock lock(shard.mutex);
+    auto it = shard.objects.find(id);
+    return it == shard.objects.end() ? nullptr : it->second;
   }
 
   // Removes the handle; returns the object, or null when the handle was not live.
   std::shared_ptr<T> Take(const void* handle) {
-    std::lock_guard lock(mutex_);
-    auto it = objects_.find(Decode(handle));
-    if (it == objects_.end()) return nullptr;
+    const uint64_t id = Decode(handle);
+    Shard& shard = ShardOf(id);
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.objects.find(id);
+    if (it == shard.objects.end()) return nullptr;
+    removals_.fetch_add(1, std::memory_order_release);
     std::shared_ptr<T> object = std::move(it->second);
-    objects_.erase(it);
+    shard.objects.erase(it);
     return object;
   }
 
   // True when the handle is of this kind and was issued once (it may be gone now).
   bool WasIssued(const void* handle) const {
-    std::shared_lock lock(mutex_);
-    uint64_t id = Decode(handle);
-    return id != 0 && id <= last_id_;
+    const uint64_t id = Decode(handle);
+    const Shard& shard = ShardOf(id);
+    std::shared_lock lock(shard.mutex);
+    const uint64_t serial = id >> kHandleShardBits;
+    return serial != 0 && serial <= shard.last_serial;
   }
 
+  // Counts removals (Take, TakeAll). A caller that found a handle live, having read this
+  // before the lookup, knows it is still live while the count has not moved: a per-thread
+  // cache can skip the lookup (and its lock) that way.
+  uint64_t Removals() const { return removals_.load(std::memory_order_acquire); }
+
   std::vector<std::shared_ptr<T>> TakeAll() {
-    std::lock_guard lock(mutex_);
     std::vector<std::shared_ptr<T>> all;
-    all.reserve(objects_.size());
-    for (auto& [id, object] : objects_) all.push_back(std::move(object));
-    objects_.clear();
+    removals_.fetch_add(1, std::memory_order_release);
+    for (Shard& shard : shards_) {
+      std::lock_guard lock(shard.mutex);
+      for (auto& [id, object] : shard.objects) all.push_back(std::move(object));
+      shard.objects.clear();
+    }
     return all;
   }
 
   std::vector<std::shared_ptr<T>> Snapshot() const {
-    std::shared_lock lock(mutex_);
     std::vector<std::shared_ptr<T>> all;
-    all.reserve(objects_.size());
-    for (const auto& [id, object] : objects_) all.push_back(object);
+    for (const Shard& shard : shards_) {
+      std::shared_lock lock(shard.mutex);
+      for (const auto& [id, object] : shard.objects) all.push_back(object);
+    }
     return all;
   }
 
   size_t Size() const {
-    std::shared_lock lock(mutex_);
-    return objects_.size();
+    size_t size = 0;
+    for (const Shard& shard : shards_) {
+      std::shared_lock lock(shard.mutex);
+      size += shard.objects.size();
+    }
+    return size;
   }
 
  private:
   static constexpr int kKindShift = 48;
   static constexpr uint64_t kIdMask = (uint64_t{1} << kKindShift) - 1;
 
-  void* Encode(uint64_t id) const {
-    return reinterpret_cast<void*>((static_cast<uint64_t>(kind_) << kKindShift) | id);
-  }
-  // 0 (never a valid id) for handles of another kind.
+  // Every launch looks handles up; only creation and destruction write.
+  struct alignas(64) Shard {
+    mutable std::shared_mutex mutex;
+    uint64_t last_serial = 0;
+    std::unordered_map<uint64_t, std::shared_ptr<T>> objects;
+  };
+
+  void* Encode(uint64_t id) const { return reinterpret_cast<void*>((static_cast<uint64_t>(kind_) << kKindShift) | id); }
+  // 0 (never a valid id: serials start at 1) for handles of another kind.
   uint64_t Decode(const void* handle) const {
     auto bits = reinterpret_cast<uint64_t>(handle);
     if ((bits >> kKindShift) != static_cast<uint64_t>(kind_)) return 0;
     return bits & kIdMask;
   }
+  const Shard& ShardOf(uint64_t id) const { return shards_[id & (kHandleShards - 1)]; }
+  Shard& ShardOf(uint64_t id) { return shards_[id & (kHandleShards - 1)]; }
 
   const HandleKind kind_;
-  // Every launch looks handles up; only creation and destruction write.
-  mutable std::shared_mutex mutex_;
-  uint64_t last_id_ = 0;
-  std::unordered_map<uint64_t, std::shared_ptr<T>> objects_;
+  alignas(64) std::atomic<uint64_t> removals_{0};
+  Shard shards_[kHandleShards];
 };
 
 }  // namespace distbarrier

@@ -43,6 +43,8 @@ class Runtime {
   aclError DestroyContext(void* handle);
   aclError SetCurrentContext(void* handle);
   void* CurrentContextHandle() const;
+  // Moves whenever a context is destroyed (see HandleTable::Removals).
+  uint64_t ContextRemovals() const { return contexts_.Removals(); }
 
   // The calling thread's current context; on failure records why and sets *error.
   std::shared_ptr<Context> CurrentContext(aclError* error) const;

@@ -1,5 +1,8 @@
 // Every argument check of aclnnDistributeBarrier{,V2}GetWorkspaceSize and of the second
 // stage, in the contract's order (contract section 4), plus the vendor's own unit cases.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -270,6 +273,71 @@ TEST_F(ValidationTest, DestroyedCommunicatorFails) {
   for (int rank = 1; rank < kWorld; ++rank) ASSERT_EQ(HcclCommDestroy(comms_[rank]), HCCL_SUCCESS);
   EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
   EXPECT_THAT(Message(), HasSubstr("not a communicator known"));
+}
+
+// --- stage 1 caches a thread's plan: every answer must still follow every change ---
+// (a success is cached per thread; each case first succeeds, then changes what was checked)
+
+TEST_F(ValidationTest, CachedStage1SeesTheXRefDestroyed) {
+  DeviceTensor tensor = MakeTensor(ACL_INT32, {2});
+  ASSERT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+  ASSERT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+  ASSERT_EQ(aclDestroyTensor(tensor.tensor), ACLNN_SUCCESS);
+  EXPECT_EQ(V1(tensor.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("not a live aclTensor"));
+}
+
+TEST_F(ValidationTest, CachedStage1SeesTheCommunicatorDestroyed) {
+  ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+  ASSERT_EQ(HcclCommDestroy(comms_[0]), HCCL_SUCCESS);
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("was destroyed"));
+}
+
+// The cache holds a plan, and through it the group: once the communicators are destroyed, the
+// thread's next stage 1 lets the group go.
+TEST_F(ValidationTest, CachedStage1DoesNotKeepADestroyedGroupAlive) {
+  ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+  ASSERT_EQ(aclDestroyAclOpExecutor(executor_), ACLNN_SUCCESS);
+  auto found = comm::GroupRegistry::Instance().Find(group_, 0);
+  ASSERT_TRUE(std::holds_alternative<comm::Member>(found));
+  std::weak_ptr<comm::Group> group = std::get<comm::Member>(found).group;
+  found = comm::GroupRegistry::LookupError::kUnknownGroup;
+  for (HcclComm comm : comms_) ASSERT_EQ(HcclCommDestroy(comm), HCCL_SUCCESS);
+  comms_.clear();
+  EXPECT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_TRUE(group.expired());
+}
+
+TEST_F(ValidationTest, CachedStage1FollowsTheCurrentDevice) {
+  std::vector<HcclComm> pair = MakeGroup({4, 5});
+  const std::string name = CommName(pair[0]);
+  ASSERT_ACL_OK(aclrtSetDevice(4));
+  ASSERT_EQ(V1(x_ref_.tensor, name.c_str(), 2), ACLNN_SUCCESS) << Message();
+  ASSERT_ACL_OK(aclrtSetDevice(6));
+  EXPECT_EQ(V1(x_ref_.tensor, name.c_str(), 2), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("holds no rank on the current device 6"));
+  // Device 5: rank 1's executor, which a stream of device 4 (rank 0's) refuses at stage 2.
+  ASSERT_ACL_OK(aclrtSetDevice(4));
+  aclrtStream stream_of_4 = NewStream();
+  ASSERT_ACL_OK(aclrtSetDevice(5));
+  ASSERT_EQ(V1(x_ref_.tensor, name.c_str(), 2), ACLNN_SUCCESS) << Message();
+  EXPECT_EQ(aclnnDistributeBarrier(nullptr, 0, executor_, stream_of_4), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_THAT(Message(), HasSubstr("rank 1 of group '" + name + "' is on device 5"));
+}
+
+TEST_F(ValidationTest, CachedStage1FailsInAForkedChild) {
+  ASSERT_EQ(V1(x_ref_.tensor, group_.c_str(), kWorld), ACLNN_SUCCESS) << Message();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // The parent's runtime does not exist here: no current device, however stage 1 was cached.
+    const int status = V1(x_ref_.tensor, group_.c_str(), kWorld);
+    _exit(status == ACLNN_ERR_PARAM_INVALID && Message().find("no current device") != std::string::npos ? 0 : 1);
+  }
+  ASSERT_GT(pid, 0);
+  int wait_status = 0;
+  ASSERT_EQ(waitpid(pid, &wait_status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) << wait_status;
 }
 
 // --- row 7: worldSize vs group size ---

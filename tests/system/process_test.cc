@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "comm/bootstrap/root_info.h"
+#include "distbarrier/distbarrier.h"
 #include "system/barrier_checker.h"
 #include "test_support.h"
 
@@ -42,6 +43,7 @@ struct RankResult {
 struct SharedArea {
   std::atomic<int> root_ready;
   std::atomic<int> intruder_done;
+  std::atomic<int> stats_reset;
   HcclRootInfo root;
   std::atomic<uint64_t> clock;
   uint64_t arrive[kMaxRanks][kMaxBarriers];
@@ -330,6 +332,51 @@ TEST_F(ProcessTest, GarbageTruncatedAndOutOfRangeRootInfoAreRefusedLocally) {
   EXPECT_THAT(std::string(aclGetRecentErrMsg()), HasSubstr("rank 2 is not below nRanks 2"));
   EXPECT_EQ(HcclCommInitRootInfo(0, &real, 0, &comm), HCCL_E_PARA);
   aclFinalize();
+}
+
+// Statistics are recorded once per barrier per group, by the releasing arrival, into state every
+// process shares (not once per process into its own copy): a reset in one process is seen in the
+// other, and one more barrier then counts once for every rank.
+TEST_F(ProcessTest, StatisticsAreOneRecordPerBarrierSharedByEveryProcess) {
+  constexpr int kRanks = 2;
+  constexpr int kBarriers = 20;
+  std::vector<std::function<int()>> bodies;
+  for (int rank = 0; rank < kRanks; ++rank) {
+    bodies.push_back([&, rank] {
+      HcclComm comm = JoinAsRank(area_, rank, kRanks);
+      const std::string group = GroupName(comm);
+      aclrtStream stream = NewStream();
+      DeviceTensor x_ref = MakeTensor(ACL_FLOAT, {1});
+      for (int k = 0; k < kBarriers; ++k) {
+        if (EnqueueBarrier(x_ref.tensor, group, kRanks, stream) != 0) Die(area_, rank, 1, "barrier");
+      }
+      if (int status = aclrtSynchronizeStream(stream); status != 0) Die(area_, rank, status, "synchronize");
+      distbarrierBarrierInfo info{};
+      if (distbarrierGetLastBarrier(group.c_str(), &info, nullptr, 0) != 0) Die(area_, rank, 1, "last barrier");
+      if (info.sequence != kBarriers) Die(area_, rank, 1, "last barrier is #" + std::to_string(info.sequence));
+      if (rank == 0) {
+        // Barrier kBarriers is recorded (GetLastBarrier waited for it): reset every rank's figures.
+        if (distbarrierResetStats(group.c_str()) != 0) Die(area_, rank, 1, "reset");
+        area_->stats_reset.store(1, std::memory_order_release);
+      } else {
+        while (area_->stats_reset.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+      }
+      if (EnqueueBarrier(x_ref.tensor, group, kRanks, stream) != 0) Die(area_, rank, 1, "barrier");
+      if (int status = aclrtSynchronizeStream(stream); status != 0) Die(area_, rank, status, "synchronize");
+      if (distbarrierGetLastBarrier(group.c_str(), &info, nullptr, 0) != 0) Die(area_, rank, 1, "last barrier");
+      distbarrierRankStats stats[kRanks];
+      if (distbarrierGetRankStats(group.c_str(), stats, kRanks) != 0) Die(area_, rank, 1, "rank stats");
+      area_->results[rank].value = static_cast<int64_t>(stats[0].barriers * 1000 + stats[1].barriers);
+      HcclCommDestroy(comm);
+      aclFinalize();
+      return 0;
+    });
+  }
+  ExpectAllOk(RunProcesses(bodies));
+  for (int rank = 0; rank < kRanks; ++rank) {
+    // 1001: one barrier each for ranks 0 and 1 since the reset, seen alike in both processes.
+    EXPECT_EQ(area_->results[rank].value, 1001) << "process of rank " << rank;
+  }
 }
 
 TEST_F(ProcessTest, ConnectTimeoutNamesTheRankThatNeverCame) {

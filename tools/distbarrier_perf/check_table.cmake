@@ -4,7 +4,7 @@
 #   cmake -DPERF=path -DMODE=threads|processes -DJSON=path -P check_table.cmake
 file(REMOVE "${JSON}")
 execute_process(
-  COMMAND "${PERF}" -b 2 -e 4 -n 200 -w 20 --repeat 1 --mode ${MODE} --timeout 150 --launch --json "${JSON}"
+  COMMAND "${PERF}" -b 2 -e 4 -n 200 -w 20 --repeat 1 --mode ${MODE} --timeout 150 --launch --stage1 --json "${JSON}"
   OUTPUT_VARIABLE out
   ERROR_VARIABLE err
   RESULT_VARIABLE rc)
@@ -19,24 +19,27 @@ set(rows "")
 set(header FALSE)
 set(columns FALSE)
 set(launch FALSE)
+set(stage1_lines 0)
 set(number "[-0-9.]+")  # a figure or "-" (CMake regexes allow only 10 groups)
-set(cells "")  # CMake regexes have no {n}: 11 cells after the rank count
-foreach(i RANGE 1 11)
+set(cells "")  # CMake regexes have no {n}: 15 cells after the rank count
+foreach(i RANGE 1 15)
   string(APPEND cells " +${number}")
 endforeach()
 foreach(line IN LISTS lines)
   if(line MATCHES "^# distbarrier-perf: mode ${MODE}, nproc [0-9]+, CPU .*, -n 200 -w 20 --repeat 1$")
     set(header TRUE)
-  elseif(line MATCHES "^ +ranks +b2b +rtrip +std +pthread +central +MPI +pp +b2b/pp +b2b/(std|MPI) +rt/b2b +b2b/cen$")
+  elseif(line MATCHES "^ +ranks +b2b +stage1\\+2 +b2b\\.nostat +rtrip +std +pthread +central +MPI +pp +b2b/pp +b2b/(std|MPI) +rt/b2b +b2b/cen +s12/b2b +st/nost$")
     set(columns TRUE)
   elseif(line MATCHES "^ +([0-9]+)${cells}$")
     list(APPEND rows "${CMAKE_MATCH_1}")
-    # distbarrier's own columns and the ping-pong must be numbers, not "-"
-    if(NOT line MATCHES "^ +[0-9]+ +[0-9]+ +[0-9]+ ")
+    # distbarrier's own columns (b2b, stage 1 + 2, statistics off, round trip) must be numbers
+    if(NOT line MATCHES "^ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ ")
       message(FATAL_ERROR "row without distbarrier figures: '${line}'")
     endif()
   elseif(line MATCHES "^# launch \\(aclnnDistributeBarrier that only enqueues, one thread\\): [0-9]+ ns$")
     set(launch TRUE)
+  elseif(line MATCHES "^# stage 1 \\(aclnnDistributeBarrierGetWorkspaceSize\\), +[0-9]+ threads? +at once: +[0-9]+ ns per call")
+    math(EXPR stage1_lines "${stage1_lines} + 1")
   elseif(line MATCHES "^#" OR line STREQUAL "")
   else()
     message(FATAL_ERROR "unexpected line: '${line}'")
@@ -51,6 +54,10 @@ endif()
 # --launch is measured in threads mode only (processes fork before the runtime starts)
 if(MODE STREQUAL "threads" AND NOT launch)
   message(FATAL_ERROR "no launch line")
+endif()
+# --stage1 (threads mode): 1 thread, then 2 and 4 at once
+if(MODE STREQUAL "threads" AND NOT stage1_lines EQUAL 3)
+  message(FATAL_ERROR "${stage1_lines} stage 1 lines, expected 3")
 endif()
 if(NOT rows STREQUAL "2;4")
   message(FATAL_ERROR "rows for ranks '${rows}', expected 2;4")

@@ -24,7 +24,8 @@ struct Options {
   double idle_s = 0;
   bool context_switch = false;
   bool launch = false;
-  std::string impls = "b2b,rt,std,pthread,central,mpi";
+  std::string impls = "b2b,s12,nostats,rt,std,pthread,central,mpi";
+  bool stage1 = false;  // --stage1: stage 1 alone, on 1 and on N threads at once
   bool enabled[kImplCount] = {};
   bool mpi = false;
   bool moe = false;              // the MoE mode (moe.h) instead of the barrier table

@@ -15,10 +15,14 @@
 namespace distbarrier::perf {
 
 // The implementations measured per rank, in the order a round runs them (MPI runs apart).
-enum Impl { kB2b, kRoundTrip, kStd, kPthread, kCentral, kImplCount };
-inline constexpr const char* kImplKeys[kImplCount] = {"b2b", "rt", "std", "pthread", "central"};
-inline constexpr const char* kImplJson[kImplCount] = {"distbarrier_back_to_back_ns", "distbarrier_round_trip_ns",
-                                                      "std_barrier_ns", "pthread_barrier_ns", "central_spin_yield_ns"};
+// kStage12 is the doc's pattern (stage 1 + stage 2 per barrier, single-use executors);
+// kB2bStatsOff is kB2b with arrival statistics switched off for the phase.
+enum Impl { kB2b, kStage12, kB2bStatsOff, kRoundTrip, kStd, kPthread, kCentral, kImplCount };
+inline constexpr const char* kImplKeys[kImplCount] = {"b2b", "s12", "nostats", "rt", "std", "pthread", "central"};
+inline constexpr const char* kImplJson[kImplCount] = {
+    "distbarrier_back_to_back_ns", "distbarrier_stage1_stage2_ns", "distbarrier_back_to_back_stats_off_ns",
+    "distbarrier_round_trip_ns",   "std_barrier_ns",               "pthread_barrier_ns",
+    "central_spin_yield_ns"};
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -53,6 +53,7 @@
 #include "mpirun.h"
 #include "report.h"
 #include "runners.h"
+#include "stage1.h"
 
 namespace distbarrier::perf {
 namespace {
@@ -83,7 +84,10 @@ int Run(int argc, char** argv) {
                "also measure a context switch: pipe ping-pong between two processes pinned to one CPU");
   app.add_flag("--launch", o.launch,
                "also measure one aclnnDistributeBarrier call that only enqueues (threads mode)");
-  app.add_option("--impls", o.impls, "comma-separated subset of b2b,rt,std,pthread,central,mpi")
+  app.add_flag("--stage1", o.stage1,
+               "also measure stage 1 alone (aclnnDistributeBarrierGetWorkspaceSize) on 1 thread and on N threads at "
+               "once (threads mode)");
+  app.add_option("--impls", o.impls, "comma-separated subset of b2b,s12,nostats,rt,std,pthread,central,mpi")
       ->capture_default_str();
   app.add_flag("--moe", o.moe,
                "measure MoE dispatch -> combine on EP 8 x TP 2 next to a memcpy of its bytes instead (-n 20 -w 3 "
@@ -168,6 +172,7 @@ int Run(int argc, char** argv) {
     run.launch = Median(rounds);
     PrintLaunch(run.launch);
   }
+  if (o.stage1 && !processes) run.stage1 = MeasureStage1(o);
 
   PrintColumns(processes);
   for (int ranks : o.ranks) {

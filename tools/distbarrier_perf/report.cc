@@ -71,21 +71,24 @@ void PrintLaunch(double ns) {
 
 void PrintColumns(bool processes) {
   const char* versus = processes ? "b2b/MPI" : "b2b/std";
-  std::printf("%6s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s\n", "ranks", kWidth, "b2b", kWidth, "rtrip", kWidth,
-              "std", kWidth, "pthread", kWidth, "central", kWidth, "MPI", kWidth, "pp", 8, "b2b/pp", 8, versus, 8,
-              "rt/b2b", 8, "b2b/cen");
+  std::printf("%6s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s\n", "ranks", kWidth, "b2b", kWidth,
+              "stage1+2", kWidth, "b2b.nostat", kWidth, "rtrip", kWidth, "std", kWidth, "pthread", kWidth, "central",
+              kWidth, "MPI", kWidth, "pp", 8, "b2b/pp", 8, versus, 8, "rt/b2b", 8, "b2b/cen", 8, "s12/b2b", 8,
+              "st/nost");
   std::fflush(stdout);
 }
 
 void PrintRow(const Row& row, double pp, bool processes) {
   const double b2b = row.figure[kB2b];
   const double reference = processes ? row.mpi : row.figure[kStd];
-  std::printf("%6d %s %s %s %s %s %s %s %s %s %s %s\n", row.ranks, Cell(b2b, kWidth, 0).c_str(),
+  std::printf("%6d %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n", row.ranks, Cell(b2b, kWidth, 0).c_str(),
+              Cell(row.figure[kStage12], kWidth, 0).c_str(), Cell(row.figure[kB2bStatsOff], kWidth, 0).c_str(),
               Cell(row.figure[kRoundTrip], kWidth, 0).c_str(), Cell(row.figure[kStd], kWidth, 0).c_str(),
               Cell(row.figure[kPthread], kWidth, 0).c_str(), Cell(row.figure[kCentral], kWidth, 0).c_str(),
               Cell(row.mpi, kWidth, 0).c_str(), Cell(pp, kWidth, 0).c_str(), Cell(b2b / pp, 8, 2).c_str(),
               Cell(b2b / reference, 8, 2).c_str(), Cell(row.figure[kRoundTrip] / b2b, 8, 2).c_str(),
-              Cell(b2b / row.figure[kCentral], 8, 2).c_str());
+              Cell(b2b / row.figure[kCentral], 8, 2).c_str(), Cell(row.figure[kStage12] / b2b, 8, 2).c_str(),
+              Cell(b2b / row.figure[kB2bStatsOff], 8, 2).c_str());
   std::fflush(stdout);
 }
 
@@ -107,7 +110,14 @@ bool WriteJson(const Options& o, const RunFigures& run) {
       << "  \"pingpong_ns\": " << JsonNumber(run.pingpong) << ",\n  \"pingpong_rounds_ns\": [";
   for (size_t i = 0; i < run.pingpong_rounds.size(); ++i) out << (i ? ", " : "") << JsonNumber(run.pingpong_rounds[i]);
   out << "],\n  \"context_switch_ns\": " << JsonNumber(run.context_switch)
-      << ",\n  \"launch_ns\": " << JsonNumber(run.launch) << ",\n  \"idle\": ";
+      << ",\n  \"launch_ns\": " << JsonNumber(run.launch) << ",\n  \"stage1\": [";
+  for (size_t i = 0; i < run.stage1.size(); ++i) {
+    const Stage1Figures& row = run.stage1[i];
+    out << (i ? ", " : "") << "{\"threads\": " << row.threads << ", \"call_ns\": " << JsonNumber(row.call_ns)
+        << ", \"slowest_thread_call_ns\": " << JsonNumber(row.call_ns_max)
+        << ", \"with_destroy_ns\": " << JsonNumber(row.with_destroy_ns) << "}";
+  }
+  out << "],\n  \"idle\": ";
   if (run.idle) {
     out << "{\"streams\": " << run.idle->streams << ", \"wall_s\": " << run.idle->wall_s
         << ", \"cpu_s\": " << run.idle->cpu_s << "}";

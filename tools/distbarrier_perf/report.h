@@ -10,6 +10,7 @@
 #include "common.h"
 #include "idle.h"
 #include "runners.h"
+#include "stage1.h"
 
 namespace distbarrier::perf {
 
@@ -21,6 +22,7 @@ struct RunFigures {
   double pingpong = NAN;
   double context_switch = NAN;
   double launch = NAN;
+  std::vector<Stage1Figures> stage1;
   std::optional<IdleResult> idle;
   std::vector<Row> rows;
 };

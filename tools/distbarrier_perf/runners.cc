@@ -19,6 +19,7 @@
 
 #include "acl/acl.h"
 #include "aclnnop/aclnn_distribute_barrier.h"
+#include "distbarrier/distbarrier.h"
 #include "hccl/hccl.h"
 
 namespace distbarrier::perf {
@@ -66,6 +67,14 @@ struct RankBarrier {
   RankBarrier& operator=(const RankBarrier&) = delete;
 
   void Launch() const { CHECK_OK(aclnnDistributeBarrier(workspace, workspace_size, executor, stream)); }
+
+  // The doc's pattern: stage 1 makes a single-use executor, stage 2 launches (and consumes) it.
+  void PrepareAndLaunch(const char* group, int ranks) const {
+    uint64_t size = 0;
+    aclOpExecutor* single_use = nullptr;
+    CHECK_OK(aclnnDistributeBarrierGetWorkspaceSize(x, group, ranks, &size, &single_use));
+    CHECK_OK(aclnnDistributeBarrier(workspace, size, single_use, stream));
+  }
 };
 
 void RunRank(const RankContext& c, int rank) {
@@ -75,7 +84,12 @@ void RunRank(const RankContext& c, int rank) {
   auto run = [&](int impl, int count) {
     switch (impl) {
       case kB2b:
+      case kB2bStatsOff:
         for (int i = 0; i < count; ++i) barrier.Launch();
+        CHECK_OK(aclrtSynchronizeStream(barrier.stream));
+        break;
+      case kStage12:
+        for (int i = 0; i < count; ++i) barrier.PrepareAndLaunch(c.group, c.ranks);
         CHECK_OK(aclrtSynchronizeStream(barrier.stream));
         break;
       case kRoundTrip:
@@ -99,6 +113,9 @@ void RunRank(const RankContext& c, int rank) {
   for (int round = 0; round < o.repeat; ++round) {
     for (int impl = 0; impl < kImplCount; ++impl) {
       if (!o.enabled[impl] || (impl == kStd && c.std_barrier == nullptr)) continue;
+      // Statistics are switched per process (every rank of a process sets the same flag), and
+      // back on only once every rank has left the phase.
+      if (impl == kB2bStatsOff) CHECK_OK(distbarrierSetStatsEnabled(0));
       pthread_barrier_wait(&c.shared->control);
       run(impl, o.warmup);
       pthread_barrier_wait(&c.shared->control);
@@ -106,6 +123,10 @@ void RunRank(const RankContext& c, int rank) {
       run(impl, o.iterations);
       const double ns = std::chrono::duration<double, std::nano>(Clock::now() - begin).count() / o.iterations;
       c.figures[(static_cast<size_t>(impl) * o.repeat + round) * c.ranks + rank] = ns;
+      if (impl == kB2bStatsOff) {
+        pthread_barrier_wait(&c.shared->control);
+        CHECK_OK(distbarrierSetStatsEnabled(1));
+      }
     }
   }
   pthread_barrier_wait(&c.shared->control);

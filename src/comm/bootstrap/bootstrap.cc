@@ -287,7 +287,8 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
   auto memory = SharedMemory::Create(GroupMemoryBytes(static_cast<int>(rank_count)), &error);
   if (!memory) return fail_all(HCCL_E_MEMORY, error);
   {
-    BarrierWindow setup(static_cast<int>(rank_count), memory->Data(), /*initialize=*/true);
+    InitializeGroupMemory(memory->Data(), static_cast<int>(rank_count));
+    BarrierWindow setup(static_cast<int>(rank_count), memory->Data(), /*initialize=*/false);
     for (uint32_t rank = 0; rank < rank_count; ++rank) setup.SetPid(static_cast<int>(rank), pids[rank]);
   }
   const int memory_fd = memory->Fd();

@@ -142,6 +142,7 @@ class BarrierRun final : public runtime::SuspendableTask {
     seq_ = group_.NextSequence(rank_);
     start_ = Clock::now();
     const bool released_here = window.Arrive(rank_, seq_, start_.time_since_epoch().count(), *required_);
+    if (released_here) RecordStatistics();
     if (!group_.AllLocal()) return StepResult::Done(WaitBlocking(stop));
     if (released_here) {
       runtime::TaskStatus mine = Finish(comm::WaitResult::kReleased);
@@ -216,8 +217,17 @@ class BarrierRun final : public runtime::SuspendableTask {
     }
   }
 
+  // One record per barrier of the group, by the arrival that released it (in whichever process),
+  // after the release and before this rank's next arrival.
+  void RecordStatistics() {
+    if (comm::StatsEnabled()) group_.Stats().RecordReleased(seq_, *required_, group_.Window());
+  }
+
   runtime::TaskStatus WaitBlocking(const std::stop_token& stop) {
     comm::BarrierWindow& window = group_.Window();
+    // The releaser itself, or a rank that arrived after the release: nothing to wait for, so no
+    // stop callback to register (the common case of the last arrivals).
+    if (window.Released(seq_)) return Finish(comm::WaitResult::kReleased);
     comm::WaitOptions options;
     if (timeout_) {
       options.deadline = DeadlineAfter(start_, *timeout_);
@@ -246,7 +256,6 @@ class BarrierRun final : public runtime::SuspendableTask {
     if (trace != nullptr) TraceBarrier(*trace, group_, rank_, seq_, start_, end, result);
     switch (result) {
       case comm::WaitResult::kReleased:
-        if (comm::StatsEnabled() && group_.Stats().ClaimRecord(seq_)) group_.Stats().Record(seq_, *required_, window);
         group_.MarkPassed(rank_, seq_);
         return runtime::TaskStatus::Ok();
       case comm::WaitResult::kPeerDied:

@@ -18,7 +18,10 @@ namespace distbarrier::op {
 struct BarrierPlan {
   comm::Member member;
   std::string api;  // the entry point, for messages
-  // Timeout when no tensor gives one: DISTBARRIER_TIMEOUT_MS at executor creation.
+  // Timeout when no tensor gives one: DISTBARRIER_TIMEOUT_MS when stage 1 builds the plan. A
+  // thread reuses its plan for later executors of the same xRef and group until a communicator
+  // is made or destroyed, or a context or tensor destroyed (distribute_barrier.cc, PlanCache); a
+  // setenv meanwhile applies from then on. DISTBARRIER_WARN_S likewise.
   std::optional<std::chrono::microseconds> default_timeout;
   // V2 device tensors, read when the barrier runs (as a kernel would read them).
   const int32_t* timeout_us = nullptr;    // one element; <= 0 means no timeout

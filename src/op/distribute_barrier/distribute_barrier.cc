@@ -1,5 +1,8 @@
 #include "op/distribute_barrier/distribute_barrier.h"
 
+#include <pthread.h>
+
+#include <array>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -82,6 +85,105 @@ aclnnStatus FindTensorMemory(const char* api, const char* name, const Tensor& te
               api, name, first, bytes);
 }
 
+// Stage 1's per-thread cache of plans. A rank calls stage 1 once per barrier with the same
+// xRef and group; every check then gives the same answer as long as the xRef handle, the
+// calling thread's current context and the group registry have not changed (tensors are
+// immutable once made), which three counters tell without a lock: the tensor and context
+// tables' removal counts and the registry's generation, each read before the lookups whose
+// answer the entry keeps. A hit skips the lookups, the environment reads and the plan
+// allocation: executors of one thread share its plan. Only calls without V2's optional tensors
+// are cached (those read tensor memory that can be freed).
+struct PlanKey {
+  const aclTensor* x_ref = nullptr;
+  bool v2 = false;
+  int64_t world_size = 0;
+  size_t group_length = 0;
+  const char* group = nullptr;  // group_length bytes, no NUL needed
+};
+
+// What the checks were made against.
+struct PlanVersions {
+  const runtime::Runtime* runtime = nullptr;
+  void* context = nullptr;
+  uint64_t context_removals = 0;
+  uint64_t tensor_removals = 0;
+  uint64_t registry_generation = 0;
+
+  static PlanVersions Now() {
+    const runtime::Runtime& rt = runtime::Runtime::Instance();
+    return {&rt, rt.CurrentContextHandle(), rt.ContextRemovals(), Tensors().Removals(),
+            comm::GroupRegistry::Instance().Generation()};
+  }
+  bool operator==(const PlanVersions&) const = default;
+};
+
+class PlanCache {
+ public:
+  // `now`: PlanVersions::Now() of this call. Entries checked against older versions can never
+  // hit again (the counters only grow): they are dropped, so a destroyed communicator's group is
+  // not kept alive by this cache beyond the thread's next stage 1.
+  std::shared_ptr<const BarrierPlan> Find(const PlanKey& key, const PlanVersions& now) {
+    if (now.runtime->InheritedAcrossFork()) return nullptr;  // stage 1 must fail there
+    for (Entry& entry : entries_) {
+      if (!entry.plan) continue;
+      if (entry.versions != now) {
+        entry.plan.reset();
+        continue;
+      }
+      if (entry.key.x_ref == key.x_ref && entry.key.v2 == key.v2 && entry.key.world_size == key.world_size &&
+          entry.key.group_length == key.group_length && std::memcmp(entry.group, key.group, key.group_length) == 0) {
+        return entry.plan;
+      }
+    }
+    return nullptr;
+  }
+
+  // A forked child must not free its parent's plans (and with them groups whose threads do not
+  // exist in the child) when the forking thread exits: it keeps them, like the runtime keeps
+  // what it inherited.
+  void ForgetInherited() {
+    static auto* inherited = new std::vector<std::shared_ptr<const BarrierPlan>>;
+    for (Entry& entry : entries_) {
+      if (entry.plan) inherited->push_back(std::move(entry.plan));
+    }
+  }
+
+  void Store(const PlanKey& key, const PlanVersions& versions, std::shared_ptr<const BarrierPlan> plan) {
+    Entry& entry = entries_[next_++ % entries_.size()];
+    entry.key = key;
+    std::memcpy(entry.group, key.group, key.group_length);
+    entry.key.group = entry.group;
+    entry.versions = versions;
+    entry.plan = std::move(plan);
+  }
+
+ private:
+  struct Entry {
+    PlanKey key;
+    char group[comm::kGroupNameCapacity];
+    PlanVersions versions;
+    std::shared_ptr<const BarrierPlan> plan;
+  };
+  std::array<Entry, 4> entries_{};  // a few groups per thread (MoE uses two)
+  size_t next_ = 0;
+};
+
+PlanCache& ThisThreadPlans() {
+  static const int registered = pthread_atfork(nullptr, nullptr, [] { ThisThreadPlans().ForgetInherited(); });
+  (void)registered;
+  thread_local PlanCache cache;
+  return cache;
+}
+
+aclnnStatus IssueExecutor(const BarrierArgs& args, std::shared_ptr<const BarrierPlan> plan) {
+  auto executor = std::make_shared<Executor>();
+  executor->plan = std::move(plan);
+  executor->v2 = args.v2;
+  *args.workspace_size = kWorkspaceBytes;
+  *args.executor = static_cast<aclOpExecutor*>(Executors().Add(std::move(executor)));
+  return ACLNN_SUCCESS;
+}
+
 }  // namespace
 
 HandleTable<Executor>& Executors() {
@@ -99,6 +201,17 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
   if (args.world_size < kMinWorldSize || args.world_size > kMaxWorldSize) {
     return Fail(ACLNN_ERR_INNER_TILING_ERROR, "{}: worldSize {} is out of the supported range [{}, {}]", api,
                 args.world_size, kMinWorldSize, kMaxWorldSize);
+  }
+
+  // Read before every lookup: what a cached answer is valid against.
+  const PlanVersions versions = PlanVersions::Now();
+  const bool cacheable = args.timeout == nullptr && args.elastic == nullptr;
+  const size_t group_length = strnlen(args.group, comm::kGroupNameCapacity);
+  const PlanKey key{args.x_ref, args.v2, args.world_size, group_length, args.group};
+  if (cacheable && group_length > 0 && group_length < comm::kGroupNameCapacity) {
+    if (std::shared_ptr<const BarrierPlan> plan = ThisThreadPlans().Find(key, versions)) {
+      return IssueExecutor(args, std::move(plan));
+    }
   }
 
   std::shared_ptr<Tensor> x_ref;
@@ -120,7 +233,6 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
                 x_ref->view_dims.size(), kMaxDims);
   }
 
-  const size_t group_length = strnlen(args.group, comm::kGroupNameCapacity);
   if (group_length == 0) return Fail(ACLNN_ERR_PARAM_INVALID, "{}: group is an empty string", api);
   if (group_length >= comm::kGroupNameCapacity) {
     // Only the bytes known to exist are read: the name may have no NUL at all.
@@ -174,12 +286,8 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
     plan->elastic_info = static_cast<const int32_t*>(elastic->FirstElement());
   }
 
-  auto executor = std::make_shared<Executor>();
-  executor->plan = std::move(plan);
-  executor->v2 = args.v2;
-  *args.workspace_size = kWorkspaceBytes;
-  *args.executor = static_cast<aclOpExecutor*>(Executors().Add(std::move(executor)));
-  return ACLNN_SUCCESS;
+  if (cacheable) ThisThreadPlans().Store(key, versions, plan);
+  return IssueExecutor(args, std::move(plan));
 }
 
 aclnnStatus CheckWorkspace(const char* api, uint64_t required, const void* workspace, uint64_t workspace_size) {
