@@ -29,7 +29,8 @@ bool BarrierStats::ClaimRecord(uint64_t seq) {
   return true;
 }
 
-void BarrierStats::Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
+BarrierSummary BarrierStats::Record(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
+  BarrierSummary summary;
   {
     std::lock_guard lock(mutex_);
     int64_t first = INT64_MAX;
@@ -57,9 +58,11 @@ void BarrierStats::Record(uint64_t seq, std::span<const int> required, const Bar
     }
     if (last_rank >= 0) lateness_[last_rank].times_last++;
     if (seq > recorded_) recorded_ = seq;
-    if (readers_waiting_ == 0) return;
+    summary = {first, last, last_rank};
+    if (readers_waiting_ == 0) return summary;
   }
   recorded_cv_.notify_all();
+  return summary;
 }
 
 std::optional<BarrierRecord> BarrierStats::WaitFor(uint64_t seq) const {
