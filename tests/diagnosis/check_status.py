@@ -14,6 +14,7 @@ it passed on stdout); nothing sleeps to synchronize. Cases:
                           another uid under our name is not believed (needs root, else skipped)
   timeout_dumps           rank 1 stalls, the others time out: their dumps name rank 1 and the barrier
   peer_death_dumps        rank 2 dies: the others' dumps name it, dead, and the barrier
+  hang_warning_dump       a barrier without timeout waits past DISTBARRIER_WARN_S: the dump names the rank
   abort_dump              the process aborts: its dump is valid JSON holding the barriers it passed
 """
 import glob
@@ -322,6 +323,27 @@ def peer_death_dumps(program, tool, launcher, work):
     if "barrier #31 did not complete: it waited for rank 2" not in text or "dead (its process exited)" not in text:
         fail(f"analysis text:\n{text}")
     print(text)
+
+
+def hang_warning_dump(program, tool, launcher, work):
+    path = os.path.join(work, "flight.%p.json")
+    env = dict(os.environ, DISTBARRIER_FLIGHT_RECORDER=path, DISTBARRIER_WARN_S="1")
+    job = Job([program, "threads", "2", "stall", "1", "5"], env)
+    try:
+        pid = job.pids(1)["process"]
+        dump = path.replace("%p", str(pid))
+        deadline = time.monotonic() + DEADLINE_S
+        while not os.path.exists(dump):  # the hang warning fires after 1 s and writes the file
+            if time.monotonic() > deadline or job.process.poll() is not None:
+                fail(f"no dump at the hang warning; stderr {job.stderr_tail()}")
+            time.sleep(0.05)  # polling for the file, with a deadline: not synchronization by time
+        result, text = analyze(tool, [dump])
+        note = {row["rank"]: row for row in result["ranks"]}[0].get("unfinished", {})
+        if result["first_incomplete"] != 6 or result["waited_for"] != [1] or note.get("outcome") != "hang warning":
+            fail(f"analysis of the hang warning's dump: {json.dumps(result)}")
+        print(text)
+    finally:
+        job.kill()
 
 
 def abort_dump(program, tool, launcher, work):

@@ -35,6 +35,11 @@ for lib in ascendcl nnopbase opapi op_common hccl; do
   test -e "$P/lib64/lib$lib.so" || { echo "missing $P/lib64/lib$lib.so"; exit 1; }
 done
 
+# The tools a user runs from P/bin.
+for tool in distbarrier-run distbarrier-status; do
+  "$P/bin/$tool" --help >/dev/null || { echo "$P/bin/$tool --help failed"; exit 1; }
+done
+
 # The CANN link line, unchanged.
 g++ "${extra[@]}" "$source_dir/examples/seed_barrier/main.cpp" -o "$work/demo" -I"$P/include" -I"$P/include/aclnnop" \
   -L"$P/lib64" -lascendcl -lnnopbase -lopapi -lop_common -lhccl -lpthread
