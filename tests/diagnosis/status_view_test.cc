@@ -56,7 +56,9 @@ void PassBarrier(comm::Group& group, uint64_t seq) {
 }
 
 TEST(FlightRecorderTest, DumpHoldsTheLastBarriersAndTheUnfinishedOne) {
-  const std::string path = ::testing::TempDir() + "flight_" + std::to_string(getpid()) + ".json";
+  // One fixed name (TEST_TMPDIR is the build tree under ctest): the exit dump that the variable
+  // also asks for rewrites this file when the test ends, so a name per pid would pile up.
+  const std::string path = ::testing::TempDir() + "status_view_test_flight.json";
   setenv("DISTBARRIER_FLIGHT_RECORDER", path.c_str(), 1);
   setenv("DISTBARRIER_FLIGHT_RECORDER_SIZE", "8", 1);
   setenv("DISTBARRIER_STATUS", "0", 1);
@@ -98,7 +100,6 @@ TEST(FlightRecorderTest, DumpHoldsTheLastBarriersAndTheUnfinishedOne) {
   EXPECT_NE(text.find("barrier #21 did not complete: it waited for rank 2 (ranks 0, 1 arrived)"), std::string::npos)
       << text;
   EXPECT_NE(text.find("timed out after 300.0 ms waiting for rank 2"), std::string::npos) << text;
-  std::remove(path.c_str());
 }
 
 // Readers (the status server, dumps) and the recording barrier path run at once; under TSan

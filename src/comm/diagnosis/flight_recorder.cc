@@ -282,15 +282,16 @@ FlightRecorder::~FlightRecorder() = default;
 void FlightRecorder::NoteUnfinished(int rank, uint64_t seq, Unfinished outcome, int64_t arrival_ns, int64_t end_ns,
                                     std::span<const int> missing) {
   Note& note = notes_[rank];
-  note.version.fetch_add(1, std::memory_order_relaxed);  // odd: being written
-  std::atomic_thread_fence(std::memory_order_release);
-  note.seq.store(seq, std::memory_order_relaxed);
-  note.outcome.store(static_cast<int32_t>(outcome), std::memory_order_relaxed);
-  note.arrival_ns.store(arrival_ns, std::memory_order_relaxed);
-  note.end_ns.store(end_ns, std::memory_order_relaxed);
+  // The ring's seqlock (see RecordReleased), with an odd version while being written. Two
+  // writers of one rank's note cannot overlap: a rank ends one barrier at a time.
+  note.version.fetch_add(1, std::memory_order_relaxed);
+  note.seq.store(seq, std::memory_order_release);
+  note.outcome.store(static_cast<int32_t>(outcome), std::memory_order_release);
+  note.arrival_ns.store(arrival_ns, std::memory_order_release);
+  note.end_ns.store(end_ns, std::memory_order_release);
   const size_t listed = std::min<size_t>(missing.size(), kMissingListed);
-  for (size_t i = 0; i < listed; ++i) note.missing[i].store(missing[i], std::memory_order_relaxed);
-  note.missing_count.store(static_cast<int32_t>(missing.size()), std::memory_order_relaxed);
+  for (size_t i = 0; i < listed; ++i) note.missing[i].store(missing[i], std::memory_order_release);
+  note.missing_count.store(static_cast<int32_t>(missing.size()), std::memory_order_release);
   note.version.fetch_add(1, std::memory_order_release);
 }
 
@@ -351,15 +352,14 @@ void FlightRecorder::WriteRanks(JsonSink& out, const RankView* retired) const {
       const uint64_t version = note.version.load(std::memory_order_acquire);
       if (version == 0) break;
       if (version % 2 == 1) continue;
-      const uint64_t seq = note.seq.load(std::memory_order_relaxed);
-      const int32_t outcome = note.outcome.load(std::memory_order_relaxed);
-      const int64_t arrival = note.arrival_ns.load(std::memory_order_relaxed);
-      const int64_t end = note.end_ns.load(std::memory_order_relaxed);
-      const int32_t count = note.missing_count.load(std::memory_order_relaxed);
+      const uint64_t seq = note.seq.load(std::memory_order_acquire);
+      const int32_t outcome = note.outcome.load(std::memory_order_acquire);
+      const int64_t arrival = note.arrival_ns.load(std::memory_order_acquire);
+      const int64_t end = note.end_ns.load(std::memory_order_acquire);
+      const int32_t count = note.missing_count.load(std::memory_order_acquire);
       int32_t missing[kMissingListed];
-      const int listed = std::min<int32_t>(count, kMissingListed);
-      for (int i = 0; i < listed; ++i) missing[i] = note.missing[i].load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
+      const int listed = std::clamp<int32_t>(count, 0, kMissingListed);
+      for (int i = 0; i < listed; ++i) missing[i] = note.missing[i].load(std::memory_order_acquire);
       if (note.version.load(std::memory_order_relaxed) != version) continue;
       out.Raw(",")
           .Key("unfinished")
@@ -388,10 +388,9 @@ void FlightRecorder::WriteBarriers(JsonSink& out) const {
   for (uint64_t seq = oldest; newest != 0 && seq <= newest; ++seq) {
     const Entry& entry = entries_[seq % capacity_];
     if (entry.seq.load(std::memory_order_acquire) != seq) continue;
-    const int64_t first_arrival = entry.first_arrival_ns.load(std::memory_order_relaxed);
-    const int64_t release = entry.release_ns.load(std::memory_order_relaxed);
-    const int32_t last_rank = entry.last_rank.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    const int64_t first_arrival = entry.first_arrival_ns.load(std::memory_order_acquire);
+    const int64_t release = entry.release_ns.load(std::memory_order_acquire);
+    const int32_t last_rank = entry.last_rank.load(std::memory_order_acquire);
     if (entry.seq.load(std::memory_order_relaxed) != seq) continue;  // overwritten meanwhile
     if (!first) out.Raw(",");
     first = false;

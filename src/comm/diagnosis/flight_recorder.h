@@ -63,12 +63,13 @@ class FlightRecorder {
   // The barrier path: barrier `seq` was released; called once per barrier and process.
   void RecordReleased(uint64_t seq, const BarrierSummary& summary) {
     if (capacity_ == 0) return;
+    // Seqlock without fences (TSan has none): a reader that sees any field of this write also
+    // sees the zeroed sequence after it (release/acquire per field, plain moves on x86).
     Entry& entry = entries_[seq % capacity_];
-    entry.seq.store(0, std::memory_order_relaxed);  // seqlock: invalid while being written
-    std::atomic_thread_fence(std::memory_order_release);
-    entry.first_arrival_ns.store(summary.first_arrival_ns, std::memory_order_relaxed);
-    entry.release_ns.store(summary.last_arrival_ns, std::memory_order_relaxed);
-    entry.last_rank.store(summary.last_rank, std::memory_order_relaxed);
+    entry.seq.store(0, std::memory_order_relaxed);
+    entry.first_arrival_ns.store(summary.first_arrival_ns, std::memory_order_release);
+    entry.release_ns.store(summary.last_arrival_ns, std::memory_order_release);
+    entry.last_rank.store(summary.last_rank, std::memory_order_release);
     entry.seq.store(seq, std::memory_order_release);
   }
 
