@@ -46,18 +46,20 @@ class Job:
                                         env=env, start_new_session=True)
         self.lines = queue.Queue()
         self.seen = []
+        self.ended = threading.Event()  # stdout reached EOF: every line is in self.lines
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.process.stdout:
             self.lines.put(line.strip())
+        self.ended.set()
 
     def wait_for(self, predicate, what):
         """Lines until `predicate` holds for the ones seen so far."""
         deadline = time.monotonic() + DEADLINE_S
         while not predicate(self.seen):
             left = deadline - time.monotonic()
-            if left <= 0 or self.process.poll() is not None and self.lines.empty():
+            if left <= 0 or self.ended.is_set() and self.lines.empty():
                 fail(f"{what}: not seen; output {self.seen}; stderr {self.stderr_tail()}")
             try:
                 self.seen.append(self.lines.get(timeout=min(left, 1.0)))
@@ -296,8 +298,12 @@ def timeout_dumps(program, tool, launcher, work):
     result, text = analyze(tool, files)
     if result["passed_all"] != 30 or result["first_incomplete"] != 31 or result["waited_for"] != [1]:
         fail(f"analysis: {json.dumps(result)}")
+    # The first rank to time out exits; the launcher then ends rank 1, so a rank whose timeout
+    # has not come yet may see rank 1 die instead. Either way it noted barrier 31 and rank 1.
     notes = [row["unfinished"] for row in result["ranks"] if "unfinished" in row]
-    if not notes or any(note["outcome"] != "timed out" or note["missing"] != [1] or note["seq"] != 31 for note in notes):
+    if (not any(note["outcome"] == "timed out" for note in notes) or
+            any(note["outcome"] not in ("timed out", "peer died") or note["missing"] != [1] or note["seq"] != 31
+                for note in notes)):
         fail(f"the timed-out ranks' notes: {notes}")
     if "barrier #31 did not complete: it waited for rank 1" not in text or "timed out after" not in text:
         fail(f"analysis text:\n{text}")
