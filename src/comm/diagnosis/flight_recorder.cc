@@ -240,16 +240,20 @@ Registry& GetRegistry() {
 void Register(const std::shared_ptr<FlightRecorder>& recorder) {
   Registry& registry = GetRegistry();
   std::lock_guard lock(registry.mutex);
-  // A forked child's inherited recorders, and the oldest retired ones, make room.
+  // A forked child's inherited recorders, and the oldest retired ones (only the registry holds
+  // them), make room. They are freed last, once the signal handler's slots no longer show them.
   const int32_t self = getpid();
-  std::erase_if(registry.owned, [&](const std::shared_ptr<FlightRecorder>& old) { return old->OwnerPid() != self; });
+  std::vector<std::shared_ptr<FlightRecorder>> kept;
+  std::vector<std::shared_ptr<FlightRecorder>> dropped;
   size_t retired = 0;
   for (auto it = registry.owned.rbegin(); it != registry.owned.rend(); ++it) {
-    if (it->use_count() == 1 && ++retired > kMaxRetired) it->reset();  // only the registry holds it: retired
+    const bool inherited = (*it)->OwnerPid() != self;
+    const bool old_retired = !inherited && it->use_count() == 1 && ++retired > kMaxRetired;
+    (inherited || old_retired ? dropped : kept).push_back(std::move(*it));
   }
-  std::erase(registry.owned, nullptr);
+  std::reverse(kept.begin(), kept.end());
+  registry.owned = std::move(kept);
   registry.owned.push_back(recorder);
-  // The signal handler's view: the same recorders (it may briefly see one just dropped).
   size_t slot = 0;
   for (const auto& owned : registry.owned) {
     if (slot == kSlots) break;
