@@ -226,6 +226,10 @@ def stalled_rank_threads(program, tool, launcher, work):
         code, table, _ = status(tool, "--pid", str(pid))
         if "parked in barrier #51" not in table or "missing rank 3" not in table:
             fail(f"table:\n{table}")
+        # --watch without a period: the default (1 s); its first table is enough here.
+        watch = Job([tool, "--watch", "--pid", str(pid)])
+        watch.wait_for(lambda seen: any("parked in barrier #51" in line for line in seen), "a --watch table")
+        watch.kill()
         print(table)
     finally:
         job.kill()

@@ -10,7 +10,9 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -121,12 +123,12 @@ int main(int argc, char** argv) {
       "distbarrier-status"};
   bool as_json = false;
   bool dump = false;
-  double watch_s = 1.0;
+  std::string watch_text;  // "--watch" alone leaves it empty: the default period
   int timeout_ms = 800;
   std::vector<int> pids;
   std::vector<std::string> files;
   app.add_flag("--json", as_json, "print JSON instead of a table");
-  auto* watch = app.add_option("--watch", watch_s, "refresh every SECONDS (default 1) until interrupted")
+  auto* watch = app.add_option("--watch", watch_text, "refresh every SECONDS (default 1) until interrupted")
                     ->expected(0, 1)
                     ->type_name("[SECONDS]");
   app.add_flag("--dump", dump, "ask each process to write its flight recorder file");
@@ -144,8 +146,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "distbarrier-status: %s\nRun with --help for more information.\n", error.what());
     return kExitUsage;
   }
-  if (timeout_ms < 1 || !(watch_s > 0)) {
-    std::fprintf(stderr, "distbarrier-status: --timeout and --watch must be positive\n");
+  double watch_s = 1.0;
+  if (!watch_text.empty()) {
+    char* end = nullptr;
+    watch_s = std::strtod(watch_text.c_str(), &end);
+    if (end == watch_text.c_str() || *end != '\0') watch_s = 0;  // refused below
+  }
+  if (timeout_ms < 1 || !(watch_s > 0) || !std::isfinite(watch_s)) {
+    std::fprintf(stderr, "distbarrier-status: --watch takes seconds > 0, --timeout milliseconds >= 1\n");
     return kExitUsage;
   }
   const std::chrono::milliseconds budget(timeout_ms);
