@@ -5,10 +5,13 @@ set(DISTBARRIER_SOURCES
   common/env.cc
   common/error.cc
   common/futex.cc
+  common/json_sink.cc
   common/log.cc
   common/trace.cc
   comm/barrier_stats.cc
   comm/barrier_window.cc
+  comm/diagnosis/flight_recorder.cc
+  comm/diagnosis/status_server.cc
   comm/bootstrap/bootstrap.cc
   comm/bootstrap/root_info.cc
   comm/bootstrap/wire.cc

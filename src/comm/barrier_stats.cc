@@ -112,7 +112,7 @@ std::atomic<int64_t>* BarrierStats::Relative(uint64_t seq) const {
   return relative_ + (seq % kRecent) * static_cast<size_t>(rank_count_);
 }
 
-void BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
+BarrierSummary BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
   int64_t first = INT64_MAX;
   int64_t last = INT64_MIN;
   int last_rank = -1;
@@ -150,6 +150,7 @@ void BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required, c
   }
   header_->recorded_word.fetch_add(1, std::memory_order_seq_cst);
   if (header_->readers_waiting.load(std::memory_order_seq_cst) != 0) FutexWakeAll(header_->recorded_word);
+  return {first, last, last_rank};
 }
 
 std::optional<BarrierRecord> BarrierStats::Copy(uint64_t seq, Clock::time_point give_up) const {

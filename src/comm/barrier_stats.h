@@ -35,6 +35,13 @@ struct BarrierRecord {
   std::vector<int64_t> relative_ns;  // per rank: arrival - first arrival; -1 if not waited for
 };
 
+// The figures of one released barrier that the flight recorder keeps (comm/diagnosis).
+struct BarrierSummary {
+  int64_t first_arrival_ns = 0;  // steady clock
+  int64_t last_arrival_ns = 0;   // the arrival that released it
+  int last_rank = -1;
+};
+
 struct RankLateness {
   uint64_t barriers = 0;  // barriers this rank was waited for in
   uint64_t times_last = 0;
@@ -57,8 +64,8 @@ class BarrierStats {
   BarrierStats& operator=(const BarrierStats&) = delete;
 
   // Records released barrier `seq`: called once per barrier, by the arrival that released it,
-  // before that rank arrives at seq + 1.
-  void RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window);
+  // before that rank arrives at seq + 1. Returns what the flight recorder keeps of it.
+  BarrierSummary RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window);
 
   // The record of barrier `seq` (which the caller has passed), waiting briefly for it if its
   // recorder is still at work; none if it was not recorded or has left the recent ones.

@@ -117,6 +117,10 @@ bool BarrierWindow::Released(uint64_t seq) const {
   return header_->released_seq.load(std::memory_order_seq_cst) >= seq;
 }
 
+uint64_t BarrierWindow::ReleasedSequence() const {
+  return header_->released_seq.load(std::memory_order_seq_cst);
+}
+
 bool BarrierWindow::Complete(uint64_t seq, std::span<const int> required) const {
   return std::all_of(required.begin(), required.end(), [&](int rank) {
     return slots_[rank].arrived_seq.load(std::memory_order_seq_cst) >= seq;

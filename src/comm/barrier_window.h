@@ -67,6 +67,8 @@ class BarrierWindow {
   bool Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required);
 
   bool Released(uint64_t seq) const;
+  // The highest released sequence (diagnosis: distbarrier-status, flight recorder dumps).
+  uint64_t ReleasedSequence() const;
   bool Complete(uint64_t seq, std::span<const int> required) const;
   std::vector<int> Missing(uint64_t seq, std::span<const int> required) const;
   uint64_t ArrivedSequence(int rank) const;

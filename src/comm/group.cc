@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "comm/collectives/collectives.h"
+#include "comm/diagnosis/flight_recorder.h"
 #include "comm/transport/in_process_transport.h"
 #include "comm/transport/shm_transport.h"
 
@@ -49,6 +50,7 @@ Group::Group(std::string name, std::vector<int> devices)
     all_ranks_.push_back(rank);
     ranks_[rank].device.store(devices[rank], std::memory_order_relaxed);
   }
+  flight_ = diagnosis::FlightRecorder::Make(*this);
 }
 
 Group::Group(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory, int local_rank, int device)
@@ -66,6 +68,7 @@ Group::Group(std::string name, int rank_count, std::unique_ptr<SharedMemory> mem
     if (rank != local_rank) ranks_[rank].live.store(false, std::memory_order_relaxed);
   }
   ranks_[local_rank].device.store(device, std::memory_order_relaxed);
+  flight_ = diagnosis::FlightRecorder::Make(*this);
 }
 
 std::shared_ptr<Group> Group::ForProcesses(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory,
@@ -76,7 +79,7 @@ std::shared_ptr<Group> Group::ForProcesses(std::string name, int rank_count, std
   return group;
 }
 
-Group::~Group() = default;
+Group::~Group() { flight_->Retire(); }
 
 std::optional<int> Group::RankOfDevice(int device) const {
   for (int rank = 0; rank < Size(); ++rank) {

@@ -25,6 +25,9 @@ namespace distbarrier::comm {
 namespace collectives {
 class GroupCollectives;
 }
+namespace diagnosis {
+class FlightRecorder;
+}
 
 inline constexpr size_t kGroupNameCapacity = 128;  // names are shorter than this, NUL included
 
@@ -59,6 +62,8 @@ class Group {
 
   BarrierWindow& Window() { return window_; }
   BarrierStats& Stats() { return stats_; }
+  // The last barriers, for distbarrier-status and post-mortem dumps (comm/diagnosis).
+  diagnosis::FlightRecorder& Flight() { return *flight_; }
   // Every rank is a thread of this process, so a barrier's release can finish every
   // waiter's barrier itself (Parked()); a group spread over processes waits on the window.
   bool AllLocal() const { return memory_ == nullptr; }
@@ -101,6 +106,7 @@ class Group {
   BarrierWindow window_;
   BarrierStats stats_;
   ParkedRanks parked_;
+  std::shared_ptr<diagnosis::FlightRecorder> flight_;  // outlives the group when a dump still needs it
   std::once_flag collectives_made_;
   std::unique_ptr<collectives::GroupCollectives> collectives_;
   std::unique_ptr<PeerWatch> peer_watch_;  // last: stops before the window goes

@@ -45,6 +45,11 @@ LD_LIBRARY_PATH="$P/lib64" "$work/layout"
 test "$(env -i PATH=/usr/bin:/bin bash -c "source '$P/set_env.sh' && echo \$ASCEND_HOME_PATH")" = "$(cd "$P" && pwd)"
 echo "layout: lib64/libacl_rt.so, runtime/include, runtime/lib64/stub, set_env.sh"
 
+# The tools a user runs from P/bin.
+for tool in distbarrier-run distbarrier-status; do
+  "$P/bin/$tool" --help >/dev/null || { echo "$P/bin/$tool --help failed"; exit 1; }
+done
+
 # The CANN link line, unchanged.
 g++ "${extra[@]}" "$source_dir/examples/seed_barrier/main.cpp" -o "$work/demo" -I"$P/include" -I"$P/include/aclnnop" \
   -L"$P/lib64" -lascendcl -lnnopbase -lopapi -lop_common -lhccl -lpthread

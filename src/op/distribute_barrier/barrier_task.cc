@@ -5,6 +5,7 @@
 
 #include <stop_token>
 
+#include "comm/diagnosis/flight_recorder.h"
 #include "common/deadline.h"
 #include "common/env.h"
 #include "common/log.h"
@@ -218,9 +219,10 @@ class BarrierRun final : public runtime::SuspendableTask {
   }
 
   // One record per barrier of the group, by the arrival that released it (in whichever process),
-  // after the release and before this rank's next arrival.
+  // after the release and before this rank's next arrival; that process's flight recorder keeps it.
   void RecordStatistics() {
-    if (comm::StatsEnabled()) group_.Stats().RecordReleased(seq_, *required_, group_.Window());
+    if (!comm::StatsEnabled()) return;
+    group_.Flight().RecordReleased(seq_, group_.Stats().RecordReleased(seq_, *required_, group_.Window()));
   }
 
   runtime::TaskStatus WaitBlocking(const std::stop_token& stop) {
@@ -242,11 +244,22 @@ class BarrierRun final : public runtime::SuspendableTask {
   void Warn() {
     comm::BarrierWindow& window = group_.Window();
     if (!window.ClaimWarning(seq_)) return;  // one line per stuck barrier, not one per rank
+    const Clock::time_point now = Clock::now();
+    const std::vector<int> missing = window.Missing(seq_, *required_);
     Log(LogLevel::kWarning,
         "{}: group '{}' barrier #{} has waited {:.1f} s on rank {} for ranks [{}] (no timeout set; still "
         "waiting)",
-        plan_->api, group_.Name(), seq_, Milliseconds(Clock::now() - start_) / 1000.0, rank_,
-        DescribeMissing(window, window.Missing(seq_, *required_)));
+        plan_->api, group_.Name(), seq_, Milliseconds(now - start_) / 1000.0, rank_, DescribeMissing(window, missing));
+    RecordUnfinished(comm::diagnosis::Unfinished::kHangWarning, now, missing, "hang warning");
+  }
+
+  // Keeps a barrier that did not complete in the flight recorder, and dumps it where asked.
+  void RecordUnfinished(comm::diagnosis::Unfinished outcome, Clock::time_point end, const std::vector<int>& missing,
+                        const char* reason) const {
+    comm::diagnosis::FlightRecorder& flight = group_.Flight();
+    flight.NoteUnfinished(rank_, seq_, outcome, start_.time_since_epoch().count(), end.time_since_epoch().count(),
+                          missing);
+    if (reason != nullptr && flight.ClaimFailureDump(seq_)) comm::diagnosis::DumpFlightRecordersOnFailure(reason);
   }
 
   runtime::TaskStatus Finish(comm::WaitResult result) const {
@@ -254,29 +267,36 @@ class BarrierRun final : public runtime::SuspendableTask {
     TraceWriter* trace = TraceWriter::Instance();
     const Clock::time_point end = trace != nullptr || result != comm::WaitResult::kReleased ? Clock::now() : start_;
     if (trace != nullptr) TraceBarrier(*trace, group_, rank_, seq_, start_, end, result);
+    if (result == comm::WaitResult::kReleased) {
+      group_.MarkPassed(rank_, seq_);
+      return runtime::TaskStatus::Ok();
+    }
+    const std::vector<int> missing = window.Missing(seq_, *required_);
     switch (result) {
       case comm::WaitResult::kReleased:
-        group_.MarkPassed(rank_, seq_);
-        return runtime::TaskStatus::Ok();
+        break;  // returned above
       case comm::WaitResult::kPeerDied:
+        RecordUnfinished(comm::diagnosis::Unfinished::kPeerDied, end, missing, "peer died");
         return {ACL_ERROR_RT_SUSPECT_REMOTE_ERROR,
                 fmt::format("{}: group '{}', rank {}, barrier #{}: {} after {:.3f} ms", plan_->api, group_.Name(), rank_,
                             seq_, DescribeDead(window, window.DeadMissing(seq_, *required_)),
                             Milliseconds(end - start_))};
       case comm::WaitResult::kTimedOut:
+        RecordUnfinished(comm::diagnosis::Unfinished::kTimedOut, end, missing, "timeout");
         return {ACL_ERROR_RT_VECTOR_CORE_TIMEOUT,
                 fmt::format("{} timed out: group '{}', rank {}, barrier #{} waited {:.3f} ms (timeout {}); "
                             "ranks that had not arrived: [{}]",
                             plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
-                            DescribeTimeout(timeout_), DescribeMissing(window, window.Missing(seq_, *required_)))};
+                            DescribeTimeout(timeout_), DescribeMissing(window, missing))};
       case comm::WaitResult::kStopped:
         break;
     }
+    RecordUnfinished(comm::diagnosis::Unfinished::kAborted, end, missing, nullptr);  // shutting down: no dump
     return {ACL_ERROR_RT_STREAM_ABORT,
             fmt::format("{}: group '{}', rank {}, barrier #{} aborted after {:.3f} ms (stream destroyed or "
                         "aclFinalize); ranks that had not arrived: [{}]",
                         plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
-                        DescribeMissing(window, window.Missing(seq_, *required_)))};
+                        DescribeMissing(window, missing))};
   }
 
   const std::shared_ptr<const BarrierPlan> plan_;
