@@ -10,9 +10,11 @@ set(DISTBARRIER_SOURCES
   comm/barrier_stats.cc
   comm/barrier_window.cc
   comm/bootstrap/bootstrap.cc
+  comm/bootstrap/network.cc
   comm/bootstrap/root_info.cc
   comm/bootstrap/wire.cc
   comm/group.cc
+  comm/hosts/host_agent.cc
   comm/collectives/collectives.cc
   comm/collectives/reduce.cc
   comm/transport/in_process_transport.cc

@@ -18,6 +18,7 @@
 #include <fmt/ranges.h>
 
 #include "comm/barrier_window.h"
+#include "comm/bootstrap/network.h"
 #include "comm/bootstrap/root_info.h"
 #include "comm/bootstrap/wire.h"
 #include "comm/group.h"
@@ -41,7 +42,8 @@ using wire::SendAll;
 constexpr size_t kMaxRanks = 4096;
 
 struct Listener {
-  int fd;
+  int fd = -1;      // abstract Unix socket, for ranks of this host (-1: none, rank table)
+  int tcp_fd = -1;  // TCP, for ranks of other hosts
   RootInfo info;
 };
 
@@ -117,7 +119,8 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
     for (auto& peer : pending) close(peer.fd);
     pending.clear();
     if (listener.fd >= 0) close(listener.fd);
-    listener.fd = -1;
+    if (listener.tcp_fd >= 0) close(listener.tcp_fd);
+    listener.fd = listener.tcp_fd = -1;
   };
   auto refuse = [&](int& fd, HcclResult code, const std::string& why) {
     Log(LogLevel::kWarning, "HcclCommInitRootInfo (rank 0 of {}): refused a peer: {}", group_name, why);
@@ -274,7 +277,9 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
       }
     }
   }
-  close(listener.fd);  // nobody else may join; the abstract name disappears
+  // Nobody else may join; the abstract name disappears. (The TCP listener stays open, unpolled,
+  // until the group is complete: a late connection waits there and is then dropped.)
+  if (listener.fd >= 0) close(listener.fd);
   listener.fd = -1;
   for (auto& peer : pending) {  // connected, hello unfinished: too late now
     SendReply(peer.fd, HCCL_E_PARA, rank_count, "the group is already complete", Clock::now());
@@ -316,7 +321,7 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
                       fmt::format("rank {} (pid {}) could not join: {}", rank, pids[rank], ready.message));
     }
   }
-  JoinedGroup group{group_name, static_cast<int>(rank_count), std::move(memory)};
+  JoinedGroup group{group_name, static_cast<int>(rank_count), std::move(memory), nullptr, nullptr};
   if (std::optional<BootstrapError> failed = attach.attach(group)) return fail_all(failed->code, failed->message);
   // The verdict. A rank that vanishes now is a dead peer like any other (the peer watch).
   for (uint32_t rank = 1; rank < rank_count; ++rank) {
@@ -331,6 +336,7 @@ std::optional<BootstrapError> RunRoot(Listener listener, uint32_t rank_count, Cl
     close(peer_fd[rank]);
     peer_fd[rank] = -1;
   }
+  close_all();
   return std::nullopt;
 }
 
@@ -436,7 +442,7 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
   std::optional<BootstrapError> failed;
   std::string error;
   auto memory = SharedMemory::Map(memory_fd, GroupMemoryBytes(static_cast<int>(rank_count)), &error);
-  JoinedGroup group{group_name, static_cast<int>(rank_count), std::move(memory)};
+  JoinedGroup group{group_name, static_cast<int>(rank_count), std::move(memory), nullptr, nullptr};
   if (!group.memory) {
     failed = Error(HCCL_E_MEMORY, fmt::format("rank {}: from rank 0: {}", rank, error));
   } else {
@@ -470,22 +476,47 @@ std::variant<HcclRootInfo, BootstrapError> CreateRootInfo() {
       getrandom(info.secret.data(), kSecretBytes, 0) != static_cast<ssize_t>(kSecretBytes)) {
     return Error(HCCL_E_SYSCALL, fmt::format("getrandom failed: {}", std::strerror(errno)));
   }
+  auto chosen = network::ChooseAddress();
+  if (chosen.index() == 1) return Error(HCCL_E_PARA, std::get<1>(chosen));
+  info.ip = std::get<0>(chosen);
+  auto tcp = network::ListenTcpFromBasePort(info.ip, &info.port);
+  if (auto* why = std::get_if<std::string>(&tcp)) return Error(HCCL_E_UNAVAIL, *why);
+  const int tcp_fd = std::get<int>(tcp);
   info.boot_id = HostBootId();
+  info.netns = HostNetns();
   info.root_pid = getpid();
   info.address = fmt::format("distbarrier-{}-{:016x}", info.root_pid, info.job_id);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
+  if (fd < 0) {
+    close(tcp_fd);
+    return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
+  }
   socklen_t length = 0;
   sockaddr_un address = wire::AbstractAddress(info.address, &length);
   if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd, SOMAXCONN) != 0) {
     const int error = errno;
     close(fd);
+    close(tcp_fd);
     return Error(HCCL_E_SYSCALL, fmt::format("cannot listen on @{}: {}", info.address, std::strerror(error)));
   }
   HcclRootInfo encoded{};
   info.Encode(&encoded);
   std::lock_guard lock(listeners_mutex);
-  Listeners().emplace(info.job_id, Listener{fd, std::move(info)});
+  Listeners().emplace(info.job_id, Listener{fd, tcp_fd, std::move(info)});
+  return encoded;
+}
+
+std::variant<HcclRootInfo, BootstrapError> CreateRootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id,
+                                                            const std::array<uint8_t, kSecretBytes>& secret) {
+  if (!network::ValidIpv4(ip)) return Error(HCCL_E_PARA, fmt::format("rank 0's address '{}' is not IPv4", ip));
+  if (port == 0) return Error(HCCL_E_PARA, "rank 0's port is 0");
+  RootInfo info;
+  info.job_id = job_id;
+  info.secret = secret;
+  info.ip = ip;
+  info.port = port;
+  HcclRootInfo encoded{};
+  info.Encode(&encoded);
   return encoded;
 }
 
@@ -498,13 +529,20 @@ std::optional<BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t 
   auto decoded = RootInfo::Decode(root_info);
   if (auto* why = std::get_if<std::string>(&decoded)) return Error(HCCL_E_PARA, *why);
   const RootInfo& info = std::get<RootInfo>(decoded);
-  if (info.boot_id != HostBootId()) {
+  if (rank != 0 && !info.OnThisHost()) {
     return Error(HCCL_E_NOT_SUPPORT,
                  "rootInfo was made on another host; groups across hosts need a network transport, not built yet");
   }
   const Clock::time_point deadline = Clock::now() + timeout;
   if (rank != 0) return RunPeer(info, rank_count, rank, deadline, attach);
   Listener listener;
+  if (info.address.empty()) {  // root info from a rank table: rank 0 listens at its address now
+    auto tcp = network::ListenTcp(info.ip, info.port);
+    if (auto* why = std::get_if<std::string>(&tcp)) return Error(HCCL_E_TCP_CONNECT, fmt::format("rank 0: {}", *why));
+    listener.tcp_fd = std::get<int>(tcp);
+    listener.info = info;
+    return RunRoot(std::move(listener), rank_count, deadline, attach);
+  }
   {
     std::lock_guard lock(listeners_mutex);
     auto it = Listeners().find(info.job_id);
@@ -520,7 +558,10 @@ std::optional<BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t 
 
 void CloseUnusedRootInfos() {
   std::lock_guard lock(listeners_mutex);
-  for (auto& [job, listener] : Listeners()) close(listener.fd);
+  for (auto& [job, listener] : Listeners()) {
+    if (listener.fd >= 0) close(listener.fd);
+    if (listener.tcp_fd >= 0) close(listener.tcp_fd);
+  }
   Listeners().clear();
 }
 

@@ -17,9 +17,10 @@
 
 namespace distbarrier::comm::wire {
 
-// HcclRootInfo's bytes: magic | job id | secret | boot id | address | root pid | checksum
-// (FNV-1a of all bytes before it); the rest is zero.
-inline constexpr char kRootMagic[8] = {'D', 'B', 'R', 'O', 'O', 'T', 'v', '2'};
+// HcclRootInfo's bytes: magic | job id | secret | boot id | address | root pid | netns |
+// ip | port | checksum (FNV-1a of all bytes before it); the rest is zero.
+inline constexpr char kRootMagic[8] = {'D', 'B', 'R', 'O', 'O', 'T', 'v', '3'};
+inline constexpr size_t kIpBytes = 48;
 inline constexpr size_t kBootIdBytes = 40;
 inline constexpr size_t kAddressBytes = 100;
 inline constexpr size_t kRootJobOffset = sizeof(kRootMagic);
@@ -27,7 +28,10 @@ inline constexpr size_t kRootSecretOffset = kRootJobOffset + sizeof(uint64_t);
 inline constexpr size_t kRootBootOffset = kRootSecretOffset + kSecretBytes;
 inline constexpr size_t kRootAddressOffset = kRootBootOffset + kBootIdBytes;
 inline constexpr size_t kRootPidOffset = kRootAddressOffset + kAddressBytes;
-inline constexpr size_t kRootChecksumOffset = kRootPidOffset + sizeof(int32_t);
+inline constexpr size_t kRootNetnsOffset = kRootPidOffset + sizeof(int32_t);
+inline constexpr size_t kRootIpOffset = kRootNetnsOffset + sizeof(uint64_t);
+inline constexpr size_t kRootPortOffset = kRootIpOffset + kIpBytes;
+inline constexpr size_t kRootChecksumOffset = kRootPortOffset + sizeof(uint16_t);
 static_assert(kRootChecksumOffset + sizeof(uint64_t) <= HCCL_ROOT_INFO_BYTES);
 
 // The checksum of root info bytes (what Decode checks).
