@@ -11,6 +11,7 @@ set(DISTBARRIER_SOURCES
   comm/barrier_window.cc
   comm/bootstrap/bootstrap.cc
   comm/bootstrap/network.cc
+  comm/bootstrap/remote.cc
   comm/bootstrap/root_info.cc
   comm/bootstrap/wire.cc
   comm/group.cc

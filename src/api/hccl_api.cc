@@ -100,14 +100,18 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
   if (!context) {
     return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: call aclrtSetDevice before, the communicator belongs to a device");
   }
+  // DISTBARRIER_CONNECT_TIMEOUT_S, else CANN's HCCL_CONNECT_TIMEOUT (s), else 120 s.
   const auto timeout = std::max<std::chrono::milliseconds>(
       std::chrono::seconds(1),
-      distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1)).value_or(std::chrono::seconds(120)));
+      distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1))
+          .value_or(distbarrier::EnvDuration("HCCL_CONNECT_TIMEOUT", std::chrono::seconds(1))
+                        .value_or(std::chrono::seconds(120))));
   std::shared_ptr<Member> member;
   distbarrier::comm::RankAttach attach;
   attach.attach = [&](distbarrier::comm::JoinedGroup& joined) -> std::optional<distbarrier::comm::BootstrapError> {
-    auto attached = GroupRegistry::Instance().AttachProcessRank(
-        joined.name, static_cast<int>(nRanks), std::move(joined.memory), static_cast<int>(rank), context->device);
+    auto attached = GroupRegistry::Instance().AttachProcessRank(joined.name, static_cast<int>(nRanks),
+                                                                std::move(joined.memory), static_cast<int>(rank),
+                                                                context->device, joined.layout, std::move(joined.agent));
     if (auto* error = std::get_if<std::pair<HcclResult, std::string>>(&attached)) {
       return distbarrier::comm::BootstrapError{error->first, error->second};
     }

@@ -14,6 +14,8 @@
 
 #include "comm/barrier_stats.h"
 #include "comm/barrier_window.h"
+#include "comm/hosts/host_agent.h"
+#include "comm/hosts/host_layout.h"
 #include "comm/parked_ranks.h"
 #include "comm/peer_watch.h"
 #include "comm/shared_memory.h"
@@ -40,8 +42,10 @@ class Group {
   // It starts with one rank of this process, `local_rank` on `device`; more may join it
   // (AttachLocalRank). Ranks of other processes have device -1 and are watched for dying.
   // Null and *error set when that watch cannot start.
+  // A group across hosts also has its layout, and in its host leader's process the agent.
   static std::shared_ptr<Group> ForProcesses(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory,
-                                             int local_rank, int device, std::string* error);
+                                             int local_rank, int device, std::shared_ptr<const HostLayout> layout,
+                                             std::unique_ptr<HostAgent> agent, std::string* error);
   Group(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory, int local_rank, int device);
   ~Group();
 
@@ -65,6 +69,15 @@ class Group {
   // The last barrier this rank passed (0: none yet); what its statistics calls describe.
   void MarkPassed(int rank, uint64_t seq);
   uint64_t LastPassed(int rank) const;
+
+  // Across hosts: where the ranks run (null: all on this host).
+  const HostLayout* Layout() const { return layout_.get(); }
+  bool AcrossHosts() const { return layout_ != nullptr && layout_->host_count > 1; }
+  // "host 1 (name)" for a rank of another host, "" otherwise: for messages.
+  std::string HostOfRank(int rank) const;
+  // The host leader's rank joined a group another rank of this process made: its agent (over
+  // its own mapping of the host's memory, kept with it) comes along.
+  void AdoptAgent(std::unique_ptr<SharedMemory> memory, std::unique_ptr<HostAgent> agent);
 
   // Another rank of this process joins a group spread over processes (one thread per device,
   // as in CANN's HCCL examples); an error message when it cannot.
@@ -100,7 +113,10 @@ class Group {
   ParkedRanks parked_;
   std::once_flag collectives_made_;
   std::unique_ptr<collectives::GroupCollectives> collectives_;
-  std::unique_ptr<PeerWatch> peer_watch_;  // last: stops before the window goes
+  std::unique_ptr<PeerWatch> peer_watch_;  // stops before the window goes
+  std::shared_ptr<const HostLayout> layout_;
+  std::unique_ptr<SharedMemory> agent_memory_;  // an adopted agent's mapping
+  std::unique_ptr<HostAgent> agent_;            // last: stops before the memory goes
 };
 
 // One rank's view of a group: what an HcclComm handle refers to.
@@ -122,9 +138,9 @@ class GroupRegistry {
   bool Add(const std::shared_ptr<Group>& group);
   // One rank of a group spread over processes: joins this process's group of that name, or
   // makes it (from `memory`) if this process holds no live rank of it yet.
-  std::variant<Member, std::pair<HcclResult, std::string>> AttachProcessRank(const std::string& name, int rank_count,
-                                                                             std::unique_ptr<SharedMemory> memory,
-                                                                             int rank, int device);
+  std::variant<Member, std::pair<HcclResult, std::string>> AttachProcessRank(
+      const std::string& name, int rank_count, std::unique_ptr<SharedMemory> memory, int rank, int device,
+      std::shared_ptr<const HostLayout> layout = nullptr, std::unique_ptr<HostAgent> agent = nullptr);
   // The member's communicator is gone; the group leaves the registry with its last local rank.
   void Release(const Member& member);
   void Clear();
