@@ -271,6 +271,16 @@ void BarrierWindow::MarkDead(int rank) {
   WakeAll();
 }
 
+void BarrierWindow::MarkDead(std::span<const int> ranks) {
+  uint32_t marked = 0;
+  for (int rank : ranks) {
+    if (slots_[rank].dead.exchange(1, std::memory_order_seq_cst) == 0) ++marked;
+  }
+  if (marked == 0) return;
+  header_->dead_ranks.fetch_add(marked, std::memory_order_seq_cst);
+  WakeAll();
+}
+
 bool BarrierWindow::Dead(int rank) const { return slots_[rank].dead.load(std::memory_order_seq_cst) != 0; }
 
 void BarrierWindow::MarkDestroyed(int rank) {

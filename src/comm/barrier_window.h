@@ -116,6 +116,9 @@ class BarrierWindow {
   void SetPid(int rank, int32_t pid);
   int32_t Pid(int rank) const;
   void MarkDead(int rank);
+  // Several at once (a whole host): every flag is set before anyone is woken, so a waiter
+  // names them all.
+  void MarkDead(std::span<const int> ranks);
   bool Dead(int rank) const;
   // A rank's communicator was destroyed (HcclCommDestroy): hang and timeout reports say so.
   void MarkDestroyed(int rank);

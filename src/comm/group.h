@@ -59,6 +59,7 @@ class Group {
   int Ordinal() const { return ordinal_; }
 
   BarrierWindow& Window() { return window_; }
+  const BarrierWindow& Window() const { return window_; }
   BarrierStats& Stats() { return stats_; }
   // Every rank is a thread of this process, so a barrier's release can finish every
   // waiter's barrier itself (Parked()); a group spread over processes waits on the window.

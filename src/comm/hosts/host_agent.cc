@@ -493,7 +493,7 @@ class HostAgent::Impl {
       const std::vector<int> ranks = layout_.RanksOn(host);
       Log(LogLevel::kWarning, "group across hosts: host {} ({}) is unreachable ({}); its ranks [{}] are marked dead",
           host, HostName(host), why, fmt::join(ranks, ", "));
-      for (int rank : ranks) window_.MarkDead(rank);
+      window_.MarkDead(std::span<const int>(ranks));
       if (peer.endpoint != nullptr) {
         ucp_request_param_t param{};
         param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;

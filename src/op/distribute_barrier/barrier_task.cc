@@ -47,18 +47,33 @@ void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64
       group.DeviceOfRank(rank), outcome));
 }
 
-// "rank 3 (pid 1234) died" / "ranks 3 (pid 1234), 5 (pid 1240) died"
-std::string DescribeDead(const comm::BarrierWindow& window, const std::vector<int>& dead) {
+// "rank 3 (pid 1234) died" / "ranks 3 (pid 1234), 5 (pid 1240) died"; across hosts each rank
+// of another host also names its host.
+std::string DescribeDead(const comm::Group& group, const std::vector<int>& dead) {
+  const comm::BarrierWindow& window = group.Window();
   std::vector<std::string> parts;
-  for (int rank : dead) parts.push_back(fmt::format("{} (pid {})", rank, window.Pid(rank)));
+  for (int rank : dead) {
+    const std::string host = group.HostOfRank(rank);
+    parts.push_back(host.empty() ? fmt::format("{} (pid {})", rank, window.Pid(rank))
+                                 : fmt::format("{} (pid {} on {})", rank, window.Pid(rank), host));
+  }
   return fmt::format("{} {} died", dead.size() == 1 ? "rank" : "ranks", fmt::join(parts, ", "));
 }
 
-// "1, 3 (communicator destroyed)": missing ranks, saying which were destroyed (HcclCommDestroy).
-std::string DescribeMissing(const comm::BarrierWindow& window, const std::vector<int>& missing) {
+// "1, 3 (communicator destroyed)": missing ranks, saying which were destroyed (HcclCommDestroy);
+// across hosts, a rank of another host names its host, and whether that host last said the
+// rank had arrived (then it is the exchange between hosts that is late, not the rank).
+std::string DescribeMissing(const comm::Group& group, uint64_t seq, const std::vector<int>& missing) {
+  const comm::BarrierWindow& window = group.Window();
   std::vector<std::string> parts;
   for (int rank : missing) {
-    parts.push_back(window.Destroyed(rank) ? fmt::format("{} (communicator destroyed)", rank) : std::to_string(rank));
+    std::vector<std::string> notes;
+    if (const std::string host = group.HostOfRank(rank); !host.empty()) {
+      notes.push_back(window.ReportedSequence(rank) >= seq ? fmt::format("on {}, which reports it arrived", host)
+                                                           : fmt::format("on {}", host));
+    }
+    if (window.Destroyed(rank)) notes.push_back("communicator destroyed");
+    parts.push_back(notes.empty() ? std::to_string(rank) : fmt::format("{} ({})", rank, fmt::join(notes, ", ")));
   }
   return fmt::format("{}", fmt::join(parts, ", "));
 }
@@ -236,7 +251,7 @@ class BarrierRun final : public runtime::SuspendableTask {
         "{}: group '{}' barrier #{} has waited {:.1f} s on rank {} for ranks [{}] (no timeout set; still "
         "waiting)",
         plan_->api, group_.Name(), seq_, Milliseconds(Clock::now() - start_) / 1000.0, rank_,
-        DescribeMissing(window, window.Missing(seq_, *required_)));
+        DescribeMissing(group_, seq_, window.Missing(seq_, *required_)));
   }
 
   runtime::TaskStatus Finish(comm::WaitResult result) const {
@@ -252,14 +267,14 @@ class BarrierRun final : public runtime::SuspendableTask {
       case comm::WaitResult::kPeerDied:
         return {ACL_ERROR_RT_SUSPECT_REMOTE_ERROR,
                 fmt::format("{}: group '{}', rank {}, barrier #{}: {} after {:.3f} ms", plan_->api, group_.Name(), rank_,
-                            seq_, DescribeDead(window, window.DeadMissing(seq_, *required_)),
+                            seq_, DescribeDead(group_, window.DeadMissing(seq_, *required_)),
                             Milliseconds(end - start_))};
       case comm::WaitResult::kTimedOut:
         return {ACL_ERROR_RT_VECTOR_CORE_TIMEOUT,
                 fmt::format("{} timed out: group '{}', rank {}, barrier #{} waited {:.3f} ms (timeout {}); "
                             "ranks that had not arrived: [{}]",
                             plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
-                            DescribeTimeout(timeout_), DescribeMissing(window, window.Missing(seq_, *required_)))};
+                            DescribeTimeout(timeout_), DescribeMissing(group_, seq_, window.Missing(seq_, *required_)))};
       case comm::WaitResult::kStopped:
         break;
     }
@@ -267,7 +282,7 @@ class BarrierRun final : public runtime::SuspendableTask {
             fmt::format("{}: group '{}', rank {}, barrier #{} aborted after {:.3f} ms (stream destroyed or "
                         "aclFinalize); ranks that had not arrived: [{}]",
                         plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
-                        DescribeMissing(window, window.Missing(seq_, *required_)))};
+                        DescribeMissing(group_, seq_, window.Missing(seq_, *required_)))};
   }
 
   const std::shared_ptr<const BarrierPlan> plan_;
