@@ -76,6 +76,10 @@ class Group {
   bool AcrossHosts() const { return layout_ != nullptr && layout_->host_count > 1; }
   // "host 1 (name)" for a rank of another host, "" otherwise: for messages.
   std::string HostOfRank(int rank) const;
+  // True once per rank of this process: who writes the clock alignment into the trace.
+  bool ClaimClockReport(int rank) const {
+    return !ranks_[rank].clock_reported.exchange(true, std::memory_order_relaxed);
+  }
   // The host leader's rank joined a group another rank of this process made: its agent (over
   // its own mapping of the host's memory, kept with it) comes along.
   void AdoptAgent(std::unique_ptr<SharedMemory> memory, std::unique_ptr<HostAgent> agent);
@@ -100,6 +104,7 @@ class Group {
     std::atomic<uint64_t> passed_seq{0};
     std::atomic<bool> live{true};
     std::atomic<int> device{-1};
+    mutable std::atomic<bool> clock_reported{false};
   };
 
   const std::string name_;

@@ -77,11 +77,12 @@ start_rank() {
   local host=$1 rank=$2
   shift 2
   ip netns exec "$prefix-$host" env UCX_TLS=tcp UCX_NET_DEVICES=veth0 DISTBARRIER_CONNECT_TIMEOUT_S=60 \
-    HCCL_EXEC_TIMEOUT=60 "$binary" "$@" >"$work/rank$rank.log" 2>&1 &
+    HCCL_EXEC_TIMEOUT=60 ${extra_env[@]+"${extra_env[@]}"} "$binary" "$@" >"$work/rank$rank.log" 2>&1 &
   pids+=($!)
   rank_pids[$rank]=$!
 }
 declare -A rank_pids
+extra_env=()
 
 # wait_all SECONDS: waits for every rank; fails naming those still running after SECONDS.
 wait_all() {
@@ -193,11 +194,16 @@ case "$case_name" in
   elastic) death kill 1 ;;
   slow-rank)
     # 2 hosts x 2 ranks; rank 3 (host 1) arrives 5 ms late: rank 0's statistics must name it.
+    # Traces: host 1's say how well its clock is aligned with host 0's.
     make_hosts 2
+    extra_env=("DISTBARRIER_TRACE=$work/trace.%p.json")
     for ((r = 0; r < 4; ++r)); do start_rank $(( r / 2 )) "$r" slow 4 "$r" "$work" 3; done
     wait_all 60 || { show_logs; exit 1; }
     show_logs
     grep -q "SLOWEST 3 " "$work/rank0.log" || { echo "FAIL: rank 0's statistics do not name rank 3"; exit 1; }
+    clock=$(grep -ho '"name":"clock"[^}]*"host":1[^}]*}' "$work"/trace.*.json | head -1)
+    [ -n "$clock" ] || { echo "FAIL: no clock alignment record from host 1 in the traces"; exit 1; }
+    echo "host 1's clock record: $clock"
     ;;
   *) echo "unknown case $case_name"; exit 2 ;;
 esac

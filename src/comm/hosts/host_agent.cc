@@ -455,7 +455,12 @@ class HostAgent::Impl {
       offset_ns_ = host0_ns - (sent_ns + received_ns) / 2;
       window_.SetClockOffset(offset_ns_, round_trip / 2);
     }
-    if (samples_ < kClockSamples) SendPing();
+    if (samples_ < kClockSamples) {
+      SendPing();
+    } else {
+      Log(LogLevel::kInfo, "group across hosts: host {} clock aligned with host 0: offset {} ns, error <= {} ns", me_,
+          offset_ns_, best_round_trip_ / 2);
+    }
   }
 
   // --- liveness ---

@@ -24,7 +24,9 @@ double Microseconds(Clock::time_point time) {
 }
 
 // One span per rank and barrier, from arrival to release, on a track per rank (tid) inside
-// a track group per communicator (pid); names the tracks on first use.
+// a track group per communicator (pid); names the tracks on first use. Across hosts the times
+// are on host 0's clock (this host's agent measured the offset; the "clock" record says how
+// well), so the traces of all hosts line up.
 void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64_t seq, Clock::time_point arrive,
                   Clock::time_point release, comm::WaitResult result) {
   const int pid = group.Ordinal();
@@ -36,6 +38,16 @@ void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64
     trace.Emit(fmt::format(R"J({{"ph":"M","name":"thread_name","pid":{},"tid":{},"args":{{"name":"rank {} (device {})"}}}})J",
                            pid, rank, rank, group.DeviceOfRank(rank)));
   }
+  Clock::duration offset{};
+  if (group.AcrossHosts()) {
+    const comm::BarrierWindow& window = group.Window();
+    offset = std::chrono::nanoseconds(window.ClockOffsetNs());
+    if (window.ClockErrorNs() >= 0 && group.ClaimClockReport(rank)) {
+      trace.Emit(fmt::format(
+          R"J({{"ph":"M","name":"clock","pid":{},"tid":{},"args":{{"host":{},"offset_to_host0_ns":{},"error_ns":{}}}}})J",
+          pid, rank, window.LocalHost(), window.ClockOffsetNs(), window.ClockErrorNs()));
+    }
+  }
   const char* outcome = result == comm::WaitResult::kReleased   ? "released"
                         : result == comm::WaitResult::kTimedOut ? "timed out"
                         : result == comm::WaitResult::kPeerDied ? "peer died"
@@ -43,7 +55,7 @@ void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64
   trace.Emit(fmt::format(
       R"J({{"ph":"X","name":"barrier #{}","cat":"distbarrier","pid":{},"tid":{},"ts":{:.3f},"dur":{:.3f},)J"
       R"J("args":{{"group":"{}","seq":{},"rank":{},"device":{},"outcome":"{}"}}}})J",
-      seq, pid, rank, Microseconds(arrive), Microseconds(release) - Microseconds(arrive), name, seq, rank,
+      seq, pid, rank, Microseconds(arrive + offset), Microseconds(release) - Microseconds(arrive), name, seq, rank,
       group.DeviceOfRank(rank), outcome));
 }
 
