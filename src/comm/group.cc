@@ -69,8 +69,9 @@ std::shared_ptr<Group> Group::ForProcesses(std::string name, int rank_count, std
 }
 
 std::string Group::HostOfRank(int rank) const {
-  if (!AcrossHosts()) return "";
-  const int host = layout_->host_of_rank[rank];
+  if (!AcrossHosts() || window_.Host(rank) == window_.LocalHost()) return "";
+  const int host = window_.Host(rank);
+  if (!layout_) return fmt::format("host {}", host);
   return fmt::format("host {} ({})", host, layout_->host_names[host]);
 }
 

@@ -71,9 +71,11 @@ class Group {
   void MarkPassed(int rank, uint64_t seq);
   uint64_t LastPassed(int rank) const;
 
-  // Across hosts: where the ranks run (null: all on this host).
+  // Across hosts: where the ranks run (null: all on this host, or a rank of rank 0's host that
+  // joined over the Unix socket: the window's lines still say each rank's host).
   const HostLayout* Layout() const { return layout_.get(); }
-  bool AcrossHosts() const { return layout_ != nullptr && layout_->host_count > 1; }
+  bool AcrossHosts() const { return window_.HostCount() > 1; }
+  int HostCount() const { return window_.HostCount(); }
   // "host 1 (name)" for a rank of another host, "" otherwise: for messages.
   std::string HostOfRank(int rank) const;
   // True once per rank of this process: who writes the clock alignment into the trace.

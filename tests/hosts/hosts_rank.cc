@@ -13,6 +13,8 @@
 //                                            without them
 //   hosts_rank slow N R WORKDIR SLOW_RANK    30 barriers, SLOW_RANK 5 ms late each; rank 0 prints
 //                                            the rank the statistics find slowest
+//   hosts_rank late N R WORKDIR LATE_RANK    3 barriers, LATE_RANK 2.5 s late to the first (the
+//                                            others' hang warning names it and its host)
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -282,6 +284,24 @@ int Slow(int ranks, int rank, const std::string& workdir, int slow_rank) {
   return 0;
 }
 
+int Late(int ranks, int rank, const std::string& workdir, int late_rank) {
+  HcclComm comm = Join(ranks, rank, workdir);
+  const std::string group = GroupOf(comm);
+  aclrtStream stream = nullptr;
+  if (aclrtCreateStream(&stream) != 0) Fail("aclrtCreateStream");
+  Tensor x_ref = MakeTensor(ACL_FLOAT, {});
+  for (int k = 0; k < 3; ++k) {
+    if (rank == late_rank && k == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // the hang
+    int status = EnqueueBarrier(x_ref, nullptr, group, ranks, stream);
+    if (status == 0) status = aclrtSynchronizeStream(stream);
+    if (status != 0) Fail("barrier " + std::to_string(k));
+  }
+  aclrtDestroyStream(stream);
+  HcclCommDestroy(comm);
+  std::printf("rank %d: OK 3 barriers\n", rank);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -299,6 +319,7 @@ int main(int argc, char** argv) {
   if (mode == "wrong-secret") return WrongSecret(ranks, rank_id, workdir);
   if (mode == "until-failure") return UntilFailure(ranks, rank_id, workdir, argc > 5 ? ParseRanks(argv[5]) : std::vector<int>{});
   if (mode == "slow") return Slow(ranks, rank_id, workdir, std::atoi(argv[5]));
+  if (mode == "late") return Late(ranks, rank_id, workdir, std::atoi(argv[5]));
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;
 }

@@ -12,7 +12,7 @@
 # `ip netns` cannot work here.
 #
 # Cases: 2x4 and 4x2 (1000 barriers with jitter, barrier property), wrong-secret,
-# kill-host, link-down, elastic (kill-host, then the survivors go on), slow-rank.
+# kill-host, link-down, elastic (kill-host, then the survivors go on), slow-rank, hang-warning.
 set -u
 binary=$1
 case_name=$2
@@ -204,6 +204,18 @@ case "$case_name" in
     clock=$(grep -ho '"name":"clock"[^}]*"host":1[^}]*}' "$work"/trace.*.json | head -1)
     [ -n "$clock" ] || { echo "FAIL: no clock alignment record from host 1 in the traces"; exit 1; }
     echo "host 1's clock record: $clock"
+    ;;
+  hang-warning)
+    # 2 hosts x 2 ranks; rank 3 (host 1) comes 2.5 s late: the warning after 1 s names it and
+    # its host.
+    make_hosts 2
+    extra_env=("DISTBARRIER_WARN_S=1")
+    for ((r = 0; r < 4; ++r)); do start_rank $(( r / 2 )) "$r" late 4 "$r" "$work" 3; done
+    wait_all 60 || { show_logs; exit 1; }
+    show_logs
+    grep -Eq "has waited .* for ranks \[.*3 \(on host 1" "$work/rank0.log" "$work/rank1.log" ||
+      { echo "FAIL: no hang warning on host 0 naming rank 3 and its host"; exit 1; }
+    [ "$(cat "$work"/rank*.log | grep -c ': OK ')" = 4 ] || { echo "FAIL: the late rank's barriers did not complete"; exit 1; }
     ;;
   *) echo "unknown case $case_name"; exit 2 ;;
 esac

@@ -506,7 +506,7 @@ HcclResult EnqueueSendReceive(const comm::Member& member, const char* api, const
   if (!stream) return HCCL_E_PARA;
   if (member.group->AcrossHosts()) {
     return Fail(HCCL_E_NOT_SUPPORT, "{}: group '{}' spans {} hosts; collectives across hosts are not supported yet "
-                "(barriers are)", api, member.group->Name(), member.group->Layout()->host_count);
+                "(barriers are)", api, member.group->Name(), member.group->HostCount());
   }
   comm::collectives::GroupCollectives* collectives = member.group->Collectives();
   if (collectives == nullptr) {
@@ -559,7 +559,7 @@ HcclResult EnqueueCollective(const comm::Member& member, CollectiveArgs args, vo
   if (!stream) return HCCL_E_PARA;
   if (member.group->AcrossHosts()) {
     return Fail(HCCL_E_NOT_SUPPORT, "{}: group '{}' spans {} hosts; collectives across hosts are not supported yet "
-                "(barriers are)", api, member.group->Name(), member.group->Layout()->host_count);
+                "(barriers are)", api, member.group->Name(), member.group->HostCount());
   }
   comm::collectives::GroupCollectives* collectives = member.group->Collectives();
   if (collectives == nullptr) {

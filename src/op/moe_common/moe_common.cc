@@ -63,7 +63,7 @@ aclnnStatus ResolveOne(const char* api, const char* name, const char* group, int
   }
   if (member->group->AcrossHosts()) {
     return Fail(kInvalid, "{}: {} '{}' spans {} hosts; MoE operators across hosts are not supported yet", api, name,
-                group, member->group->Layout()->host_count);
+                group, member->group->HostCount());
   }
   if (member->group->Collectives() == nullptr) {
     return Fail(kInvalid,
