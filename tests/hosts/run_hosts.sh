@@ -170,8 +170,7 @@ death() {
 }
 
 case "$case_name" in
-  2x4) run_barriers 2 4 ;;
-  4x2) run_barriers 4 2 ;;
+  [0-9]*x[0-9]*) run_barriers "${case_name%x*}" "${case_name#*x}" ;;  # HOSTSxRANKS_PER_HOST
   wrong-secret)
     # 2 hosts x 2 ranks, and an intruder on host 1 claiming rank 3 with a wrong secret first.
     make_hosts 2
@@ -216,6 +215,22 @@ case "$case_name" in
     grep -Eq "has waited .* for ranks \[.*3 \(on host 1" "$work/rank0.log" "$work/rank1.log" ||
       { echo "FAIL: no hang warning on host 0 naming rank 3 and its host"; exit 1; }
     [ "$(cat "$work"/rank*.log | grep -c ': OK ')" = 4 ] || { echo "FAIL: the late rank's barriers did not complete"; exit 1; }
+    ;;
+  perf-*)
+    # perf-H: one rank per host, H hosts: barrier round trip next to the UCX round trip of
+    # hosts 0 and 1 (both in this run's namespaces, same transport: UCX over TCP on veth0).
+    hosts=${case_name#perf-}
+    make_hosts "$hosts"
+    start_rank 0 100 pingpong 2 0 "$work" 2000
+    start_rank 1 101 pingpong 2 1 "$work" 2000
+    wait_all 60 || { show_logs; exit 1; }
+    unset 'rank_pids[100]' 'rank_pids[101]'
+    for ((r = 0; r < hosts; ++r)); do start_rank "$r" "$r" perf "$hosts" "$r" "$work" 2000; done
+    wait_all 120 || { show_logs; exit 1; }
+    rtt=$(grep -ho 'PINGPONG [0-9.]*' "$work/rank101.log" | cut -d' ' -f2)
+    barrier=$(grep -ho 'PERF [0-9.]*' "$work/rank0.log" | cut -d' ' -f2)
+    [ -n "$rtt" ] && [ -n "$barrier" ] || { show_logs; exit 1; }
+    echo "hosts=$hosts barrier_us=$barrier ucx_round_trip_us=$rtt"
     ;;
   *) echo "unknown case $case_name"; exit 2 ;;
 esac
