@@ -168,6 +168,7 @@ int Run(int ranks, int rank, const std::string& workdir, int barriers) {
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   aclrtDestroyStream(stream);
   HcclCommDestroy(comm);
+  aclFinalize();  // joins the stream threads
   std::printf("rank %d: OK %d barriers in %.1f ms\n", rank, barriers, ms);
   return 0;
 }
@@ -239,7 +240,8 @@ int UntilFailure(int ranks, int rank, const std::string& workdir, const std::vec
   const int64_t failed_at = RealtimeNs();
   std::printf("rank %d: FAILED status=%d at_ns=%lld after %llu barriers: %s\n", rank, status,
               static_cast<long long>(failed_at), static_cast<unsigned long long>(done), aclGetRecentErrMsg());
-  if (dead.empty()) return 0;
+  std::fflush(stdout);
+  if (dead.empty()) std::_Exit(0);  // the group is broken: no orderly goodbye to give
   // Elastic: the survivors go on without the dead ranks, on a fresh stream.
   std::vector<int32_t> info = {1, ranks - static_cast<int>(dead.size()), 0, 0};
   std::vector<int32_t> table2(static_cast<size_t>(ranks), -1);
@@ -284,6 +286,7 @@ int Slow(int ranks, int rank, const std::string& workdir, int slow_rank) {
   // Leave together: the final barrier's release reaches everyone before anyone goes.
   aclrtDestroyStream(stream);
   HcclCommDestroy(comm);
+  aclFinalize();  // joins the stream threads
   std::printf("rank %d: SLOWEST %d (mean lateness %.3f ms, last %llu of 30 times)\n", rank, slowest,
               stats[slowest].meanLatenessNs / 1e6, static_cast<unsigned long long>(stats[slowest].timesLast));
   return 0;
@@ -303,6 +306,7 @@ int Late(int ranks, int rank, const std::string& workdir, int late_rank) {
   }
   aclrtDestroyStream(stream);
   HcclCommDestroy(comm);
+  aclFinalize();  // joins the stream threads
   std::printf("rank %d: OK 3 barriers\n", rank);
   return 0;
 }
@@ -325,6 +329,7 @@ int Perf(int ranks, int rank, const std::string& workdir, int iterations) {
   barrier();  // nobody leaves while another still measures
   aclrtDestroyStream(stream);
   HcclCommDestroy(comm);
+  aclFinalize();  // joins the stream threads
   std::printf("rank %d: PERF %.2f us per barrier\n", rank, us / iterations);
   return 0;
 }
