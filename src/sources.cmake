@@ -16,6 +16,7 @@ set(DISTBARRIER_SOURCES
   comm/bootstrap/wire.cc
   comm/group.cc
   comm/hosts/host_agent.cc
+  comm/hosts/ucx_api.cc
   comm/collectives/collectives.cc
   comm/collectives/reduce.cc
   comm/transport/in_process_transport.cc

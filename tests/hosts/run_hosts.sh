@@ -224,8 +224,11 @@ case "$case_name" in
     # hosts 0 and 1 (both in this run's namespaces, same transport: UCX over TCP on veth0).
     hosts=${case_name#perf-}
     make_hosts "$hosts"
-    start_rank 0 100 pingpong 2 0 "$work" 2000
-    start_rank 1 101 pingpong 2 1 "$work" 2000
+    binary_for_pingpong=$binary
+    binary="$(dirname "$binary")/hosts_pingpong"
+    start_rank 0 100 0 "$work" 2000
+    start_rank 1 101 1 "$work" 2000
+    binary=$binary_for_pingpong
     wait_all 60 || { show_logs; exit 1; }
     unset 'rank_pids[100]' 'rank_pids[101]'
     for ((r = 0; r < hosts; ++r)); do start_rank "$r" "$r" perf "$hosts" "$r" "$work" 2000; done

@@ -1,9 +1,10 @@
 #include "comm/hosts/host_agent.h"
 
+#include "comm/hosts/ucx_api.h"
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#include <ucp/api/ucp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -55,6 +56,12 @@ struct RankReport {
 
 int64_t NowNs() { return Clock::now().time_since_epoch().count(); }
 
+// Loaded by HostAgent::Create before any agent exists (it fails when UCX is missing).
+const UcxApi& Ucx() {
+  std::string unused;
+  return *LoadUcx(&unused);
+}
+
 template <typename T>
 void Append(std::vector<uint8_t>& out, const T& value) {
   const size_t at = out.size();
@@ -105,40 +112,40 @@ class HostAgent::Impl {
       window_.WakeArrival();
       bridge_.join();
     }
-    if (worker_ != nullptr) ucp_worker_destroy(worker_);
-    if (context_ != nullptr) ucp_cleanup(context_);
+    if (worker_ != nullptr) Ucx().ucp_worker_destroy(worker_);
+    if (context_ != nullptr) Ucx().ucp_cleanup(context_);
     if (wake_fd_ >= 0) close(wake_fd_);
   }
 
   bool Init(std::string* error) {
     ucp_config_t* config = nullptr;
-    ucs_status_t status = ucp_config_read(nullptr, nullptr, &config);
+    ucs_status_t status = Ucx().ucp_config_read(nullptr, nullptr, &config);
     if (status != UCS_OK) return Fail(error, "ucp_config_read", status);
     ucp_params_t params{};
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
     params.features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
-    status = ucp_init(&params, config, &context_);
-    ucp_config_release(config);
+    status = Ucx().ucp_init_version(UCP_API_MAJOR, UCP_API_MINOR, &params, config, &context_);
+    Ucx().ucp_config_release(config);
     if (status != UCS_OK) return Fail(error, "ucp_init", status);
     ucp_worker_params_t worker_params{};
     worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
     worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;  // the agent's thread only (after Start)
-    status = ucp_worker_create(context_, &worker_params, &worker_);
+    status = Ucx().ucp_worker_create(context_, &worker_params, &worker_);
     if (status != UCS_OK) return Fail(error, "ucp_worker_create", status);
     ucp_address_t* address = nullptr;
     size_t length = 0;
-    status = ucp_worker_get_address(worker_, &address, &length);
+    status = Ucx().ucp_worker_get_address(worker_, &address, &length);
     if (status != UCS_OK) return Fail(error, "ucp_worker_get_address", status);
     address_.assign(reinterpret_cast<uint8_t*>(address), reinterpret_cast<uint8_t*>(address) + length);
-    ucp_worker_release_address(worker_, address);
+    Ucx().ucp_worker_release_address(worker_, address);
     ucp_am_handler_param_t handler{};
     handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
     handler.id = kActiveMessageId;
     handler.cb = &Impl::OnMessage;
     handler.arg = this;
-    status = ucp_worker_set_am_recv_handler(worker_, &handler);
+    status = Ucx().ucp_worker_set_am_recv_handler(worker_, &handler);
     if (status != UCS_OK) return Fail(error, "ucp_worker_set_am_recv_handler", status);
-    status = ucp_worker_get_efd(worker_, &worker_fd_);
+    status = Ucx().ucp_worker_get_efd(worker_, &worker_fd_);
     if (status != UCS_OK) return Fail(error, "ucp_worker_get_efd", status);
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) {
@@ -168,10 +175,10 @@ class HostAgent::Impl {
       params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
       params.err_handler.cb = &Impl::OnEndpointError;
       params.err_handler.arg = &endpoint_args_[host];
-      const ucs_status_t status = ucp_ep_create(worker_, &params, &state_[host].endpoint);
+      const ucs_status_t status = Ucx().ucp_ep_create(worker_, &params, &state_[host].endpoint);
       if (status != UCS_OK) {
         return fmt::format("host agent: cannot reach host {} ({}): ucp_ep_create: {}", host, HostName(host),
-                           ucs_status_string(status));
+                           Ucx().ucs_status_string(status));
       }
     }
     if (me_ == 0) window_.SetClockOffset(0, 0);
@@ -212,7 +219,7 @@ class HostAgent::Impl {
   };
 
   static bool Fail(std::string* error, const char* what, ucs_status_t status) {
-    *error = fmt::format("host agent: {} failed: {}", what, ucs_status_string(status));
+    *error = fmt::format("host agent: {} failed: {}", what, Ucx().ucs_status_string(status));
     return false;
   }
 
@@ -258,7 +265,7 @@ class HostAgent::Impl {
   static void OnEndpointError(void* arg, ucp_ep_h /*endpoint*/, ucs_status_t status) {
     auto* endpoint = static_cast<EndpointArg*>(arg);
     endpoint->self->failures_.emplace_back(endpoint->host,
-                                           fmt::format("its connection failed: {}", ucs_status_string(status)));
+                                           fmt::format("its connection failed: {}", Ucx().ucs_status_string(status)));
   }
 
   // --- sending ---
@@ -277,10 +284,10 @@ class HostAgent::Impl {
     param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
     param.flags = UCP_AM_SEND_FLAG_EAGER;
     ucs_status_ptr_t request =
-        ucp_am_send_nbx(target.endpoint, kActiveMessageId, nullptr, 0, owned->data(), owned->size(), &param);
+        Ucx().ucp_am_send_nbx(target.endpoint, kActiveMessageId, nullptr, 0, owned->data(), owned->size(), &param);
     if (request == nullptr) return;  // sent already
     if (UCS_PTR_IS_ERR(request)) {
-      failures_.emplace_back(host, fmt::format("a send failed: {}", ucs_status_string(UCS_PTR_STATUS(request))));
+      failures_.emplace_back(host, fmt::format("a send failed: {}", Ucx().ucs_status_string(UCS_PTR_STATUS(request))));
       return;
     }
     sends_.push_back(PendingSend{request, std::move(owned)});
@@ -288,8 +295,8 @@ class HostAgent::Impl {
 
   void ReapSends() {
     std::erase_if(sends_, [](PendingSend& send) {
-      if (ucp_request_check_status(send.request) == UCS_INPROGRESS) return false;
-      ucp_request_free(send.request);
+      if (Ucx().ucp_request_check_status(send.request) == UCS_INPROGRESS) return false;
+      Ucx().ucp_request_free(send.request);
       return true;
     });
   }
@@ -300,7 +307,7 @@ class HostAgent::Impl {
     Clock::time_point next_heartbeat = Clock::now();
     Clock::time_point next_ping = Clock::now();
     while (!stop_.load(std::memory_order_seq_cst)) {
-      while (ucp_worker_progress(worker_) != 0) {
+      while (Ucx().ucp_worker_progress(worker_) != 0) {
       }
       HandleInbox();
       // Barriers before deaths: a message that came before a connection broke is used first.
@@ -319,8 +326,8 @@ class HostAgent::Impl {
         next_ping = now + milliseconds(200);  // a lost answer is replaced by a new question
       }
       ReapSends();
-      if (ucp_worker_progress(worker_) != 0) continue;
-      const ucs_status_t armed = ucp_worker_arm(worker_);
+      if (Ucx().ucp_worker_progress(worker_) != 0) continue;
+      const ucs_status_t armed = Ucx().ucp_worker_arm(worker_);
       if (armed == UCS_ERR_BUSY) continue;
       Clock::time_point wake = next_heartbeat;
       if (me_ != 0 && samples_ < kClockSamples) wake = std::min(wake, next_ping);
@@ -345,7 +352,7 @@ class HostAgent::Impl {
     for (int host = 0; host < hosts_; ++host) Send(host, Begin(Kind::kGoodbye, cur_.seq, 0, 0));
     const Clock::time_point limit = Clock::now() + kFlushLimit;
     while (!sends_.empty() && Clock::now() < limit) {
-      ucp_worker_progress(worker_);
+      Ucx().ucp_worker_progress(worker_);
       ReapSends();
     }
     std::vector<void*> closing;
@@ -355,22 +362,22 @@ class HostAgent::Impl {
       ucp_request_param_t param{};
       param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
       param.flags = target.dead ? UCP_EP_CLOSE_FLAG_FORCE : 0;
-      ucs_status_ptr_t request = ucp_ep_close_nbx(target.endpoint, &param);
+      ucs_status_ptr_t request = Ucx().ucp_ep_close_nbx(target.endpoint, &param);
       target.endpoint = nullptr;
       if (request != nullptr && !UCS_PTR_IS_ERR(request)) closing.push_back(request);
     }
     while (Clock::now() < limit + kFlushLimit) {
-      ucp_worker_progress(worker_);
+      Ucx().ucp_worker_progress(worker_);
       std::erase_if(closing, [](void* request) {
-        if (ucp_request_check_status(request) == UCS_INPROGRESS) return false;
-        ucp_request_free(request);
+        if (Ucx().ucp_request_check_status(request) == UCS_INPROGRESS) return false;
+        Ucx().ucp_request_free(request);
         return true;
       });
       ReapSends();
       if (closing.empty() && sends_.empty()) break;
     }
-    for (void* request : closing) ucp_request_free(request);  // given up: UCX releases them with the worker
-    for (PendingSend& send : sends_) ucp_request_free(send.request);
+    for (void* request : closing) Ucx().ucp_request_free(request);  // given up: UCX releases them with the worker
+    for (PendingSend& send : sends_) Ucx().ucp_request_free(send.request);
     sends_.clear();
   }
 
@@ -503,8 +510,8 @@ class HostAgent::Impl {
         ucp_request_param_t param{};
         param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
         param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-        ucs_status_ptr_t request = ucp_ep_close_nbx(peer.endpoint, &param);
-        if (request != nullptr && !UCS_PTR_IS_ERR(request)) ucp_request_free(request);
+        ucs_status_ptr_t request = Ucx().ucp_ep_close_nbx(peer.endpoint, &param);
+        if (request != nullptr && !UCS_PTR_IS_ERR(request)) Ucx().ucp_request_free(request);
         peer.endpoint = nullptr;
       }
     }
@@ -714,6 +721,7 @@ class HostAgent::Impl {
 
 std::unique_ptr<HostAgent> HostAgent::Create(const HostLayout& layout, void* window_memory, int rank_count,
                                              std::string* error) {
+  if (LoadUcx(error) == nullptr) return nullptr;
   auto impl = std::make_unique<Impl>(layout, window_memory, rank_count);
   if (!impl->Init(error)) return nullptr;
   return std::unique_ptr<HostAgent>(new HostAgent(std::move(impl)));
