@@ -15,6 +15,10 @@
 //                                            the rank the statistics find slowest
 //   hosts_rank perf N R WORKDIR ITERS        barrier round trips (launch + synchronize); rank 0
 //                                            prints microseconds per barrier
+//   hosts_rank table N R WORKDIR IP PORT     the rank-table path: every rank builds the root info
+//                                            itself (comm::CreateRootInfoAt: rank 0 listens at
+//                                            IP:PORT, the others connect, also those on rank 0's
+//                                            host) and joins with api::JoinComm; 50 barriers
 //   hosts_rank late N R WORKDIR LATE_RANK    3 barriers, LATE_RANK 2.5 s late to the first (the
 //                                            others' hang warning names it and its host)
 #include <fcntl.h>
@@ -26,6 +30,7 @@
 #include <distbarrier/distbarrier.h>
 #include <hccl/hccl.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +43,8 @@
 #include <thread>
 #include <vector>
 
+#include "api/join_comm.h"
+#include "comm/bootstrap/bootstrap.h"
 #include "comm/bootstrap/root_info.h"
 #include "comm/bootstrap/wire.h"
 #include "system/barrier_checker.h"
@@ -331,6 +338,32 @@ int Perf(int ranks, int rank, const std::string& workdir, int iterations) {
   return 0;
 }
 
+int Table(int ranks, int rank, const std::string& workdir, const std::string& ip, int port) {
+  std::array<uint8_t, distbarrier::comm::kSecretBytes> secret{};
+  for (size_t i = 0; i < secret.size(); ++i) secret[i] = static_cast<uint8_t>(i * 13 + 5);  // shared by the table's users
+  auto made = distbarrier::comm::CreateRootInfoAt(ip, static_cast<uint16_t>(port), 0x7ab1e, secret);
+  if (!std::holds_alternative<HcclRootInfo>(made)) Fail("CreateRootInfoAt: " + std::get<1>(made).message);
+  HcclComm comm = nullptr;
+  if (distbarrier::api::JoinComm("table", static_cast<uint32_t>(ranks), std::get<HcclRootInfo>(made),
+                                 static_cast<uint32_t>(rank), &comm) != HCCL_SUCCESS) {
+    Fail("JoinComm");
+  }
+  const std::string group = GroupOf(comm);
+  aclrtStream stream = nullptr;
+  if (aclrtCreateStream(&stream) != 0) Fail("aclrtCreateStream");
+  Tensor x_ref = MakeTensor(ACL_FLOAT, {});
+  for (int k = 0; k < 50; ++k) {
+    int status = EnqueueBarrier(x_ref, nullptr, group, ranks, stream);
+    if (status == 0) status = aclrtSynchronizeStream(stream);
+    if (status != 0) Fail("barrier " + std::to_string(k));
+  }
+  aclrtDestroyStream(stream);
+  HcclCommDestroy(comm);
+  aclFinalize();  // joins the stream threads
+  std::printf("rank %d: OK 50 barriers from a rank table (%s)\n", rank, workdir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -350,6 +383,7 @@ int main(int argc, char** argv) {
   if (mode == "slow") return Slow(ranks, rank_id, workdir, std::atoi(argv[5]));
   if (mode == "late") return Late(ranks, rank_id, workdir, std::atoi(argv[5]));
   if (mode == "perf") return Perf(ranks, rank_id, workdir, std::atoi(argv[5]));
+  if (mode == "table") return Table(ranks, rank_id, workdir, argv[5], std::atoi(argv[6]));
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;
 }

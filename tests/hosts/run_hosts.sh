@@ -12,7 +12,8 @@
 # `ip netns` cannot work here.
 #
 # Cases: 2x4 and 4x2 (1000 barriers with jitter, barrier property), wrong-secret,
-# kill-host, link-down, elastic (kill-host, then the survivors go on), slow-rank, hang-warning.
+# kill-host, link-down, elastic (kill-host, then the survivors go on), slow-rank, hang-warning,
+# rank-table (root info from an address, comm::CreateRootInfoAt), perf-H (timings only).
 set -u
 binary=$1
 case_name=$2
@@ -206,6 +207,15 @@ case "$case_name" in
     clock=$(grep -ho '"name":"clock"[^}]*"host":1[^}]*}' "$work"/trace.*.json | head -1)
     [ -n "$clock" ] || { echo "FAIL: no clock alignment record from host 1 in the traces"; exit 1; }
     echo "host 1's clock record: $clock"
+    ;;
+  rank-table)
+    # 2 hosts x 2 ranks from a rank table's addresses: rank 0 listens at host 0's address; rank 1
+    # (same host) and ranks 2, 3 (host 1) come over TCP; rank 1 gets its memory from rank 0.
+    make_hosts 2
+    for ((r = 0; r < 4; ++r)); do start_rank $(( r / 2 )) "$r" table 4 "$r" "$work" "$subnet.1" 61000; done
+    wait_all 60 || { show_logs; exit 1; }
+    show_logs
+    [ "$(cat "$work"/rank*.log | grep -c ': OK 50 barriers from a rank table')" = 4 ] || { echo "FAIL: not every rank joined"; exit 1; }
     ;;
   hang-warning)
     # 2 hosts x 2 ranks; rank 3 (host 1) comes 2.5 s late: the warning after 1 s names it and
