@@ -3,6 +3,7 @@
 #include "comm/hosts/ucx_api.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -97,7 +98,8 @@ class HostAgent::Impl {
         local_ranks_(layout.RanksOn(layout.my_host)),
         state_(static_cast<size_t>(layout.host_count)),
         heartbeat_(milliseconds(std::max<int64_t>(10, EnvInt("DISTBARRIER_HEARTBEAT_MS", 250)))),
-        host_timeout_(milliseconds(std::max<int64_t>(100, EnvInt("DISTBARRIER_HOST_TIMEOUT_MS", 1500)))) {
+        host_timeout_(milliseconds(std::max<int64_t>(100, EnvInt("DISTBARRIER_HOST_TIMEOUT_MS", 1500)))),
+        spin_(std::chrono::microseconds(std::clamp<int64_t>(EnvInt("DISTBARRIER_AGENT_SPIN_US", 50), 0, 10000))) {
     while ((1 << rounds_) < hosts_) ++rounds_;
   }
 
@@ -327,6 +329,7 @@ class HostAgent::Impl {
       }
       ReapSends();
       if (Ucx().ucp_worker_progress(worker_) != 0) continue;
+      if (SpinAWhile()) continue;
       const ucs_status_t armed = Ucx().ucp_worker_arm(worker_);
       if (armed == UCS_ERR_BUSY) continue;
       Clock::time_point wake = next_heartbeat;
@@ -344,6 +347,23 @@ class HostAgent::Impl {
       }
     }
     Leave();
+  }
+
+  // While a barrier is under way here (or one just ended and the next is likely to come), look
+  // for its next step for up to spin_ before sleeping: a sleep and wake-up costs more than a
+  // round trip. Yields, so a rank sharing the core still runs. True when something came.
+  bool SpinAWhile() {
+    if (spin_.count() == 0) return false;
+    const bool busy = cur_.started || Clock::now() - last_completed_ < spin_;
+    if (!busy) return false;
+    const Clock::time_point until = Clock::now() + spin_;
+    const uint32_t arrivals = window_.ArrivalWord();
+    while (Clock::now() < until && !stop_.load(std::memory_order_relaxed)) {
+      if (Ucx().ucp_worker_progress(worker_) != 0 || !inbox_.empty()) return true;
+      if (window_.ArrivalWord() != arrivals) return true;
+      sched_yield();
+    }
+    return false;
   }
 
   // At stop: tell the others this host leaves (so its silence is not a death), let what was
@@ -658,6 +678,7 @@ class HostAgent::Impl {
       if (it != cur_.known.end()) window_.ArriveForAgent(rank, seq, it->second - offset_ns_);
     }
     window_.AgentReached(seq, cur_.required);
+    last_completed_ = Clock::now();
     NextBarrier();
   }
 
@@ -697,6 +718,8 @@ class HostAgent::Impl {
   std::vector<EndpointArg> endpoint_args_;
   const milliseconds heartbeat_;
   const milliseconds host_timeout_;
+  const std::chrono::microseconds spin_;
+  Clock::time_point last_completed_{};
 
   ucp_context_h context_ = nullptr;
   ucp_worker_h worker_ = nullptr;
