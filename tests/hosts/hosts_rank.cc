@@ -21,14 +21,13 @@
 //                                            host) and joins with api::JoinComm; 50 barriers
 //   hosts_rank late N R WORKDIR LATE_RANK    3 barriers, LATE_RANK 2.5 s late to the first (the
 //                                            others' hang warning names it and its host)
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <acl/acl.h>
 #include <aclnnop/aclnn_distribute_barrier_v2.h>
 #include <distbarrier/distbarrier.h>
+#include <fcntl.h>
 #include <hccl/hccl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -181,7 +180,8 @@ int Check(int ranks, const std::string& workdir, int barriers) {
   uint64_t* tickets = MapTickets(workdir, ranks, barriers);
   std::vector<std::vector<uint64_t>> arrive(ranks), leave(ranks);
   for (int r = 0; r < ranks; ++r) {
-    arrive[r].assign(tickets + 1 + static_cast<size_t>(r) * barriers, tickets + 1 + static_cast<size_t>(r + 1) * barriers);
+    arrive[r].assign(tickets + 1 + static_cast<size_t>(r) * barriers,
+                     tickets + 1 + static_cast<size_t>(r + 1) * barriers);
     leave[r].assign(tickets + 1 + static_cast<size_t>(ranks + r) * barriers,
                     tickets + 1 + static_cast<size_t>(ranks + r + 1) * barriers);
   }
@@ -340,7 +340,8 @@ int Perf(int ranks, int rank, const std::string& workdir, int iterations) {
 
 int Table(int ranks, int rank, const std::string& workdir, const std::string& ip, int port) {
   std::array<uint8_t, distbarrier::comm::kSecretBytes> secret{};
-  for (size_t i = 0; i < secret.size(); ++i) secret[i] = static_cast<uint8_t>(i * 13 + 5);  // shared by the table's users
+  for (size_t i = 0; i < secret.size(); ++i)
+    secret[i] = static_cast<uint8_t>(i * 13 + 5);  // shared by the table's users
   auto made = distbarrier::comm::CreateRootInfoAt(ip, static_cast<uint16_t>(port), 0x7ab1e, secret);
   if (!std::holds_alternative<HcclRootInfo>(made)) Fail("CreateRootInfoAt: " + std::get<1>(made).message);
   HcclComm comm = nullptr;
@@ -379,7 +380,8 @@ int main(int argc, char** argv) {
   if (aclInit(nullptr) != 0 || aclrtSetDevice(0) != 0) Fail("aclInit/aclrtSetDevice");
   if (mode == "run") return Run(ranks, rank_id, workdir, std::atoi(argv[5]));
   if (mode == "wrong-secret") return WrongSecret(ranks, rank_id, workdir);
-  if (mode == "until-failure") return UntilFailure(ranks, rank_id, workdir, argc > 5 ? ParseRanks(argv[5]) : std::vector<int>{});
+  if (mode == "until-failure")
+    return UntilFailure(ranks, rank_id, workdir, argc > 5 ? ParseRanks(argv[5]) : std::vector<int>{});
   if (mode == "slow") return Slow(ranks, rank_id, workdir, std::atoi(argv[5]));
   if (mode == "late") return Late(ranks, rank_id, workdir, std::atoi(argv[5]));
   if (mode == "perf") return Perf(ranks, rank_id, workdir, std::atoi(argv[5]));

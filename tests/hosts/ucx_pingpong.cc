@@ -53,8 +53,10 @@ int PingPong(int rank, const std::string& workdir, int iterations) {
   ucp_address_t* address = nullptr;
   size_t length = 0;
   ucp_worker_get_address(worker, &address, &length);
-  const std::string mine = workdir + "/pp." + std::to_string(rank), theirs = workdir + "/pp." + std::to_string(1 - rank);
-  std::ofstream(mine + ".tmp", std::ios::binary).write(reinterpret_cast<char*>(address), static_cast<std::streamsize>(length));
+  const std::string mine = workdir + "/pp." + std::to_string(rank),
+                    theirs = workdir + "/pp." + std::to_string(1 - rank);
+  std::ofstream(mine + ".tmp", std::ios::binary)
+      .write(reinterpret_cast<char*>(address), static_cast<std::streamsize>(length));
   std::rename((mine + ".tmp").c_str(), mine.c_str());
   ucp_worker_release_address(worker, address);
   std::string peer;

@@ -1,6 +1,7 @@
 #include "comm/bootstrap/network.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -15,8 +16,6 @@
 #include <map>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common/env.h"
 
@@ -52,7 +51,9 @@ std::map<std::string, std::string> Ipv4Interfaces() {
   return found;
 }
 
-bool Loopback(const std::string& ip) { return ip.rfind("127.", 0) == 0; }
+bool Loopback(const std::string& ip) {
+  return ip.rfind("127.", 0) == 0;
+}
 
 sockaddr_in Address(const std::string& ip, uint16_t port) {
   sockaddr_in address{};
@@ -127,8 +128,8 @@ std::variant<int, std::string> ListenTcpFromBasePort(const std::string& ip, uint
     last_error = std::get<1>(listened);
     if (last_error.find(std::strerror(EADDRINUSE)) == std::string::npos) break;  // not a busy port: no use going on
   }
-  return Result(std::in_place_index<1>, fmt::format("no free TCP port from HCCL_IF_BASE_PORT={} ({} tried): {}", base,
-                                                    kPortTries, last_error));
+  return Result(std::in_place_index<1>,
+                fmt::format("no free TCP port from HCCL_IF_BASE_PORT={} ({} tried): {}", base, kPortTries, last_error));
 }
 
 std::variant<int, std::string> ConnectTcp(const std::string& ip, uint16_t port, wire::Clock::time_point deadline) {
@@ -160,9 +161,9 @@ std::variant<int, std::string> ConnectTcp(const std::string& ip, uint16_t port, 
     close(fd);
     last_error = std::strerror(error);
     if (wire::Clock::now() >= deadline) {
-      return Result(std::in_place_index<1>,
-                    fmt::format("cannot connect to rank 0 at {}:{} within the connect timeout: {}", ip, port,
-                                last_error));
+      return Result(
+          std::in_place_index<1>,
+          fmt::format("cannot connect to rank 0 at {}:{} within the connect timeout: {}", ip, port, last_error));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // retry pacing, not synchronization
   }

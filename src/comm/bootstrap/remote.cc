@@ -1,5 +1,7 @@
 #include "comm/bootstrap/remote.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -10,9 +12,6 @@
 #include <cstring>
 #include <set>
 #include <thread>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "comm/barrier_window.h"
 #include "comm/bootstrap/network.h"
@@ -34,9 +33,13 @@ using wire::SendAll;
 constexpr uint32_t kMaxBlob = 1 << 20;  // a UCX worker address is a few hundred bytes
 constexpr auto kHelloTimeout = std::chrono::seconds(2);
 
-BootstrapError Error(HcclResult code, std::string message) { return {code, std::move(message)}; }
+BootstrapError Error(HcclResult code, std::string message) {
+  return {code, std::move(message)};
+}
 
-std::string GroupName(uint64_t job_id) { return fmt::format("hccl_root_{:016x}", job_id); }
+std::string GroupName(uint64_t job_id) {
+  return fmt::format("hccl_root_{:016x}", job_id);
+}
 
 bool SecretsEqual(const uint8_t* a, const uint8_t* b) {
   uint8_t difference = 0;
@@ -74,7 +77,8 @@ ucred Credentials(int fd) {
 
 // A non-leader rank: its host's memory from its host's leader (pid `leader_pid`).
 std::variant<std::unique_ptr<SharedMemory>, BootstrapError> MemoryFromLeader(const RootInfo& info, uint32_t rank_count,
-                                                                             uint32_t rank, int host, int32_t leader_pid,
+                                                                             uint32_t rank, int host,
+                                                                             int32_t leader_pid,
                                                                              Clock::time_point deadline) {
   socklen_t length = 0;
   sockaddr_un address = wire::AbstractAddress(wire::HostSocketName(info.job_id, host), &length);
@@ -128,7 +132,9 @@ std::variant<std::unique_ptr<SharedMemory>, BootstrapError> MemoryFromLeader(con
 
 }  // namespace
 
-std::string HostKey() { return fmt::format("{}/{}", HostBootId(), HostNetns()); }
+std::string HostKey() {
+  return fmt::format("{}/{}", HostBootId(), HostNetns());
+}
 
 std::vector<uint8_t> EncodePlan(const HostLayout& layout, const std::vector<int32_t>& pids, int receiver_host) {
   std::vector<uint8_t> bytes;
@@ -223,8 +229,8 @@ std::optional<BootstrapError> ServeHostMemory(const RootInfo& info, uint32_t ran
   const std::string name = wire::HostSocketName(info.job_id, host);
   const int listener = ListenAbstract(name);
   if (listener < 0) {
-    return Error(HCCL_E_SYSCALL, fmt::format("host {} leader: cannot listen on @{}: {}", host, name,
-                                             std::strerror(errno)));
+    return Error(HCCL_E_SYSCALL,
+                 fmt::format("host {} leader: cannot listen on @{}: {}", host, name, std::strerror(errno)));
   }
   std::set<int> waiting(ranks.begin(), ranks.end());
   while (!waiting.empty()) {
@@ -247,7 +253,8 @@ std::optional<BootstrapError> ServeHostMemory(const RootInfo& info, uint32_t ran
       close(fd);
     };
     if (peer.uid != getuid()) {
-      refuse(fmt::format("pid {} runs as uid {}, the job as uid {}", peer.pid, static_cast<int64_t>(peer.uid), getuid()));
+      refuse(
+          fmt::format("pid {} runs as uid {}, the job as uid {}", peer.pid, static_cast<int64_t>(peer.uid), getuid()));
       continue;
     }
     if (ReceiveAll(fd, &hello, sizeof(hello), nullptr, hello_deadline) != Received::kAll ||
@@ -259,7 +266,8 @@ std::optional<BootstrapError> ServeHostMemory(const RootInfo& info, uint32_t ran
     if (hello.job_id != info.job_id || !SecretsEqual(hello.secret, info.secret.data())) {
       refuse(fmt::format("pid {} presented a wrong secret or job id", peer.pid));
     } else if (hello.rank >= rank_count || waiting.count(rank) == 0 || pids[rank] != peer.pid) {
-      refuse(fmt::format("pid {} asked for rank {}, which is not a rank of this host waiting for memory", peer.pid, rank));
+      refuse(
+          fmt::format("pid {} asked for rank {}, which is not a rank of this host waiting for memory", peer.pid, rank));
     } else {
       ReplyHeader offer{};
       std::memcpy(offer.magic, wire::kReplyMagic, sizeof(wire::kReplyMagic));
@@ -278,7 +286,8 @@ std::optional<BootstrapError> RunRemotePeer(const RootInfo& info, uint32_t rank_
   const std::string group_name = GroupName(info.job_id);
   auto connected = network::ConnectTcp(info.ip, info.port, deadline);
   if (auto* why = std::get_if<std::string>(&connected)) {
-    return Error(Clock::now() >= deadline ? HCCL_E_TIMEOUT : HCCL_E_TCP_CONNECT, fmt::format("rank {}: {}", rank, *why));
+    return Error(Clock::now() >= deadline ? HCCL_E_TIMEOUT : HCCL_E_TCP_CONNECT,
+                 fmt::format("rank {}: {}", rank, *why));
   }
   const int fd = std::get<int>(connected);
   auto fail = [&](BootstrapError error) {
@@ -299,9 +308,9 @@ std::optional<BootstrapError> RunRemotePeer(const RootInfo& info, uint32_t rank_
   auto receive_answer = [&](ReplyHeader* reply) -> std::optional<BootstrapError> {
     const Received outcome = ReceiveAll(fd, reply, sizeof(*reply), nullptr, deadline + kVerdictGrace);
     if (outcome == Received::kTimedOut) {
-      return Error(HCCL_E_TIMEOUT,
-                   fmt::format("rank {}: rank 0 of {} did not complete the group within the connect timeout", rank,
-                               group_name));
+      return Error(
+          HCCL_E_TIMEOUT,
+          fmt::format("rank {}: rank 0 of {} did not complete the group within the connect timeout", rank, group_name));
     }
     if (outcome == Received::kClosed) {
       return Error(HCCL_E_TCP_CONNECT, fmt::format("rank {}: rank 0 of {} at {}:{} closed the connection without an "
@@ -313,7 +322,8 @@ std::optional<BootstrapError> RunRemotePeer(const RootInfo& info, uint32_t rank_
       return Error(HCCL_E_INTERNAL, "rank 0 answered with garbage");
     }
     if (reply->status != HCCL_SUCCESS) {
-      return Error(static_cast<HcclResult>(reply->status), fmt::format("rank 0 refused rank {}: {}", rank, reply->message));
+      return Error(static_cast<HcclResult>(reply->status),
+                   fmt::format("rank 0 refused rank {}: {}", rank, reply->message));
     }
     return std::nullopt;
   };
@@ -325,7 +335,8 @@ std::optional<BootstrapError> RunRemotePeer(const RootInfo& info, uint32_t rank_
   auto layout = std::make_shared<HostLayout>();
   std::vector<int32_t> pids;
   if (!ReceivePlan(fd, rank_count, deadline + kVerdictGrace, layout.get(), &pids)) {
-    return fail(Error(HCCL_E_TCP_TRANSFER, fmt::format("rank {}: rank 0's plan of the hosts is missing or malformed", rank)));
+    return fail(
+        Error(HCCL_E_TCP_TRANSFER, fmt::format("rank {}: rank 0's plan of the hosts is missing or malformed", rank)));
   }
   const int my_host = layout->my_host;
   const bool leader = layout->IsLeader(static_cast<int>(rank));
@@ -370,13 +381,15 @@ std::optional<BootstrapError> RunRemotePeer(const RootInfo& info, uint32_t rank_
   ReplyHeader verdict{};
   std::optional<BootstrapError> rejected =
       told ? receive_answer(&verdict)
-           : Error(HCCL_E_TCP_CONNECT, fmt::format("rank {}: rank 0 of {} left before the group was complete", rank,
-                                                   group_name));
+           : Error(HCCL_E_TCP_CONNECT,
+                   fmt::format("rank {}: rank 0 of {} left before the group was complete", rank, group_name));
   std::vector<std::vector<uint8_t>> addresses;
   for (int host = 0; !rejected && host < layout->host_count; ++host) {
     auto blob = ReceiveBlob(fd, deadline + kVerdictGrace);
-    if (!blob) rejected = Error(HCCL_E_TCP_TRANSFER, fmt::format("rank {}: rank 0's list of host agents is cut", rank));
-    else addresses.push_back(std::move(*blob));
+    if (!blob)
+      rejected = Error(HCCL_E_TCP_TRANSFER, fmt::format("rank {}: rank 0's list of host agents is cut", rank));
+    else
+      addresses.push_back(std::move(*blob));
   }
   if (!rejected && agent != nullptr) {
     if (auto why = agent->Start(addresses)) rejected = Error(HCCL_E_INTERNAL, fmt::format("rank {}: {}", rank, *why));

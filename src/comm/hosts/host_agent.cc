@@ -1,7 +1,7 @@
 #include "comm/hosts/host_agent.h"
 
-#include "comm/hosts/ucx_api.h"
-
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -16,9 +16,7 @@
 #include <system_error>
 #include <thread>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
+#include "comm/hosts/ucx_api.h"
 #include "common/env.h"
 #include "common/log.h"
 
@@ -55,7 +53,9 @@ struct RankReport {
   uint64_t arrived_seq;
 };
 
-int64_t NowNs() { return Clock::now().time_since_epoch().count(); }
+int64_t NowNs() {
+  return Clock::now().time_since_epoch().count();
+}
 
 // Loaded by HostAgent::Create before any agent exists (it fails when UCX is missing).
 const UcxApi& Ucx() {
@@ -171,8 +171,8 @@ class HostAgent::Impl {
       if (addresses[host].empty()) return fmt::format("host agent: host {} sent no worker address", host);
       endpoint_args_[host] = EndpointArg{this, host};
       ucp_ep_params_t params{};
-      params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
-                          UCP_EP_PARAM_FIELD_ERR_HANDLER;
+      params.field_mask =
+          UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
       params.address = reinterpret_cast<const ucp_address_t*>(addresses[host].data());
       params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
       params.err_handler.cb = &Impl::OnEndpointError;
@@ -252,8 +252,8 @@ class HostAgent::Impl {
 
   // --- UCX callbacks (on the agent's thread, inside ucp_worker_progress) ---
 
-  static ucs_status_t OnMessage(void* arg, const void* /*header*/, size_t /*header_length*/, void* data,
-                                size_t length, const ucp_am_recv_param_t* param) {
+  static ucs_status_t OnMessage(void* arg, const void* /*header*/, size_t /*header_length*/, void* data, size_t length,
+                                const ucp_am_recv_param_t* param) {
     auto* self = static_cast<Impl*>(arg);
     if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0 || length < sizeof(MessageHeader)) return UCS_OK;
     Message message;
@@ -413,7 +413,8 @@ class HostAgent::Impl {
       sender.last_heard = Clock::now();
       switch (static_cast<Kind>(message.header.kind)) {
         case Kind::kBarrier:
-          if (message.header.seq >= cur_.seq) buffered_.emplace(std::tuple(message.header.seq, message.header.round, from), std::move(message));
+          if (message.header.seq >= cur_.seq)
+            buffered_.emplace(std::tuple(message.header.seq, message.header.round, from), std::move(message));
           break;
         case Kind::kHeartbeat: OnHeartbeat(from, message); break;
         case Kind::kPing: OnPing(from, message); break;
@@ -510,8 +511,9 @@ class HostAgent::Impl {
     for (int host = 0; host < hosts_; ++host) {
       const HostState& peer = state_[host];
       if (host == me_ || peer.dead || peer.left || now - peer.last_heard <= host_timeout_) continue;
-      failures_.emplace_back(host, fmt::format("no heartbeat for {} ms",
-                                               std::chrono::duration_cast<milliseconds>(now - peer.last_heard).count()));
+      failures_.emplace_back(host,
+                             fmt::format("no heartbeat for {} ms",
+                                         std::chrono::duration_cast<milliseconds>(now - peer.last_heard).count()));
     }
   }
 
@@ -733,7 +735,7 @@ class HostAgent::Impl {
   // The agent thread's own state.
   std::deque<Message> inbox_;
   std::vector<std::pair<int, std::string>> failures_;  // host, why
-  std::map<int, uint64_t> remote_deaths_;                // rank -> the last barrier it arrived at
+  std::map<int, uint64_t> remote_deaths_;              // rank -> the last barrier it arrived at
   std::vector<PendingSend> sends_;
   std::map<std::tuple<uint64_t, uint32_t, int>, Message> buffered_;  // (seq, round, from)
   Current cur_;
@@ -753,7 +755,9 @@ std::unique_ptr<HostAgent> HostAgent::Create(const HostLayout& layout, void* win
 HostAgent::HostAgent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HostAgent::~HostAgent() = default;
 
-const std::vector<uint8_t>& HostAgent::WorkerAddress() const { return impl_->Address(); }
+const std::vector<uint8_t>& HostAgent::WorkerAddress() const {
+  return impl_->Address();
+}
 
 std::optional<std::string> HostAgent::Start(const std::vector<std::vector<uint8_t>>& addresses) {
   return impl_->Start(addresses);

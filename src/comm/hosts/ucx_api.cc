@@ -1,10 +1,9 @@
 #include "comm/hosts/ucx_api.h"
 
 #include <dlfcn.h>
+#include <fmt/format.h>
 
 #include <mutex>
-
-#include <fmt/format.h>
 
 namespace distbarrier::comm {
 
@@ -18,8 +17,8 @@ const UcxApi* LoadUcx(std::string* error) {
       failure = fmt::format("groups across hosts need UCX (Debian: libucx0): {}", dlerror());
       return;
     }
-#define DISTBARRIER_UCX_LOAD(name)                                                                  \
-  api.name = reinterpret_cast<decltype(&::name)>(dlsym(library, #name));                            \
+#define DISTBARRIER_UCX_LOAD(name)                                       \
+  api.name = reinterpret_cast<decltype(&::name)>(dlsym(library, #name)); \
   if (api.name == nullptr && failure.empty()) failure = fmt::format("UCX lacks {}: too old?", #name);
     DISTBARRIER_UCX_FUNCTIONS(DISTBARRIER_UCX_LOAD)
 #undef DISTBARRIER_UCX_LOAD

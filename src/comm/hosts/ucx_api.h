@@ -11,12 +11,12 @@
 
 namespace distbarrier::comm {
 
-#define DISTBARRIER_UCX_FUNCTIONS(X)                                                                \
-  X(ucp_config_read) X(ucp_config_release) X(ucp_init_version) X(ucp_cleanup) X(ucp_worker_create) \
-  X(ucp_worker_destroy) X(ucp_worker_get_address) X(ucp_worker_release_address)                   \
-  X(ucp_worker_set_am_recv_handler) X(ucp_worker_get_efd) X(ucp_worker_progress) X(ucp_worker_arm) \
-  X(ucp_ep_create) X(ucp_ep_close_nbx) X(ucp_am_send_nbx) X(ucp_request_check_status)              \
-  X(ucp_request_free) X(ucs_status_string)
+#define DISTBARRIER_UCX_FUNCTIONS(X)                                                                                  \
+  X(ucp_config_read)                                                                                                  \
+  X(ucp_config_release) X(ucp_init_version) X(ucp_cleanup) X(ucp_worker_create) X(ucp_worker_destroy)                 \
+      X(ucp_worker_get_address) X(ucp_worker_release_address) X(ucp_worker_set_am_recv_handler) X(ucp_worker_get_efd) \
+          X(ucp_worker_progress) X(ucp_worker_arm) X(ucp_ep_create) X(ucp_ep_close_nbx) X(ucp_am_send_nbx)            \
+              X(ucp_request_check_status) X(ucp_request_free) X(ucs_status_string)
 
 struct UcxApi {
 #define DISTBARRIER_UCX_FIELD(name) decltype(&::name) name = nullptr;
