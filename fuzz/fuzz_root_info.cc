@@ -47,8 +47,10 @@ void CheckDecode(const HcclRootInfo& bytes) {
     return;
   }
   const RootInfo& info = std::get<RootInfo>(decoded);
-  FUZZ_CHECK(!info.address.empty() && info.address.size() < wire::kAddressBytes &&
-                 info.boot_id.size() < wire::kBootIdBytes && info.root_pid > 0,
+  // A Unix address with its pid, or a TCP address with its port (root info v3).
+  FUZZ_CHECK((!info.address.empty() || !info.ip.empty()) && (info.address.empty() || info.root_pid > 0) &&
+                 (info.ip.empty() || info.port != 0) && info.address.size() < wire::kAddressBytes &&
+                 info.ip.size() < wire::kIpBytes && info.boot_id.size() < wire::kBootIdBytes && info.root_pid >= 0,
              "Decode accepted odd fields");
   HcclRootInfo again{};
   info.Encode(&again);
@@ -56,7 +58,8 @@ void CheckDecode(const HcclRootInfo& bytes) {
   FUZZ_CHECK(std::holds_alternative<RootInfo>(redecoded), "re-encoded root info does not decode");
   const RootInfo& back = std::get<RootInfo>(redecoded);
   FUZZ_CHECK(back.job_id == info.job_id && back.secret == info.secret && back.boot_id == info.boot_id &&
-                 back.address == info.address && back.root_pid == info.root_pid,
+                 back.address == info.address && back.root_pid == info.root_pid && back.ip == info.ip &&
+                 back.port == info.port && back.netns == info.netns,
              "Encode/Decode round trip changed the fields");
 }
 
@@ -118,15 +121,16 @@ void InitRootInfo(FuzzedDataProvider& in) {
   const bool null_root = in.ConsumeIntegralInRange(0, 31) == 0;
   const bool null_comm = in.ConsumeIntegralInRange(0, 31) == 0;
 
-  // What the call will do, to keep the slow cases out.
+  // What the call will do, to keep the slow cases (and any traffic) out.
   auto decoded = RootInfo::Decode(bytes);
   const RootInfo* info = std::get_if<RootInfo>(&decoded);
-  const bool reachable = info != nullptr && info->boot_id == g_boot_id;
   const bool ranks_ok = n_ranks >= 1 && n_ranks <= 4096 && rank < n_ranks;
-  const bool live = reachable && info->job_id == std::get<RootInfo>(RootInfo::Decode(g_live)).job_id;
-  if (!null_root && !null_comm && reachable && ranks_ok && rank != 0) return;  // would connect and wait
-  if (!null_root && !null_comm && live && ranks_ok && rank == 0) n_ranks = 1;  // completes at once
-
+  const bool live = info != nullptr && info->job_id == std::get<RootInfo>(RootInfo::Decode(g_live)).job_id;
+  if (!null_root && !null_comm && ranks_ok && info != nullptr) {
+    if (rank != 0 && (info->OnThisHost() || !info->ip.empty())) return;  // would connect and wait
+    if (rank == 0 && info->address.empty()) return;  // would listen at an arbitrary address
+    if (rank == 0 && live) n_ranks = 1;                // completes at once
+  }
   const int fds_before = fuzz::OpenFdCount();
   HcclComm comm = nullptr;
   const HcclResult result = HcclCommInitRootInfo(n_ranks, null_root ? nullptr : &bytes, rank, null_comm ? nullptr : &comm);
@@ -136,8 +140,8 @@ void InitRootInfo(FuzzedDataProvider& in) {
   }
   if (!ranks_ok || info == nullptr) {
     FUZZ_CHECK(result == HCCL_E_PARA, "bad nRanks/rank or undecodable root info answered %d", result);
-  } else if (!reachable) {
-    FUZZ_CHECK(result == HCCL_E_NOT_SUPPORT, "another host's root info answered %d", result);
+  } else if (rank != 0) {
+    FUZZ_CHECK(result == HCCL_E_NOT_SUPPORT, "another host's root info without a TCP address answered %d", result);
   } else if (!live) {
     FUZZ_CHECK(result == HCCL_E_PARA, "rank 0 of an unknown job answered %d", result);
   } else {

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and tests need (as root, or with sudo), skipping
 # the network when they are all present already. With arguments, installs those instead.
 set -euo pipefail
-default_packages=(cmake ninja-build g++ make libfmt-dev libgtest-dev libgmock-dev googletest libcli11-dev python3 python3-matplotlib libopenmpi-dev openmpi-bin python3-dev pybind11-dev python3-pytest python3-torch nlohmann-json3-dev)
+default_packages=(cmake ninja-build g++ make libfmt-dev libgtest-dev libgmock-dev googletest libcli11-dev python3 python3-matplotlib libopenmpi-dev openmpi-bin python3-dev pybind11-dev python3-pytest python3-torch nlohmann-json3-dev libucx-dev pkg-config)
 if [ $# -gt 0 ]; then packages=("$@"); else packages=("${default_packages[@]}"); fi
 missing=()
 for package in "${packages[@]}"; do

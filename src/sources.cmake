@@ -13,9 +13,13 @@ set(DISTBARRIER_SOURCES
   comm/diagnosis/flight_recorder.cc
   comm/diagnosis/status_server.cc
   comm/bootstrap/bootstrap.cc
+  comm/bootstrap/network.cc
+  comm/bootstrap/remote.cc
   comm/bootstrap/root_info.cc
   comm/bootstrap/wire.cc
   comm/group.cc
+  comm/hosts/host_agent.cc
+  comm/hosts/ucx_api.cc
   comm/collectives/collectives.cc
   comm/collectives/reduce.cc
   comm/transport/in_process_transport.cc

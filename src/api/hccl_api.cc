@@ -6,6 +6,7 @@
 #include <set>
 
 #include "api/guard.h"
+#include "api/join_comm.h"
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/group.h"
 #include "common/env.h"
@@ -54,6 +55,46 @@ HcclResult CheckSameType(const char* api, HcclDataType send_type, HcclDataType r
 
 }  // namespace
 
+namespace distbarrier::api {
+
+HcclResult JoinComm(const char* api, uint32_t nRanks, const HcclRootInfo& root, uint32_t rank, HcclComm* comm) {
+  // As in HCCL, the communicator belongs to the calling thread's current device.
+  aclError context_error = ACL_SUCCESS;
+  auto context = distbarrier::runtime::Runtime::Instance().CurrentContext(&context_error);
+  if (!context) {
+    return Fail(HCCL_E_PARA, "{}: call aclrtSetDevice before, the communicator belongs to a device", api);
+  }
+  // DISTBARRIER_CONNECT_TIMEOUT_S, else CANN's HCCL_CONNECT_TIMEOUT (s), else 120 s.
+  const auto timeout = std::max<std::chrono::milliseconds>(
+      std::chrono::seconds(1),
+      distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1))
+          .value_or(distbarrier::EnvDuration("HCCL_CONNECT_TIMEOUT", std::chrono::seconds(1))
+                        .value_or(std::chrono::seconds(120))));
+  std::shared_ptr<Member> member;
+  distbarrier::comm::RankAttach attach;
+  attach.attach = [&](distbarrier::comm::JoinedGroup& joined) -> std::optional<distbarrier::comm::BootstrapError> {
+    auto attached = GroupRegistry::Instance().AttachProcessRank(joined.name, static_cast<int>(nRanks),
+                                                                std::move(joined.memory), static_cast<int>(rank),
+                                                                context->device, joined.layout, std::move(joined.agent));
+    if (auto* error = std::get_if<std::pair<HcclResult, std::string>>(&attached)) {
+      return distbarrier::comm::BootstrapError{error->first, error->second};
+    }
+    member = std::make_shared<Member>(std::get<Member>(attached));
+    return std::nullopt;
+  };
+  attach.detach = [&] {
+    GroupRegistry::Instance().Release(*member);
+    member.reset();
+  };
+  if (auto error = distbarrier::comm::JoinGroup(root, nRanks, rank, timeout, attach)) {
+    return Fail(error->code, "{} (rank {} of {}): {}", api, rank, nRanks, error->message);
+  }
+  *comm = Communicators().Add(std::move(member));
+  return HCCL_SUCCESS;
+}
+
+}  // namespace distbarrier::api
+
 extern "C" {
 
 HcclResult HcclCommInitAll(uint32_t ndev, int32_t* devices, HcclComm* comms) try {
@@ -94,35 +135,7 @@ HcclResult HcclGetRootInfo(HcclRootInfo* rootInfo) try {
 
 HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, uint32_t rank, HcclComm* comm) try {
   if (rootInfo == nullptr || comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommInitRootInfo: rootInfo or comm is null");
-  // As in HCCL, the communicator belongs to the calling thread's current device.
-  aclError context_error = ACL_SUCCESS;
-  auto context = distbarrier::runtime::Runtime::Instance().CurrentContext(&context_error);
-  if (!context) {
-    return Fail(HCCL_E_PARA, "HcclCommInitRootInfo: call aclrtSetDevice before, the communicator belongs to a device");
-  }
-  const auto timeout = std::max<std::chrono::milliseconds>(
-      std::chrono::seconds(1),
-      distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1)).value_or(std::chrono::seconds(120)));
-  std::shared_ptr<Member> member;
-  distbarrier::comm::RankAttach attach;
-  attach.attach = [&](distbarrier::comm::JoinedGroup& joined) -> std::optional<distbarrier::comm::BootstrapError> {
-    auto attached = GroupRegistry::Instance().AttachProcessRank(
-        joined.name, static_cast<int>(nRanks), std::move(joined.memory), static_cast<int>(rank), context->device);
-    if (auto* error = std::get_if<std::pair<HcclResult, std::string>>(&attached)) {
-      return distbarrier::comm::BootstrapError{error->first, error->second};
-    }
-    member = std::make_shared<Member>(std::get<Member>(attached));
-    return std::nullopt;
-  };
-  attach.detach = [&] {
-    GroupRegistry::Instance().Release(*member);
-    member.reset();
-  };
-  if (auto error = distbarrier::comm::JoinGroup(*rootInfo, nRanks, rank, timeout, attach)) {
-    return Fail(error->code, "HcclCommInitRootInfo (rank {} of {}): {}", rank, nRanks, error->message);
-  }
-  *comm = Communicators().Add(std::move(member));
-  return HCCL_SUCCESS;
+  return distbarrier::api::JoinComm("HcclCommInitRootInfo", nRanks, *rootInfo, rank, comm);
 } DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclCommDestroy(HcclComm comm) try {

@@ -36,6 +36,12 @@ struct BarrierWindow::Header {
   alignas(kLine) std::atomic<uint32_t> sleepers{0};
   alignas(kLine) std::atomic<uint64_t> warned_seq{0};
   std::atomic<uint32_t> dead_ranks{0};
+  std::atomic<uint32_t> host_count{1};
+  std::atomic<uint32_t> local_host{0};
+  alignas(kLine) std::atomic<uint64_t> agent_seq{0};
+  alignas(kLine) std::atomic<uint32_t> arrival_word{0};
+  alignas(kLine) std::atomic<int64_t> clock_offset_ns{0};
+  std::atomic<int64_t> clock_error_ns{-1};
 };
 
 struct alignas(kLine) BarrierWindow::Slot {
@@ -44,13 +50,22 @@ struct alignas(kLine) BarrierWindow::Slot {
   std::atomic<int32_t> pid{0};
   std::atomic<uint32_t> dead{0};
   std::atomic<uint32_t> destroyed{0};
+  std::atomic<int32_t> host{0};
+  std::atomic<uint64_t> reported_seq{0};
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>::is_always_lock_free,
               "the window must be usable in memory shared between processes");
 
+namespace {
+size_t RequiredWordCount(int rank_count) { return (static_cast<size_t>(rank_count) + 63) / 64; }
+}  // namespace
+
+// Header | one slot per rank | two required bitmaps (by seq & 1), for windows across hosts.
 size_t BarrierWindow::StateBytes(int rank_count) {
-  return sizeof(Header) + sizeof(Slot) * static_cast<size_t>(rank_count);
+  const size_t bytes = sizeof(Header) + sizeof(Slot) * static_cast<size_t>(rank_count) +
+                       2 * RequiredWordCount(rank_count) * sizeof(std::atomic<uint64_t>);
+  return (bytes + kLine - 1) / kLine * kLine;  // aligned_alloc wants a multiple of the alignment
 }
 
 BarrierWindow::BarrierWindow(int rank_count)
@@ -64,6 +79,8 @@ BarrierWindow::BarrierWindow(int rank_count, void* memory, bool initialize) : ra
     header_ = new (memory) Header;
     slots_ = reinterpret_cast<Slot*>(static_cast<char*>(memory) + sizeof(Header));
     for (int rank = 0; rank < rank_count; ++rank) new (&slots_[rank]) Slot;
+    auto* words = reinterpret_cast<std::atomic<uint64_t>*>(slots_ + rank_count);
+    for (size_t i = 0; i < 2 * RequiredWordCount(rank_count); ++i) new (&words[i]) std::atomic<uint64_t>(0);
   } else {
     // Objects the initializing process constructed in this shared memory.
     header_ = std::launder(static_cast<Header*>(memory));
@@ -75,9 +92,86 @@ BarrierWindow::~BarrierWindow() { std::free(heap_); }
 
 bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required) {
   Slot& slot = slots_[rank];
+  const bool cross_host = CrossHost();
+  if (cross_host) {
+    // Whole words, each the same in every arrival at seq: a reader never sees a torn set.
+    std::atomic<uint64_t>* words = RequiredWords(seq);
+    std::vector<uint64_t> bits(RequiredWordCount(rank_count_), 0);
+    for (int member : required) bits[static_cast<size_t>(member) / 64] |= uint64_t{1} << (member % 64);
+    for (size_t i = 0; i < bits.size(); ++i) words[i].store(bits[i], std::memory_order_relaxed);
+  }
   slot.arrival_ns[seq & 1].store(arrival_ns, std::memory_order_relaxed);
-  slot.arrived_seq.store(seq, std::memory_order_seq_cst);  // also publishes arrival_ns
+  slot.arrived_seq.store(seq, std::memory_order_seq_cst);  // also publishes arrival_ns and the set
+  if (cross_host) WakeArrival();
+  return TryRelease(seq, required);
+}
+
+bool BarrierWindow::CrossHost() const { return header_->host_count.load(std::memory_order_relaxed) > 1; }
+
+std::atomic<uint64_t>* BarrierWindow::RequiredWords(uint64_t seq) const {
+  auto* words = reinterpret_cast<std::atomic<uint64_t>*>(slots_ + rank_count_);
+  return words + (seq & 1) * RequiredWordCount(rank_count_);
+}
+
+void BarrierWindow::ArriveForAgent(int rank, uint64_t seq, int64_t arrival_ns) {
+  Slot& slot = slots_[rank];
+  slot.arrival_ns[seq & 1].store(arrival_ns, std::memory_order_relaxed);
+  slot.arrived_seq.store(seq, std::memory_order_seq_cst);
+}
+
+bool BarrierWindow::AgentReached(uint64_t seq, std::span<const int> required) {
+  RaiseTo(header_->agent_seq, seq);
+  return TryRelease(seq, required);
+}
+
+std::vector<int> BarrierWindow::RequiredAt(uint64_t seq) const {
+  std::vector<int> required;
+  const std::atomic<uint64_t>* words = RequiredWords(seq);
+  for (int rank = 0; rank < rank_count_; ++rank) {
+    if ((words[rank / 64].load(std::memory_order_relaxed) >> (rank % 64)) & 1) required.push_back(rank);
+  }
+  return required;
+}
+
+uint32_t BarrierWindow::ArrivalWord() const { return header_->arrival_word.load(std::memory_order_seq_cst); }
+
+void BarrierWindow::WaitArrival(uint32_t seen, std::chrono::nanoseconds timeout) {
+  FutexWait(header_->arrival_word, seen, timeout);
+}
+
+void BarrierWindow::WakeArrival() {
+  header_->arrival_word.fetch_add(1, std::memory_order_seq_cst);
+  FutexWakeAll(header_->arrival_word);
+}
+
+void BarrierWindow::SetHosts(int host_count, int local_host) {
+  header_->host_count.store(static_cast<uint32_t>(host_count), std::memory_order_relaxed);
+  header_->local_host.store(static_cast<uint32_t>(local_host), std::memory_order_relaxed);
+}
+
+void BarrierWindow::SetHost(int rank, int host) { slots_[rank].host.store(host, std::memory_order_relaxed); }
+int BarrierWindow::HostCount() const { return static_cast<int>(header_->host_count.load(std::memory_order_relaxed)); }
+int BarrierWindow::LocalHost() const { return static_cast<int>(header_->local_host.load(std::memory_order_relaxed)); }
+int BarrierWindow::Host(int rank) const { return slots_[rank].host.load(std::memory_order_relaxed); }
+
+void BarrierWindow::SetClockOffset(int64_t offset_ns, int64_t error_ns) {
+  header_->clock_offset_ns.store(offset_ns, std::memory_order_relaxed);
+  header_->clock_error_ns.store(error_ns, std::memory_order_release);
+}
+int64_t BarrierWindow::ClockOffsetNs() const { return header_->clock_offset_ns.load(std::memory_order_relaxed); }
+int64_t BarrierWindow::ClockErrorNs() const { return header_->clock_error_ns.load(std::memory_order_acquire); }
+
+void BarrierWindow::SetReportedSequence(int rank, uint64_t seq) {
+  RaiseTo(slots_[rank].reported_seq, seq);
+}
+uint64_t BarrierWindow::ReportedSequence(int rank) const {
+  return slots_[rank].reported_seq.load(std::memory_order_relaxed);
+}
+
+// Across hosts the agent is one more participant (agent_seq); see the header.
+bool BarrierWindow::TryRelease(uint64_t seq, std::span<const int> required) {
   if (!Complete(seq, required)) return false;
+  if (CrossHost() && header_->agent_seq.load(std::memory_order_seq_cst) < seq) return false;
   // Several arrivals may find the barrier complete; the one that raises the claim releases.
   uint64_t claimed = header_->claimed_seq.load(std::memory_order_seq_cst);
   do {
@@ -184,6 +278,16 @@ int32_t BarrierWindow::Pid(int rank) const { return slots_[rank].pid.load(std::m
 void BarrierWindow::MarkDead(int rank) {
   if (slots_[rank].dead.exchange(1, std::memory_order_seq_cst) != 0) return;
   header_->dead_ranks.fetch_add(1, std::memory_order_seq_cst);
+  WakeAll();
+}
+
+void BarrierWindow::MarkDead(std::span<const int> ranks) {
+  uint32_t marked = 0;
+  for (int rank : ranks) {
+    if (slots_[rank].dead.exchange(1, std::memory_order_seq_cst) == 0) ++marked;
+  }
+  if (marked == 0) return;
+  header_->dead_ranks.fetch_add(marked, std::memory_order_seq_cst);
   WakeAll();
 }
 

@@ -19,6 +19,13 @@
 //
 // The state is plain atomics in one block of memory (WindowState): on the heap for ranks in
 // one process, or in memory shared between processes; the futexes are process-shared.
+//
+// A group across hosts has one window per host, with lines for every rank of the group. The
+// host's agent (comm/hosts) learns of local arrivals through the arrival word, exchanges them
+// with the other hosts and writes the remote ranks' arrivals in (ArriveForAgent). The agent is
+// one more participant of every barrier (AgentReached): local ranks alone never release a
+// barrier, so they are never more than one barrier ahead of it, and the required set each
+// arrival writes (by seq & 1) is still there when the agent reads it.
 #pragma once
 
 #include <atomic>
@@ -66,6 +73,33 @@ class BarrierWindow {
   // completes barrier `seq` for `required`, releases everyone waiting for it and returns true.
   bool Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required);
 
+  // Across hosts: the agent writes the arrival of a rank of another host (no release check).
+  void ArriveForAgent(int rank, uint64_t seq, int64_t arrival_ns);
+  // Across hosts: the agent has every required rank's arrival at `seq`; releases it if complete
+  // (true when this call released it).
+  bool AgentReached(uint64_t seq, std::span<const int> required);
+  // Across hosts: the ranks required at `seq` (as written by a local rank that arrived at it).
+  std::vector<int> RequiredAt(uint64_t seq) const;
+  // Across hosts: bumped by every local arrival; the agent sleeps on it.
+  uint32_t ArrivalWord() const;
+  void WaitArrival(uint32_t seen, std::chrono::nanoseconds timeout);
+  void WakeArrival();
+
+  // Hosts: set by whoever initializes the state. One host: every rank on host 0 of 1.
+  void SetHosts(int host_count, int local_host);
+  void SetHost(int rank, int host);
+  int HostCount() const;
+  int LocalHost() const;
+  int Host(int rank) const;
+  // This host's steady clock minus host 0's, and the error bound, as the agent measured it
+  // (error < 0: not measured).
+  void SetClockOffset(int64_t offset_ns, int64_t error_ns);
+  int64_t ClockOffsetNs() const;
+  int64_t ClockErrorNs() const;
+  // The last barrier a rank of another host had reached, as its host last said (heartbeats).
+  void SetReportedSequence(int rank, uint64_t seq);
+  uint64_t ReportedSequence(int rank) const;
+
   bool Released(uint64_t seq) const;
   // The highest released sequence (diagnosis: distbarrier-status, flight recorder dumps).
   uint64_t ReleasedSequence() const;
@@ -85,6 +119,9 @@ class BarrierWindow {
   void SetPid(int rank, int32_t pid);
   int32_t Pid(int rank) const;
   void MarkDead(int rank);
+  // Several at once (a whole host): every flag is set before anyone is woken, so a waiter
+  // names them all.
+  void MarkDead(std::span<const int> ranks);
   bool Dead(int rank) const;
   // A rank's communicator was destroyed (HcclCommDestroy): hang and timeout reports say so.
   void MarkDestroyed(int rank);
@@ -110,6 +147,9 @@ class BarrierWindow {
   struct Slot;
 
   void Release(uint64_t seq);
+  bool TryRelease(uint64_t seq, std::span<const int> required);
+  bool CrossHost() const;
+  std::atomic<uint64_t>* RequiredWords(uint64_t seq) const;
 
   const int rank_count_;
   void* heap_ = nullptr;  // owned state, when not in shared memory

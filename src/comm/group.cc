@@ -72,14 +72,39 @@ Group::Group(std::string name, int rank_count, std::unique_ptr<SharedMemory> mem
 }
 
 std::shared_ptr<Group> Group::ForProcesses(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory,
-                                           int local_rank, int device, std::string* error) {
+                                           int local_rank, int device, std::shared_ptr<const HostLayout> layout,
+                                           std::unique_ptr<HostAgent> agent, std::string* error) {
   auto group = std::make_shared<Group>(std::move(name), rank_count, std::move(memory), local_rank, device);
+  group->layout_ = std::move(layout);
+  if (agent) group->AdoptAgent(nullptr, std::move(agent));  // the agent works on the group's own memory
   group->peer_watch_ = PeerWatch::Start(group->window_, error);
   if (!group->peer_watch_) return nullptr;
   return group;
 }
 
-Group::~Group() { flight_->Retire(); }
+std::string Group::HostOfRank(int rank) const {
+  if (!AcrossHosts() || window_.Host(rank) == window_.LocalHost()) return "";
+  const int host = window_.Host(rank);
+  if (!layout_) return fmt::format("host {}", host);
+  return fmt::format("host {} ({})", host, layout_->host_names[host]);
+}
+
+void Group::AdoptAgent(std::unique_ptr<SharedMemory> memory, std::unique_ptr<HostAgent> agent) {
+  agent_memory_ = std::move(memory);
+  agent_ = std::move(agent);
+  // Across hosts the agent's arrival releases most barriers, so it records them.
+  agent_->OnRelease([this](uint64_t seq, std::span<const int> required) { RecordReleased(seq, required); });
+}
+
+void Group::RecordReleased(uint64_t seq, std::span<const int> required) {
+  if (!StatsEnabled()) return;
+  flight_->RecordReleased(seq, stats_.RecordReleased(seq, required, window_));
+}
+
+Group::~Group() {
+  agent_.reset();  // its thread records released barriers: it stops first
+  flight_->Retire();
+}
 
 std::optional<int> Group::RankOfDevice(int device) const {
   for (int rank = 0; rank < Size(); ++rank) {
@@ -157,7 +182,8 @@ bool GroupRegistry::Add(const std::shared_ptr<Group>& group) {
 }
 
 std::variant<Member, std::pair<HcclResult, std::string>> GroupRegistry::AttachProcessRank(
-    const std::string& name, int rank_count, std::unique_ptr<SharedMemory> memory, int rank, int device) {
+    const std::string& name, int rank_count, std::unique_ptr<SharedMemory> memory, int rank, int device,
+    std::shared_ptr<const HostLayout> layout, std::unique_ptr<HostAgent> agent) {
   std::lock_guard lock(mutex_);
   Changed();
   auto it = groups_.find(name);
@@ -167,10 +193,12 @@ std::variant<Member, std::pair<HcclResult, std::string>> GroupRegistry::AttachPr
       return std::pair{HCCL_E_PARA, fmt::format("this process holds another group named {}", name)};
     }
     if (auto error = group.AttachLocalRank(rank, device)) return std::pair{HCCL_E_PARA, *error};
-    return Member{it->second, rank};  // this rank's own mapping of the memory is not needed
+    if (agent) group.AdoptAgent(std::move(memory), std::move(agent));
+    return Member{it->second, rank};  // this rank's own mapping of the memory is not needed otherwise
   }
   std::string error;
-  auto group = Group::ForProcesses(name, rank_count, std::move(memory), rank, device, &error);
+  auto group = Group::ForProcesses(name, rank_count, std::move(memory), rank, device, std::move(layout),
+                                   std::move(agent), &error);
   if (!group) return std::pair{HCCL_E_SYSCALL, error};
   groups_[name] = group;  // replaces a group of that name whose local ranks are all gone
   return Member{group, rank};

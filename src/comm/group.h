@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -14,6 +15,8 @@
 
 #include "comm/barrier_stats.h"
 #include "comm/barrier_window.h"
+#include "comm/hosts/host_agent.h"
+#include "comm/hosts/host_layout.h"
 #include "comm/parked_ranks.h"
 #include "comm/peer_watch.h"
 #include "comm/shared_memory.h"
@@ -46,8 +49,10 @@ class Group {
   // It starts with one rank of this process, `local_rank` on `device`; more may join it
   // (AttachLocalRank). Ranks of other processes have device -1 and are watched for dying.
   // Null and *error set when that watch cannot start.
+  // A group across hosts also has its layout, and in its host leader's process the agent.
   static std::shared_ptr<Group> ForProcesses(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory,
-                                             int local_rank, int device, std::string* error);
+                                             int local_rank, int device, std::shared_ptr<const HostLayout> layout,
+                                             std::unique_ptr<HostAgent> agent, std::string* error);
   Group(std::string name, int rank_count, std::unique_ptr<SharedMemory> memory, int local_rank, int device);
   ~Group();
 
@@ -61,6 +66,7 @@ class Group {
   int Ordinal() const { return ordinal_; }
 
   BarrierWindow& Window() { return window_; }
+  const BarrierWindow& Window() const { return window_; }
   BarrierStats& Stats() { return stats_; }
   // The last barriers, for distbarrier-status and post-mortem dumps (comm/diagnosis).
   diagnosis::FlightRecorder& Flight() { return *flight_; }
@@ -73,6 +79,24 @@ class Group {
   // The last barrier this rank passed (0: none yet); what its statistics calls describe.
   void MarkPassed(int rank, uint64_t seq);
   uint64_t LastPassed(int rank) const;
+
+  // Across hosts: where the ranks run (null: all on this host, or a rank of rank 0's host that
+  // joined over the Unix socket: the window's lines still say each rank's host).
+  const HostLayout* Layout() const { return layout_.get(); }
+  bool AcrossHosts() const { return window_.HostCount() > 1; }
+  int HostCount() const { return window_.HostCount(); }
+  // "host 1 (name)" for a rank of another host, "" otherwise: for messages.
+  std::string HostOfRank(int rank) const;
+  // True once per rank of this process: who writes the clock alignment into the trace.
+  bool ClaimClockReport(int rank) const {
+    return !ranks_[rank].clock_reported.exchange(true, std::memory_order_relaxed);
+  }
+  // The host leader's rank joined a group another rank of this process made: its agent (over
+  // its own mapping of the host's memory, kept with it) comes along.
+  void AdoptAgent(std::unique_ptr<SharedMemory> memory, std::unique_ptr<HostAgent> agent);
+  // Barrier `seq` was released by an arrival of this process (a rank's, or the host agent's):
+  // its one statistics record for the group, kept by this process's flight recorder too.
+  void RecordReleased(uint64_t seq, std::span<const int> required);
 
   // Another rank of this process joins a group spread over processes (one thread per device,
   // as in CANN's HCCL examples); an error message when it cannot.
@@ -94,6 +118,7 @@ class Group {
     std::atomic<uint64_t> passed_seq{0};
     std::atomic<bool> live{true};
     std::atomic<int> device{-1};
+    mutable std::atomic<bool> clock_reported{false};
   };
 
   const std::string name_;
@@ -109,7 +134,10 @@ class Group {
   std::shared_ptr<diagnosis::FlightRecorder> flight_;  // outlives the group when a dump still needs it
   std::once_flag collectives_made_;
   std::unique_ptr<collectives::GroupCollectives> collectives_;
-  std::unique_ptr<PeerWatch> peer_watch_;  // last: stops before the window goes
+  std::unique_ptr<PeerWatch> peer_watch_;  // stops before the window goes
+  std::shared_ptr<const HostLayout> layout_;
+  std::unique_ptr<SharedMemory> agent_memory_;  // an adopted agent's mapping
+  std::unique_ptr<HostAgent> agent_;            // last: stops before the memory goes
 };
 
 // One rank's view of a group: what an HcclComm handle refers to.
@@ -131,9 +159,9 @@ class GroupRegistry {
   bool Add(const std::shared_ptr<Group>& group);
   // One rank of a group spread over processes: joins this process's group of that name, or
   // makes it (from `memory`) if this process holds no live rank of it yet.
-  std::variant<Member, std::pair<HcclResult, std::string>> AttachProcessRank(const std::string& name, int rank_count,
-                                                                             std::unique_ptr<SharedMemory> memory,
-                                                                             int rank, int device);
+  std::variant<Member, std::pair<HcclResult, std::string>> AttachProcessRank(
+      const std::string& name, int rank_count, std::unique_ptr<SharedMemory> memory, int rank, int device,
+      std::shared_ptr<const HostLayout> layout = nullptr, std::unique_ptr<HostAgent> agent = nullptr);
   // The member's communicator is gone; the group leaves the registry with its last local rank.
   void Release(const Member& member);
   void Clear();

@@ -27,7 +27,8 @@ std::unique_ptr<PeerWatch> PeerWatch::Start(BarrierWindow& window, std::string* 
   const int32_t self = getpid();
   for (int rank = 0; rank < window.RankCount(); ++rank) {
     const int32_t pid = window.Pid(rank);
-    if (pid == self || pid <= 0) continue;
+    // Ranks of other hosts are their host agent's to watch (comm/hosts).
+    if (pid == self || pid <= 0 || window.Host(rank) != window.LocalHost()) continue;
     int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
     if (fd < 0) {
       if (errno == ESRCH) {

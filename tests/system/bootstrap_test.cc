@@ -44,6 +44,7 @@ HcclRootInfo ForgedRootInfo(const std::string& address, int32_t root_pid) {
   info.job_id = 0x5eed0000u + static_cast<uint64_t>(getpid());
   for (size_t i = 0; i < info.secret.size(); ++i) info.secret[i] = static_cast<uint8_t>(i * 7 + 1);
   info.boot_id = comm::HostBootId();
+  info.netns = comm::HostNetns();
   info.address = address;
   info.root_pid = root_pid;
   HcclRootInfo bytes{};

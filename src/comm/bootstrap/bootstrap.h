@@ -16,6 +16,7 @@
 // then fails naming the ranks that never came, and tells those that did.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -25,6 +26,9 @@
 #include <variant>
 #include <vector>
 
+#include "comm/bootstrap/root_info.h"
+#include "comm/hosts/host_agent.h"
+#include "comm/hosts/host_layout.h"
 #include "comm/shared_memory.h"
 #include "hccl/hccl_types.h"
 
@@ -38,11 +42,27 @@ struct BootstrapError {
 struct JoinedGroup {
   std::string name;  // the same in every process of the job
   int rank_count = 0;
-  std::unique_ptr<SharedMemory> memory;  // holds the initialized BarrierWindow state
+  std::unique_ptr<SharedMemory> memory;  // holds the initialized BarrierWindow state (this host's)
+  // A group across hosts: where its ranks run (null: every rank on this host), and, in the
+  // process of this host's leader rank, the host's agent (started once the group is complete).
+  std::shared_ptr<const HostLayout> layout;
+  std::unique_ptr<HostAgent> agent;
 };
 
-// HcclGetRootInfo: starts listening in this process and describes how to reach it.
+// HcclGetRootInfo: starts listening in this process (an abstract Unix socket for ranks of
+// this host, TCP at the chosen address for ranks elsewhere) and describes how to reach it.
+// The address: HCCL_IF_IP, else the first address of the HCCL_SOCKET_IFNAME interfaces, else
+// of the first non-loopback interface in sorted name order, else 127.0.0.1; the port:
+// HCCL_IF_BASE_PORT (default 60000), or the next free one above it.
 std::variant<HcclRootInfo, BootstrapError> CreateRootInfo();
+
+// The rank-table path (HcclCommInitClusterInfo): root info for a group whose rank 0 listens at
+// ip:port (IPv4, dotted). Every rank builds the same bytes from the table, with the same job id
+// and secret, and calls JoinGroup with them: rank 0's JoinGroup listens at ip:port itself (an
+// address of its host), the others connect there over TCP until the connect timeout. Nothing
+// listens until then. HCCL_E_PARA for an ip that is not an IPv4 address or port 0.
+std::variant<HcclRootInfo, BootstrapError> CreateRootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id,
+                                                            const std::array<uint8_t, kSecretBytes>& secret);
 
 // What the caller does with the group once this rank holds its memory: `attach` makes the
 // rank's communicator (an error fails the group for every rank); `detach` undoes a successful

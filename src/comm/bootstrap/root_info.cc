@@ -1,5 +1,7 @@
 #include "comm/bootstrap/root_info.h"
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <fstream>
 
@@ -29,6 +31,9 @@ void RootInfo::Encode(HcclRootInfo* out) const {
   std::memcpy(bytes + kRootBootOffset, boot_id.data(), std::min(boot_id.size(), kBootIdBytes - 1));
   std::memcpy(bytes + kRootAddressOffset, address.data(), std::min(address.size(), kAddressBytes - 1));
   std::memcpy(bytes + kRootPidOffset, &root_pid, sizeof(root_pid));
+  std::memcpy(bytes + kRootNetnsOffset, &netns, sizeof(netns));
+  std::memcpy(bytes + kRootIpOffset, ip.data(), std::min(ip.size(), kIpBytes - 1));
+  std::memcpy(bytes + kRootPortOffset, &port, sizeof(port));
   WriteRootInfoChecksum(out);
 }
 
@@ -44,13 +49,20 @@ std::variant<RootInfo, std::string> RootInfo::Decode(const HcclRootInfo& in) {
   std::memcpy(&info.job_id, bytes + kRootJobOffset, sizeof(info.job_id));
   std::memcpy(info.secret.data(), bytes + kRootSecretOffset, kSecretBytes);
   std::memcpy(&info.root_pid, bytes + kRootPidOffset, sizeof(info.root_pid));
+  std::memcpy(&info.netns, bytes + kRootNetnsOffset, sizeof(info.netns));
+  std::memcpy(&info.port, bytes + kRootPortOffset, sizeof(info.port));
   auto boot_id = ReadString(bytes + kRootBootOffset, kBootIdBytes);
   auto address = ReadString(bytes + kRootAddressOffset, kAddressBytes);
-  if (!boot_id || !address || address->empty() || info.root_pid <= 0) {
+  auto ip = ReadString(bytes + kRootIpOffset, kIpBytes);
+  // A Unix address needs its pid; TCP needs an address and a port; one of them must be there.
+  const bool unix_ok = address && (address->empty() || info.root_pid > 0);
+  const bool tcp_ok = ip && (ip->empty() || info.port != 0);
+  if (!boot_id || !unix_ok || !tcp_ok || (address->empty() && ip->empty()) || info.root_pid < 0) {
     return std::string("rootInfo has malformed fields");
   }
   info.boot_id = *boot_id;
   info.address = *address;
+  info.ip = *ip;
   return info;
 }
 
@@ -63,6 +75,16 @@ std::string HostBootId() {
     return line;
   }();
   return id;
+}
+
+uint64_t HostNetns() {
+  struct stat status {};
+  if (stat("/proc/self/ns/net", &status) != 0) return 0;
+  return static_cast<uint64_t>(status.st_ino);
+}
+
+bool RootInfo::OnThisHost() const {
+  return !address.empty() && !boot_id.empty() && boot_id == HostBootId() && netns != 0 && netns == HostNetns();
 }
 
 }  // namespace distbarrier::comm

@@ -17,9 +17,10 @@
 
 namespace distbarrier::comm::wire {
 
-// HcclRootInfo's bytes: magic | job id | secret | boot id | address | root pid | checksum
-// (FNV-1a of all bytes before it); the rest is zero.
-inline constexpr char kRootMagic[8] = {'D', 'B', 'R', 'O', 'O', 'T', 'v', '2'};
+// HcclRootInfo's bytes: magic | job id | secret | boot id | address | root pid | netns |
+// ip | port | checksum (FNV-1a of all bytes before it); the rest is zero.
+inline constexpr char kRootMagic[8] = {'D', 'B', 'R', 'O', 'O', 'T', 'v', '3'};
+inline constexpr size_t kIpBytes = 48;
 inline constexpr size_t kBootIdBytes = 40;
 inline constexpr size_t kAddressBytes = 100;
 inline constexpr size_t kRootJobOffset = sizeof(kRootMagic);
@@ -27,7 +28,10 @@ inline constexpr size_t kRootSecretOffset = kRootJobOffset + sizeof(uint64_t);
 inline constexpr size_t kRootBootOffset = kRootSecretOffset + kSecretBytes;
 inline constexpr size_t kRootAddressOffset = kRootBootOffset + kBootIdBytes;
 inline constexpr size_t kRootPidOffset = kRootAddressOffset + kAddressBytes;
-inline constexpr size_t kRootChecksumOffset = kRootPidOffset + sizeof(int32_t);
+inline constexpr size_t kRootNetnsOffset = kRootPidOffset + sizeof(int32_t);
+inline constexpr size_t kRootIpOffset = kRootNetnsOffset + sizeof(uint64_t);
+inline constexpr size_t kRootPortOffset = kRootIpOffset + kIpBytes;
+inline constexpr size_t kRootChecksumOffset = kRootPortOffset + sizeof(uint16_t);
 static_assert(kRootChecksumOffset + sizeof(uint64_t) <= HCCL_ROOT_INFO_BYTES);
 
 // The checksum of root info bytes (what Decode checks).
@@ -82,6 +86,41 @@ struct Ready {
 };
 
 static_assert(sizeof(Hello) == 56 && sizeof(ReplyHeader) == 256 && sizeof(Ready) == 256, "the wire format is fixed");
+
+// Ranks of other hosts talk to rank 0 over TCP (no SO_PEERCRED: the secret is the check):
+//   peer -> RemoteHello (a Hello with magic kRemoteHelloMagic, then where the rank runs)
+//   rank 0 -> ReplyHeader: a refusal, or success followed by the plan: PlanHeader, then per
+//             rank uint32 host and int32 pid, then per host kHostNameBytes of name
+//   the peer gets its host's memory: its host's leader (lowest rank there) makes it and serves
+//   it to the others over an abstract Unix socket (HostSocketName), as rank 0 does on its host
+//   peer -> Ready, then uint32 length and the UCX worker address of its host agent (leaders
+//           only; length 0 for the others)
+//   rank 0 -> ReplyHeader, the verdict; on success followed by, per host, uint32 length and
+//             its agent's worker address
+inline constexpr char kRemoteHelloMagic[8] = {'D', 'B', 'H', 'E', 'L', 'L', 'O', '2'};
+inline constexpr size_t kHostNameBytes = 64;
+
+struct RemoteHello {
+  Hello hello;
+  char boot_id[kBootIdBytes];
+  uint64_t netns;
+  int32_t pid;
+  uint32_t reserved;
+  char hostname[kHostNameBytes];
+};
+
+struct PlanHeader {
+  uint32_t host_count;
+  uint32_t my_host;  // the receiver's host
+  uint32_t reserved[2];
+};
+
+static_assert(sizeof(RemoteHello) == 176 && sizeof(PlanHeader) == 16, "the wire format is fixed");
+
+// The abstract socket over which host `host`'s leader hands its host's memory to the others.
+inline std::string HostSocketName(uint64_t job_id, int host) {
+  return "distbarrier-" + std::to_string(job_id) + "-host" + std::to_string(host);
+}
 
 using Clock = std::chrono::steady_clock;
 

@@ -25,7 +25,9 @@ double Microseconds(Clock::time_point time) {
 }
 
 // One span per rank and barrier, from arrival to release, on a track per rank (tid) inside
-// a track group per communicator (pid); names the tracks on first use.
+// a track group per communicator (pid); names the tracks on first use. Across hosts the times
+// are on host 0's clock (this host's agent measured the offset; the "clock" record says how
+// well), so the traces of all hosts line up.
 void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64_t seq, Clock::time_point arrive,
                   Clock::time_point release, comm::WaitResult result) {
   const int pid = group.Ordinal();
@@ -37,6 +39,16 @@ void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64
     trace.Emit(fmt::format(R"J({{"ph":"M","name":"thread_name","pid":{},"tid":{},"args":{{"name":"rank {} (device {})"}}}})J",
                            pid, rank, rank, group.DeviceOfRank(rank)));
   }
+  Clock::duration offset{};
+  if (group.AcrossHosts()) {
+    const comm::BarrierWindow& window = group.Window();
+    offset = std::chrono::nanoseconds(window.ClockOffsetNs());
+    if (window.ClockErrorNs() >= 0 && group.ClaimClockReport(rank)) {
+      trace.Emit(fmt::format(
+          R"J({{"ph":"M","name":"clock","pid":{},"tid":{},"args":{{"host":{},"offset_to_host0_ns":{},"error_ns":{}}}}})J",
+          pid, rank, window.LocalHost(), window.ClockOffsetNs(), window.ClockErrorNs()));
+    }
+  }
   const char* outcome = result == comm::WaitResult::kReleased   ? "released"
                         : result == comm::WaitResult::kTimedOut ? "timed out"
                         : result == comm::WaitResult::kPeerDied ? "peer died"
@@ -44,22 +56,37 @@ void TraceBarrier(TraceWriter& trace, const comm::Group& group, int rank, uint64
   trace.Emit(fmt::format(
       R"J({{"ph":"X","name":"barrier #{}","cat":"distbarrier","pid":{},"tid":{},"ts":{:.3f},"dur":{:.3f},)J"
       R"J("args":{{"group":"{}","seq":{},"rank":{},"device":{},"outcome":"{}"}}}})J",
-      seq, pid, rank, Microseconds(arrive), Microseconds(release) - Microseconds(arrive), name, seq, rank,
+      seq, pid, rank, Microseconds(arrive + offset), Microseconds(release) - Microseconds(arrive), name, seq, rank,
       group.DeviceOfRank(rank), outcome));
 }
 
-// "rank 3 (pid 1234) died" / "ranks 3 (pid 1234), 5 (pid 1240) died"
-std::string DescribeDead(const comm::BarrierWindow& window, const std::vector<int>& dead) {
+// "rank 3 (pid 1234) died" / "ranks 3 (pid 1234), 5 (pid 1240) died"; across hosts each rank
+// of another host also names its host.
+std::string DescribeDead(const comm::Group& group, const std::vector<int>& dead) {
+  const comm::BarrierWindow& window = group.Window();
   std::vector<std::string> parts;
-  for (int rank : dead) parts.push_back(fmt::format("{} (pid {})", rank, window.Pid(rank)));
+  for (int rank : dead) {
+    const std::string host = group.HostOfRank(rank);
+    parts.push_back(host.empty() ? fmt::format("{} (pid {})", rank, window.Pid(rank))
+                                 : fmt::format("{} (pid {} on {})", rank, window.Pid(rank), host));
+  }
   return fmt::format("{} {} died", dead.size() == 1 ? "rank" : "ranks", fmt::join(parts, ", "));
 }
 
-// "1, 3 (communicator destroyed)": missing ranks, saying which were destroyed (HcclCommDestroy).
-std::string DescribeMissing(const comm::BarrierWindow& window, const std::vector<int>& missing) {
+// "1, 3 (communicator destroyed)": missing ranks, saying which were destroyed (HcclCommDestroy);
+// across hosts, a rank of another host names its host, and whether that host last said the
+// rank had arrived (then it is the exchange between hosts that is late, not the rank).
+std::string DescribeMissing(const comm::Group& group, uint64_t seq, const std::vector<int>& missing) {
+  const comm::BarrierWindow& window = group.Window();
   std::vector<std::string> parts;
   for (int rank : missing) {
-    parts.push_back(window.Destroyed(rank) ? fmt::format("{} (communicator destroyed)", rank) : std::to_string(rank));
+    std::vector<std::string> notes;
+    if (const std::string host = group.HostOfRank(rank); !host.empty()) {
+      notes.push_back(window.ReportedSequence(rank) >= seq ? fmt::format("on {}, which reports it arrived", host)
+                                                           : fmt::format("on {}", host));
+    }
+    if (window.Destroyed(rank)) notes.push_back("communicator destroyed");
+    parts.push_back(notes.empty() ? std::to_string(rank) : fmt::format("{} ({})", rank, fmt::join(notes, ", ")));
   }
   return fmt::format("{}", fmt::join(parts, ", "));
 }
@@ -220,10 +247,7 @@ class BarrierRun final : public runtime::SuspendableTask {
 
   // One record per barrier of the group, by the arrival that released it (in whichever process),
   // after the release and before this rank's next arrival; that process's flight recorder keeps it.
-  void RecordStatistics() {
-    if (!comm::StatsEnabled()) return;
-    group_.Flight().RecordReleased(seq_, group_.Stats().RecordReleased(seq_, *required_, group_.Window()));
-  }
+  void RecordStatistics() { group_.RecordReleased(seq_, *required_); }
 
   runtime::TaskStatus WaitBlocking(const std::stop_token& stop) {
     comm::BarrierWindow& window = group_.Window();
@@ -249,7 +273,8 @@ class BarrierRun final : public runtime::SuspendableTask {
     Log(LogLevel::kWarning,
         "{}: group '{}' barrier #{} has waited {:.1f} s on rank {} for ranks [{}] (no timeout set; still "
         "waiting)",
-        plan_->api, group_.Name(), seq_, Milliseconds(now - start_) / 1000.0, rank_, DescribeMissing(window, missing));
+        plan_->api, group_.Name(), seq_, Milliseconds(now - start_) / 1000.0, rank_,
+        DescribeMissing(group_, seq_, missing));
     RecordUnfinished(comm::diagnosis::Unfinished::kHangWarning, now, missing, "hang warning");
   }
 
@@ -279,7 +304,7 @@ class BarrierRun final : public runtime::SuspendableTask {
         RecordUnfinished(comm::diagnosis::Unfinished::kPeerDied, end, missing, "peer died");
         return {ACL_ERROR_RT_SUSPECT_REMOTE_ERROR,
                 fmt::format("{}: group '{}', rank {}, barrier #{}: {} after {:.3f} ms", plan_->api, group_.Name(), rank_,
-                            seq_, DescribeDead(window, window.DeadMissing(seq_, *required_)),
+                            seq_, DescribeDead(group_, window.DeadMissing(seq_, *required_)),
                             Milliseconds(end - start_))};
       case comm::WaitResult::kTimedOut:
         RecordUnfinished(comm::diagnosis::Unfinished::kTimedOut, end, missing, "timeout");
@@ -287,7 +312,7 @@ class BarrierRun final : public runtime::SuspendableTask {
                 fmt::format("{} timed out: group '{}', rank {}, barrier #{} waited {:.3f} ms (timeout {}); "
                             "ranks that had not arrived: [{}]",
                             plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
-                            DescribeTimeout(timeout_), DescribeMissing(window, missing))};
+                            DescribeTimeout(timeout_), DescribeMissing(group_, seq_, missing))};
       case comm::WaitResult::kStopped:
         break;
     }
@@ -296,7 +321,7 @@ class BarrierRun final : public runtime::SuspendableTask {
             fmt::format("{}: group '{}', rank {}, barrier #{} aborted after {:.3f} ms (stream destroyed or "
                         "aclFinalize); ranks that had not arrived: [{}]",
                         plan_->api, group_.Name(), rank_, seq_, Milliseconds(end - start_),
-                        DescribeMissing(window, missing))};
+                        DescribeMissing(group_, seq_, missing))};
   }
 
   const std::shared_ptr<const BarrierPlan> plan_;

@@ -1,0 +1,773 @@
+#include "comm/hosts/host_agent.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <system_error>
+#include <thread>
+
+#include "comm/hosts/ucx_api.h"
+#include "common/env.h"
+#include "common/log.h"
+
+namespace distbarrier::comm {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr uint16_t kActiveMessageId = 17;
+constexpr uint32_t kDirectRound = 0xffffffffu;  // a message straight to every live host
+constexpr int kClockSamples = 8;
+constexpr auto kFlushLimit = std::chrono::seconds(1);  // at stop: what was sent gets this long to leave
+
+enum class Kind : uint32_t { kBarrier = 1, kHeartbeat = 2, kPing = 3, kPong = 4, kGoodbye = 5 };
+
+// Every message: this header, then its body. Host byte order (hosts of one job share it).
+struct MessageHeader {
+  uint32_t kind;
+  uint32_t from;   // sender's host
+  uint64_t seq;    // barrier (kBarrier), sample number (kPing/kPong)
+  uint32_t round;  // dissemination round, or kDirectRound
+  uint32_t count;  // entries after the fixed part
+};
+// kBarrier: required bitmap (words), then `count` of these.
+struct ArrivalEntry {
+  int32_t rank;
+  int32_t unused;
+  int64_t ns;  // on host 0's steady clock
+};
+// kHeartbeat: `count` of these, then uint32 dead-host count and the dead hosts.
+struct RankReport {
+  int32_t rank;
+  uint32_t dead;
+  uint64_t arrived_seq;
+};
+
+int64_t NowNs() {
+  return Clock::now().time_since_epoch().count();
+}
+
+// Loaded by HostAgent::Create before any agent exists (it fails when UCX is missing).
+const UcxApi& Ucx() {
+  std::string unused;
+  return *LoadUcx(&unused);
+}
+
+template <typename T>
+void Append(std::vector<uint8_t>& out, const T& value) {
+  const size_t at = out.size();
+  out.resize(at + sizeof(T));
+  std::memcpy(out.data() + at, &value, sizeof(T));
+}
+
+// Reads a T at *offset, advancing it; false past the end.
+template <typename T>
+bool Take(const std::vector<uint8_t>& in, size_t* offset, T* value) {
+  if (in.size() < *offset + sizeof(T)) return false;
+  std::memcpy(value, in.data() + *offset, sizeof(T));
+  *offset += sizeof(T);
+  return true;
+}
+
+struct Message {
+  MessageHeader header;
+  std::vector<uint8_t> body;  // all bytes, header included
+};
+
+}  // namespace
+
+class HostAgent::Impl {
+ public:
+  Impl(const HostLayout& layout, void* memory, int rank_count)
+      : layout_(layout),
+        me_(layout.my_host),
+        hosts_(layout.host_count),
+        rank_count_(rank_count),
+        words_((static_cast<size_t>(rank_count) + 63) / 64),
+        window_(rank_count, memory, /*initialize=*/false),
+        local_ranks_(layout.RanksOn(layout.my_host)),
+        state_(static_cast<size_t>(layout.host_count)),
+        heartbeat_(milliseconds(std::max<int64_t>(10, EnvInt("DISTBARRIER_HEARTBEAT_MS", 250)))),
+        host_timeout_(milliseconds(std::max<int64_t>(100, EnvInt("DISTBARRIER_HOST_TIMEOUT_MS", 1500)))),
+        spin_(std::chrono::microseconds(std::clamp<int64_t>(EnvInt("DISTBARRIER_AGENT_SPIN_US", 50), 0, 10000))) {
+    while ((1 << rounds_) < hosts_) ++rounds_;
+  }
+
+  ~Impl() {
+    if (thread_.joinable()) {
+      stop_.store(true, std::memory_order_seq_cst);
+      Wake();
+      thread_.join();
+    }
+    if (bridge_.joinable()) {
+      stop_.store(true, std::memory_order_seq_cst);
+      window_.WakeArrival();
+      bridge_.join();
+    }
+    if (worker_ != nullptr) Ucx().ucp_worker_destroy(worker_);
+    if (context_ != nullptr) Ucx().ucp_cleanup(context_);
+    if (wake_fd_ >= 0) close(wake_fd_);
+  }
+
+  bool Init(std::string* error) {
+    ucp_config_t* config = nullptr;
+    ucs_status_t status = Ucx().ucp_config_read(nullptr, nullptr, &config);
+    if (status != UCS_OK) return Fail(error, "ucp_config_read", status);
+    ucp_params_t params{};
+    params.field_mask = UCP_PARAM_FIELD_FEATURES;
+    params.features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
+    status = Ucx().ucp_init_version(UCP_API_MAJOR, UCP_API_MINOR, &params, config, &context_);
+    Ucx().ucp_config_release(config);
+    if (status != UCS_OK) return Fail(error, "ucp_init", status);
+    ucp_worker_params_t worker_params{};
+    worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+    worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;  // the agent's thread only (after Start)
+    status = Ucx().ucp_worker_create(context_, &worker_params, &worker_);
+    if (status != UCS_OK) return Fail(error, "ucp_worker_create", status);
+    ucp_address_t* address = nullptr;
+    size_t length = 0;
+    status = Ucx().ucp_worker_get_address(worker_, &address, &length);
+    if (status != UCS_OK) return Fail(error, "ucp_worker_get_address", status);
+    address_.assign(reinterpret_cast<uint8_t*>(address), reinterpret_cast<uint8_t*>(address) + length);
+    Ucx().ucp_worker_release_address(worker_, address);
+    ucp_am_handler_param_t handler{};
+    handler.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+    handler.id = kActiveMessageId;
+    handler.cb = &Impl::OnMessage;
+    handler.arg = this;
+    status = Ucx().ucp_worker_set_am_recv_handler(worker_, &handler);
+    if (status != UCS_OK) return Fail(error, "ucp_worker_set_am_recv_handler", status);
+    status = Ucx().ucp_worker_get_efd(worker_, &worker_fd_);
+    if (status != UCS_OK) return Fail(error, "ucp_worker_get_efd", status);
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) {
+      *error = fmt::format("host agent: eventfd failed: {}", std::strerror(errno));
+      return false;
+    }
+    return true;
+  }
+
+  const std::vector<uint8_t>& Address() const { return address_; }
+
+  void OnRelease(HostAgent::ReleaseCallback callback) { on_release_ = std::move(callback); }
+
+  std::optional<std::string> Start(const std::vector<std::vector<uint8_t>>& addresses) {
+    if (static_cast<int>(addresses.size()) != hosts_) {
+      return fmt::format("host agent: {} worker addresses for {} hosts", addresses.size(), hosts_);
+    }
+    endpoint_args_.resize(static_cast<size_t>(hosts_));
+    const Clock::time_point now = Clock::now();
+    for (int host = 0; host < hosts_; ++host) {
+      state_[host].last_heard = now;
+      if (host == me_) continue;
+      if (addresses[host].empty()) return fmt::format("host agent: host {} sent no worker address", host);
+      endpoint_args_[host] = EndpointArg{this, host};
+      ucp_ep_params_t params{};
+      params.field_mask =
+          UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
+      params.address = reinterpret_cast<const ucp_address_t*>(addresses[host].data());
+      params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+      params.err_handler.cb = &Impl::OnEndpointError;
+      params.err_handler.arg = &endpoint_args_[host];
+      const ucs_status_t status = Ucx().ucp_ep_create(worker_, &params, &state_[host].endpoint);
+      if (status != UCS_OK) {
+        return fmt::format("host agent: cannot reach host {} ({}): ucp_ep_create: {}", host, HostName(host),
+                           Ucx().ucs_status_string(status));
+      }
+    }
+    if (me_ == 0) window_.SetClockOffset(0, 0);
+    try {
+      bridge_ = std::thread([this] { Bridge(); });
+      thread_ = std::thread([this] { Run(); });
+    } catch (const std::system_error& failure) {
+      return fmt::format("host agent: no thread: {}", failure.what());
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct EndpointArg {
+    Impl* self = nullptr;
+    int host = 0;
+  };
+  struct HostState {
+    ucp_ep_h endpoint = nullptr;
+    Clock::time_point last_heard;
+    bool dead = false;
+    bool left = false;  // said goodbye: its ranks' communicators are destroyed
+  };
+  struct PendingSend {
+    void* request;
+    std::unique_ptr<std::vector<uint8_t>> bytes;  // must live until the send completes
+  };
+  // The barrier this agent works on.
+  struct Current {
+    uint64_t seq = 1;
+    bool started = false;
+    std::vector<int> required;
+    std::vector<uint64_t> required_bits;
+    std::map<int, int64_t> known;  // rank -> arrival on host 0's clock
+    uint32_t round = 0;
+    bool round_sent = false;
+    bool direct_sent = false;
+  };
+
+  static bool Fail(std::string* error, const char* what, ucs_status_t status) {
+    *error = fmt::format("host agent: {} failed: {}", what, Ucx().ucs_status_string(status));
+    return false;
+  }
+
+  std::string HostName(int host) const {
+    return host < static_cast<int>(layout_.host_names.size()) ? layout_.host_names[host] : "?";
+  }
+
+  void Wake() {
+    const uint64_t one = 1;
+    if (write(wake_fd_, &one, sizeof(one)) != sizeof(one)) {
+      // The eventfd is full only if nobody reads it; the loop's poll timeout still runs.
+    }
+  }
+
+  // Turns futex wake-ups of local arrivals (from any process of this host) into the eventfd
+  // the agent's poll sees.
+  void Bridge() {
+    uint32_t seen = window_.ArrivalWord();
+    while (!stop_.load(std::memory_order_seq_cst)) {
+      window_.WaitArrival(seen, milliseconds(200));
+      const uint32_t now = window_.ArrivalWord();
+      if (now != seen) {
+        seen = now;
+        Wake();
+      }
+    }
+  }
+
+  // --- UCX callbacks (on the agent's thread, inside ucp_worker_progress) ---
+
+  static ucs_status_t OnMessage(void* arg, const void* /*header*/, size_t /*header_length*/, void* data, size_t length,
+                                const ucp_am_recv_param_t* param) {
+    auto* self = static_cast<Impl*>(arg);
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0 || length < sizeof(MessageHeader)) return UCS_OK;
+    Message message;
+    std::memcpy(&message.header, data, sizeof(MessageHeader));
+    if (message.header.from >= static_cast<uint32_t>(self->hosts_)) return UCS_OK;
+    message.body.assign(static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + length);
+    self->inbox_.push_back(std::move(message));
+    return UCS_OK;
+  }
+
+  static void OnEndpointError(void* arg, ucp_ep_h /*endpoint*/, ucs_status_t status) {
+    auto* endpoint = static_cast<EndpointArg*>(arg);
+    endpoint->self->failures_.emplace_back(endpoint->host,
+                                           fmt::format("its connection failed: {}", Ucx().ucs_status_string(status)));
+  }
+
+  // --- sending ---
+
+  std::vector<uint8_t> Begin(Kind kind, uint64_t seq, uint32_t round, uint32_t count) const {
+    std::vector<uint8_t> bytes;
+    Append(bytes, MessageHeader{static_cast<uint32_t>(kind), static_cast<uint32_t>(me_), seq, round, count});
+    return bytes;
+  }
+
+  void Send(int host, std::vector<uint8_t> bytes) {
+    HostState& target = state_[host];
+    if (host == me_ || target.dead || target.left || target.endpoint == nullptr) return;
+    auto owned = std::make_unique<std::vector<uint8_t>>(std::move(bytes));
+    ucp_request_param_t param{};
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    param.flags = UCP_AM_SEND_FLAG_EAGER;
+    ucs_status_ptr_t request =
+        Ucx().ucp_am_send_nbx(target.endpoint, kActiveMessageId, nullptr, 0, owned->data(), owned->size(), &param);
+    if (request == nullptr) return;  // sent already
+    if (UCS_PTR_IS_ERR(request)) {
+      failures_.emplace_back(host, fmt::format("a send failed: {}", Ucx().ucs_status_string(UCS_PTR_STATUS(request))));
+      return;
+    }
+    sends_.push_back(PendingSend{request, std::move(owned)});
+  }
+
+  void ReapSends() {
+    std::erase_if(sends_, [](PendingSend& send) {
+      if (Ucx().ucp_request_check_status(send.request) == UCS_INPROGRESS) return false;
+      Ucx().ucp_request_free(send.request);
+      return true;
+    });
+  }
+
+  // --- the loop ---
+
+  void Run() {
+    Clock::time_point next_heartbeat = Clock::now();
+    Clock::time_point next_ping = Clock::now();
+    while (!stop_.load(std::memory_order_seq_cst)) {
+      while (Ucx().ucp_worker_progress(worker_) != 0) {
+      }
+      HandleInbox();
+      // Barriers before deaths: a message that came before a connection broke is used first.
+      Advance();
+      ApplyFailures();
+      Advance();
+      const Clock::time_point now = Clock::now();
+      if (now >= next_heartbeat) {
+        SendHeartbeats();
+        CheckSilence(now);
+        ApplyFailures();
+        next_heartbeat = now + heartbeat_;
+      }
+      if (me_ != 0 && samples_ < kClockSamples && !state_[0].dead && now >= next_ping) {
+        SendPing();
+        next_ping = now + milliseconds(200);  // a lost answer is replaced by a new question
+      }
+      ReapSends();
+      if (Ucx().ucp_worker_progress(worker_) != 0) continue;
+      if (SpinAWhile()) continue;
+      const ucs_status_t armed = Ucx().ucp_worker_arm(worker_);
+      if (armed == UCS_ERR_BUSY) continue;
+      Clock::time_point wake = next_heartbeat;
+      if (me_ != 0 && samples_ < kClockSamples) wake = std::min(wake, next_ping);
+      int timeout_ms =
+          static_cast<int>(std::chrono::ceil<milliseconds>(std::max(wake - Clock::now(), Clock::duration{})).count());
+      if (!sends_.empty()) timeout_ms = std::min(timeout_ms, 1);
+      pollfd fds[2] = {{worker_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      const int ready = poll(fds, 2, timeout_ms);
+      if (ready > 0 && fds[1].revents != 0) {
+        uint64_t count = 0;
+        if (read(wake_fd_, &count, sizeof(count)) < 0) {
+          // EAGAIN: another wake-up drained it; nothing to do.
+        }
+      }
+    }
+    Leave();
+  }
+
+  // While a barrier is under way here (or one just ended and the next is likely to come), look
+  // for its next step for up to spin_ before sleeping: a sleep and wake-up costs more than a
+  // round trip. Yields, so a rank sharing the core still runs. True when something came.
+  bool SpinAWhile() {
+    if (spin_.count() == 0) return false;
+    const bool busy = cur_.started || Clock::now() - last_completed_ < spin_;
+    if (!busy) return false;
+    const Clock::time_point until = Clock::now() + spin_;
+    const uint32_t arrivals = window_.ArrivalWord();
+    while (Clock::now() < until && !stop_.load(std::memory_order_relaxed)) {
+      if (Ucx().ucp_worker_progress(worker_) != 0 || !inbox_.empty()) return true;
+      if (window_.ArrivalWord() != arrivals) return true;
+      sched_yield();
+    }
+    return false;
+  }
+
+  // At stop: tell the others this host leaves (so its silence is not a death), let what was
+  // sent leave within kFlushLimit, close the endpoints.
+  void Leave() {
+    for (int host = 0; host < hosts_; ++host) Send(host, Begin(Kind::kGoodbye, cur_.seq, 0, 0));
+    const Clock::time_point limit = Clock::now() + kFlushLimit;
+    while (!sends_.empty() && Clock::now() < limit) {
+      Ucx().ucp_worker_progress(worker_);
+      ReapSends();
+    }
+    std::vector<void*> closing;
+    for (int host = 0; host < hosts_; ++host) {
+      HostState& target = state_[host];
+      if (target.endpoint == nullptr) continue;
+      ucp_request_param_t param{};
+      param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+      param.flags = target.dead ? UCP_EP_CLOSE_FLAG_FORCE : 0;
+      ucs_status_ptr_t request = Ucx().ucp_ep_close_nbx(target.endpoint, &param);
+      target.endpoint = nullptr;
+      if (request != nullptr && !UCS_PTR_IS_ERR(request)) closing.push_back(request);
+    }
+    while (Clock::now() < limit + kFlushLimit) {
+      Ucx().ucp_worker_progress(worker_);
+      std::erase_if(closing, [](void* request) {
+        if (Ucx().ucp_request_check_status(request) == UCS_INPROGRESS) return false;
+        Ucx().ucp_request_free(request);
+        return true;
+      });
+      ReapSends();
+      if (closing.empty() && sends_.empty()) break;
+    }
+    for (void* request : closing) Ucx().ucp_request_free(request);  // given up: UCX releases them with the worker
+    for (PendingSend& send : sends_) Ucx().ucp_request_free(send.request);
+    sends_.clear();
+  }
+
+  // --- incoming ---
+
+  void HandleInbox() {
+    while (!inbox_.empty()) {
+      Message message = std::move(inbox_.front());
+      inbox_.pop_front();
+      const int from = static_cast<int>(message.header.from);
+      HostState& sender = state_[from];
+      if (sender.dead) continue;  // declared dead: its word no longer counts
+      sender.last_heard = Clock::now();
+      switch (static_cast<Kind>(message.header.kind)) {
+        case Kind::kBarrier:
+          if (message.header.seq >= cur_.seq)
+            buffered_.emplace(std::tuple(message.header.seq, message.header.round, from), std::move(message));
+          break;
+        case Kind::kHeartbeat: OnHeartbeat(from, message); break;
+        case Kind::kPing: OnPing(from, message); break;
+        case Kind::kPong: OnPong(message); break;
+        case Kind::kGoodbye:
+          if (!sender.left) {
+            sender.left = true;
+            Log(LogLevel::kInfo, "group across hosts: host {} ({}) left (its ranks destroyed their communicators)",
+                from, HostName(from));
+            for (int rank : layout_.RanksOn(from)) window_.MarkDestroyed(rank);
+          }
+          break;
+      }
+    }
+  }
+
+  void OnHeartbeat(int from, const Message& message) {
+    size_t offset = sizeof(MessageHeader);
+    for (uint32_t i = 0; i < message.header.count; ++i) {
+      RankReport report{};
+      if (!Take(message.body, &offset, &report)) return;
+      if (report.rank < 0 || report.rank >= rank_count_ || layout_.host_of_rank[report.rank] != from) continue;
+      window_.SetReportedSequence(report.rank, report.arrived_seq);
+      if (report.dead != 0 && !window_.Dead(report.rank)) {
+        remote_deaths_[report.rank] = report.arrived_seq;  // applied once this host is past that barrier
+      }
+    }
+    uint32_t dead_hosts = 0;
+    if (!Take(message.body, &offset, &dead_hosts)) return;
+    for (uint32_t i = 0; i < dead_hosts; ++i) {
+      uint32_t host = 0;
+      if (!Take(message.body, &offset, &host)) return;
+      if (host < static_cast<uint32_t>(hosts_) && static_cast<int>(host) != me_) {
+        failures_.emplace_back(static_cast<int>(host), fmt::format("host {} ({}) lost it", from, HostName(from)));
+      }
+    }
+  }
+
+  void OnPing(int from, const Message& message) {
+    size_t offset = sizeof(MessageHeader);
+    int64_t sent_ns = 0;
+    if (!Take(message.body, &offset, &sent_ns)) return;
+    std::vector<uint8_t> pong = Begin(Kind::kPong, message.header.seq, 0, 0);
+    Append(pong, sent_ns);
+    Append(pong, NowNs());
+    Send(from, std::move(pong));
+  }
+
+  void SendPing() {
+    std::vector<uint8_t> ping = Begin(Kind::kPing, static_cast<uint64_t>(samples_), 0, 0);
+    Append(ping, NowNs());
+    Send(0, std::move(ping));
+  }
+
+  void OnPong(const Message& message) {
+    size_t offset = sizeof(MessageHeader);
+    int64_t sent_ns = 0, host0_ns = 0;
+    if (!Take(message.body, &offset, &sent_ns) || !Take(message.body, &offset, &host0_ns)) return;
+    if (message.header.seq != static_cast<uint64_t>(samples_) || samples_ >= kClockSamples) return;  // stale
+    const int64_t received_ns = NowNs();
+    const int64_t round_trip = received_ns - sent_ns;
+    ++samples_;
+    if (best_round_trip_ < 0 || round_trip < best_round_trip_) {
+      best_round_trip_ = round_trip;
+      // host 0's clock read half way through, as seen from here: offset = host0 - ours.
+      offset_ns_ = host0_ns - (sent_ns + received_ns) / 2;
+      window_.SetClockOffset(offset_ns_, round_trip / 2);
+    }
+    if (samples_ < kClockSamples) {
+      SendPing();
+    } else {
+      Log(LogLevel::kInfo, "group across hosts: host {} clock aligned with host 0: offset {} ns, error <= {} ns", me_,
+          offset_ns_, best_round_trip_ / 2);
+    }
+  }
+
+  // --- liveness ---
+
+  void SendHeartbeats() {
+    std::vector<uint8_t> beat = Begin(Kind::kHeartbeat, cur_.seq, 0, static_cast<uint32_t>(local_ranks_.size()));
+    for (int rank : local_ranks_) {
+      Append(beat, RankReport{rank, window_.Dead(rank) ? 1u : 0u, window_.ArrivedSequence(rank)});
+    }
+    std::vector<uint32_t> dead;
+    for (int host = 0; host < hosts_; ++host) {
+      if (state_[host].dead) dead.push_back(static_cast<uint32_t>(host));
+    }
+    Append(beat, static_cast<uint32_t>(dead.size()));
+    for (uint32_t host : dead) Append(beat, host);
+    for (int host = 0; host < hosts_; ++host) Send(host, beat);
+  }
+
+  void CheckSilence(Clock::time_point now) {
+    for (int host = 0; host < hosts_; ++host) {
+      const HostState& peer = state_[host];
+      if (host == me_ || peer.dead || peer.left || now - peer.last_heard <= host_timeout_) continue;
+      failures_.emplace_back(host,
+                             fmt::format("no heartbeat for {} ms",
+                                         std::chrono::duration_cast<milliseconds>(now - peer.last_heard).count()));
+    }
+  }
+
+  void ApplyFailures() {
+    std::vector<std::pair<int, std::string>> failures;
+    failures.swap(failures_);
+    for (auto& [host, why] : failures) {
+      HostState& peer = state_[host];
+      if (host == me_ || peer.dead || peer.left) continue;
+      peer.dead = true;
+      const std::vector<int> ranks = layout_.RanksOn(host);
+      Log(LogLevel::kWarning, "group across hosts: host {} ({}) is unreachable ({}); its ranks [{}] are marked dead",
+          host, HostName(host), why, fmt::join(ranks, ", "));
+      window_.MarkDead(std::span<const int>(ranks));
+      if (peer.endpoint != nullptr) {
+        ucp_request_param_t param{};
+        param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+        param.flags = UCP_EP_CLOSE_FLAG_FORCE;
+        ucs_status_ptr_t request = Ucx().ucp_ep_close_nbx(peer.endpoint, &param);
+        if (request != nullptr && !UCS_PTR_IS_ERR(request)) Ucx().ucp_request_free(request);
+        peer.endpoint = nullptr;
+      }
+    }
+    // A rank that died after arriving at barrier s is reported once this host passed s, so a
+    // barrier it took part in is not failed for its death.
+    for (auto it = remote_deaths_.begin(); it != remote_deaths_.end();) {
+      if (it->second < cur_.seq) {
+        Log(LogLevel::kInfo, "group across hosts: rank {} of host {} ({}) has exited", it->first,
+            layout_.host_of_rank[it->first], HostName(layout_.host_of_rank[it->first]));
+        window_.MarkDead(it->first);
+        it = remote_deaths_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  bool AnyHostDead() const {
+    return std::any_of(state_.begin(), state_.end(), [](const HostState& host) { return host.dead; });
+  }
+
+  // --- barriers ---
+
+  void Advance() {
+    for (;;) {
+      if (!cur_.started && !TryStart()) {
+        if (SkipUnstarted()) continue;
+        return;
+      }
+      if (!Exchange()) {
+        if (Abandon()) continue;
+        return;
+      }
+      Complete();
+    }
+  }
+
+  bool LocalArrivedAt(uint64_t seq) const {
+    return std::any_of(local_ranks_.begin(), local_ranks_.end(),
+                       [&](int rank) { return window_.ArrivedSequence(rank) >= seq; });
+  }
+
+  const Message* BufferedFor(uint64_t seq) const {
+    auto it = buffered_.lower_bound(std::tuple(seq, uint32_t{0}, 0));
+    return it != buffered_.end() && std::get<0>(it->first) == seq ? &it->second : nullptr;
+  }
+
+  bool BufferedAfter(uint64_t seq) const {
+    return buffered_.lower_bound(std::tuple(seq + 1, uint32_t{0}, 0)) != buffered_.end();
+  }
+
+  std::vector<int> RequiredFrom(const Message& message) const {
+    std::vector<int> required;
+    size_t offset = sizeof(MessageHeader);
+    for (size_t word = 0; word < words_; ++word) {
+      uint64_t bits = 0;
+      if (!Take(message.body, &offset, &bits)) return {};
+      for (int bit = 0; bit < 64; ++bit) {
+        const int rank = static_cast<int>(word * 64) + bit;
+        if (rank < rank_count_ && ((bits >> bit) & 1)) required.push_back(rank);
+      }
+    }
+    return required;
+  }
+
+  // Barrier cur_.seq starts here once every local rank it requires arrived.
+  bool TryStart() {
+    const uint64_t seq = cur_.seq;
+    std::vector<int> required;
+    if (LocalArrivedAt(seq)) {
+      required = window_.RequiredAt(seq);
+    } else if (const Message* message = BufferedFor(seq)) {
+      required = RequiredFrom(*message);  // this host has no rank in it, or none arrived yet
+    } else {
+      return false;
+    }
+    for (int rank : required) {
+      if (layout_.host_of_rank[rank] == me_ && window_.ArrivedSequence(rank) < seq) return false;
+    }
+    cur_.started = true;
+    cur_.required = std::move(required);
+    cur_.required_bits.assign(words_, 0);
+    for (int rank : cur_.required) {
+      cur_.required_bits[static_cast<size_t>(rank) / 64] |= uint64_t{1} << (rank % 64);
+      if (layout_.host_of_rank[rank] == me_) cur_.known[rank] = window_.ArrivalNs(rank, seq) + offset_ns_;
+    }
+    return true;
+  }
+
+  std::vector<uint8_t> BarrierMessage(uint32_t round) const {
+    std::vector<uint8_t> bytes = Begin(Kind::kBarrier, cur_.seq, round, static_cast<uint32_t>(cur_.known.size()));
+    for (uint64_t word : cur_.required_bits) Append(bytes, word);
+    for (const auto& [rank, ns] : cur_.known) Append(bytes, ArrivalEntry{rank, 0, ns});
+    return bytes;
+  }
+
+  void Merge(const Message& message) {
+    size_t offset = sizeof(MessageHeader) + words_ * sizeof(uint64_t);
+    for (uint32_t i = 0; i < message.header.count; ++i) {
+      ArrivalEntry entry{};
+      if (!Take(message.body, &offset, &entry)) return;
+      if (entry.rank >= 0 && entry.rank < rank_count_) cur_.known.emplace(entry.rank, entry.ns);
+    }
+  }
+
+  // Dissemination while every host lives; straight to every live host once one is dead.
+  bool Exchange() {
+    const uint64_t seq = cur_.seq;
+    if (AnyHostDead()) {
+      if (!cur_.direct_sent) {
+        for (int host = 0; host < hosts_; ++host) Send(host, BarrierMessage(kDirectRound));
+        cur_.direct_sent = true;
+      }
+      for (auto it = buffered_.begin(); it != buffered_.end() && std::get<0>(it->first) <= seq;) {
+        if (std::get<0>(it->first) == seq) Merge(it->second);
+        it = buffered_.erase(it);
+      }
+      return std::all_of(cur_.required.begin(), cur_.required.end(), [&](int rank) {
+        return cur_.known.count(rank) != 0 || state_[layout_.host_of_rank[rank]].left;
+      });
+    }
+    while (cur_.round < static_cast<uint32_t>(rounds_)) {
+      const int distance = 1 << cur_.round;
+      if (!cur_.round_sent) {
+        Send((me_ + distance) % hosts_, BarrierMessage(cur_.round));
+        cur_.round_sent = true;
+      }
+      const int from = ((me_ - distance) % hosts_ + hosts_) % hosts_;
+      auto it = buffered_.find(std::tuple(seq, cur_.round, from));
+      if (it == buffered_.end()) return false;
+      Merge(it->second);
+      buffered_.erase(it);
+      ++cur_.round;
+      cur_.round_sent = false;
+    }
+    return true;
+  }
+
+  void Complete() {
+    const uint64_t seq = cur_.seq;
+    for (int rank : cur_.required) {
+      if (layout_.host_of_rank[rank] == me_) continue;
+      auto it = cur_.known.find(rank);
+      if (it != cur_.known.end()) window_.ArriveForAgent(rank, seq, it->second - offset_ns_);
+    }
+    if (window_.AgentReached(seq, cur_.required) && on_release_) on_release_(seq, cur_.required);
+    last_completed_ = Clock::now();
+    NextBarrier();
+  }
+
+  void NextBarrier() {
+    const uint64_t seq = cur_.seq;
+    for (auto it = buffered_.begin(); it != buffered_.end() && std::get<0>(it->first) <= seq;) it = buffered_.erase(it);
+    cur_ = Current{};
+    cur_.seq = seq + 1;
+  }
+
+  // A barrier that never started here while the others moved past it (it did not need this
+  // host, or it was given up): skip it.
+  bool SkipUnstarted() {
+    if (LocalArrivedAt(cur_.seq) || BufferedFor(cur_.seq) != nullptr || !BufferedAfter(cur_.seq)) return false;
+    NextBarrier();
+    return true;
+  }
+
+  // A barrier with a dead required rank never completes: give it up once anything moves past it.
+  bool Abandon() {
+    const bool dead = std::any_of(cur_.required.begin(), cur_.required.end(),
+                                  [&](int rank) { return window_.Dead(rank) && cur_.known.count(rank) == 0; });
+    if (!dead || !(LocalArrivedAt(cur_.seq + 1) || BufferedAfter(cur_.seq))) return false;
+    NextBarrier();
+    return true;
+  }
+
+  const HostLayout layout_;
+  const int me_;
+  const int hosts_;
+  const int rank_count_;
+  const size_t words_;
+  int rounds_ = 0;
+  BarrierWindow window_;
+  HostAgent::ReleaseCallback on_release_;  // set before the thread starts
+  const std::vector<int> local_ranks_;
+  std::vector<HostState> state_;
+  std::vector<EndpointArg> endpoint_args_;
+  const milliseconds heartbeat_;
+  const milliseconds host_timeout_;
+  const std::chrono::microseconds spin_;
+  Clock::time_point last_completed_{};
+
+  ucp_context_h context_ = nullptr;
+  ucp_worker_h worker_ = nullptr;
+  int worker_fd_ = -1;
+  int wake_fd_ = -1;
+  std::vector<uint8_t> address_;
+  std::atomic<bool> stop_{false};
+  std::thread bridge_;
+  std::thread thread_;
+
+  // The agent thread's own state.
+  std::deque<Message> inbox_;
+  std::vector<std::pair<int, std::string>> failures_;  // host, why
+  std::map<int, uint64_t> remote_deaths_;              // rank -> the last barrier it arrived at
+  std::vector<PendingSend> sends_;
+  std::map<std::tuple<uint64_t, uint32_t, int>, Message> buffered_;  // (seq, round, from)
+  Current cur_;
+  int samples_ = 0;
+  int64_t best_round_trip_ = -1;
+  int64_t offset_ns_ = 0;  // host 0's clock minus ours
+};
+
+std::unique_ptr<HostAgent> HostAgent::Create(const HostLayout& layout, void* window_memory, int rank_count,
+                                             std::string* error) {
+  if (LoadUcx(error) == nullptr) return nullptr;
+  auto impl = std::make_unique<Impl>(layout, window_memory, rank_count);
+  if (!impl->Init(error)) return nullptr;
+  return std::unique_ptr<HostAgent>(new HostAgent(std::move(impl)));
+}
+
+HostAgent::HostAgent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HostAgent::~HostAgent() = default;
+
+const std::vector<uint8_t>& HostAgent::WorkerAddress() const {
+  return impl_->Address();
+}
+
+void HostAgent::OnRelease(ReleaseCallback callback) {
+  impl_->OnRelease(std::move(callback));
+}
+
+std::optional<std::string> HostAgent::Start(const std::vector<std::vector<uint8_t>>& addresses) {
+  return impl_->Start(addresses);
+}
+
+}  // namespace distbarrier::comm

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Groups across hosts, with network namespaces standing for hosts.
+#
+#   run_hosts.sh HOSTS_RANK CASE
+#
+# Makes HOSTS namespaces dbh-<pid>-<h> (each with veth0 at 198.18.<pid-derived>.<h+1>/24) whose
+# veth peers are joined by a bridge in a namespace of its own (dbh-<pid>-br): nothing in the
+# root namespace is touched, and no traffic leaves 198.18.0.0/15. UCX runs over TCP on veth0.
+# Runs the ranks of CASE with `ip netns exec`, checks the outcome, and on every exit path
+# kills what it started and removes the namespaces; then checks nothing is left (namespaces,
+# processes, /dev/shm entries). Exit 77 (ctest SKIP_RETURN_CODE) when not root or when
+# `ip netns` cannot work here.
+#
+# Cases: 2x4 and 4x2 (1000 barriers with jitter, barrier property), wrong-secret,
+# kill-host, link-down, elastic (kill-host, then the survivors go on), slow-rank, hang-warning,
+# rank-table (root info from an address, comm::CreateRootInfoAt), perf-H (timings only).
+set -u
+binary=$1
+case_name=$2
+
+if [ "$(id -u)" != 0 ]; then echo "SKIP: network namespaces need root"; exit 77; fi
+command -v ip >/dev/null || { echo "SKIP: no ip command (iproute2)"; exit 77; }
+
+prefix="dbh-$$"
+work=$(mktemp -d /tmp/dbh-work.XXXXXX)
+shm_before=$(ls /dev/shm | sort)
+pids=()
+namespaces=()
+
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done
+  for ns in "${namespaces[@]}"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  done
+  wait 2>/dev/null
+  for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  local left=""
+  for ns in "${namespaces[@]}"; do
+    ip netns list | grep -qw "$ns" && left="$left namespace $ns;"
+  done
+  pgrep -f "$work" >/dev/null && left="$left processes of $work;"
+  local shm_new
+  shm_new=$(comm -13 <(echo "$shm_before") <(ls /dev/shm | sort) | grep -Ei 'ucx|distbarrier|hccl' || true)
+  [ -n "$shm_new" ] && left="$left /dev/shm entries: $shm_new;"
+  rm -rf "$work"
+  if [ -n "$left" ]; then
+    echo "FAIL: left behind:$left"
+    exit 1
+  fi
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Hosts: namespaces on one bridge, addresses in 198.18.0.0/15 (the third byte from our pid keeps
+# concurrent runs apart in logs; the bridges are separate anyway).
+subnet="198.18.$(( $$ % 250 ))"
+make_hosts() {
+  local count=$1
+  ip netns add "$prefix-br" 2>/dev/null || { echo "SKIP: ip netns add failed (no namespace support here)"; namespaces=(); exit 77; }
+  namespaces+=("$prefix-br")
+  ip -n "$prefix-br" link add br0 type bridge && ip -n "$prefix-br" link set br0 up || { echo "SKIP: no bridge support"; exit 77; }
+  for ((h = 0; h < count; ++h)); do
+    local ns="$prefix-$h"
+    ip netns add "$ns" || exit 1
+    namespaces+=("$ns")
+    ip -n "$ns" link add veth0 type veth peer name "b$h" netns "$prefix-br" || { echo "SKIP: no veth support"; exit 77; }
+    ip -n "$prefix-br" link set "b$h" master br0 up
+    ip -n "$ns" addr add "$subnet.$((h + 1))/24" dev veth0
+    ip -n "$ns" link set veth0 up
+    ip -n "$ns" link set lo up
+  done
+}
+
+# start_rank HOST RANK ARGS...: one rank process in host HOST's namespace, output in rank<RANK>.log
+start_rank() {
+  local host=$1 rank=$2
+  shift 2
+  # UCX's memory hooks (for registration caches we never use) crash under the sanitizers' own
+  # interceptors: off, here as for any sanitized program using UCX.
+  ip netns exec "$prefix-$host" env UCX_TLS=tcp UCX_NET_DEVICES=veth0 UCX_MEM_MALLOC_HOOKS=no \
+    UCX_MEM_MMAP_HOOK_MODE=none UCX_MEM_EVENTS=no DISTBARRIER_CONNECT_TIMEOUT_S=60 \
+    HCCL_EXEC_TIMEOUT=60 ${extra_env[@]+"${extra_env[@]}"} "$binary" "$@" >"$work/rank$rank.log" 2>&1 &
+  pids+=($!)
+  rank_pids[$rank]=$!
+}
+declare -A rank_pids
+extra_env=()
+
+# wait_all SECONDS: waits for every rank; fails naming those still running after SECONDS.
+wait_all() {
+  local limit=$(( $(date +%s) + $1 )) failed=0
+  for rank in "${!rank_pids[@]}"; do
+    local pid=${rank_pids[$rank]}
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ "$(date +%s)" -ge "$limit" ]; then echo "FAIL: rank $rank still running after $1 s"; failed=1; break; fi
+      sleep 0.1
+    done
+    wait "$pid" 2>/dev/null || true
+  done
+  return $failed
+}
+
+show_logs() { for f in "$work"/rank*.log; do echo "--- $(basename "$f")"; cat "$f"; done; }
+
+# run_barriers HOSTS RANKS_PER_HOST: 1000 barriers with jitter, then the barrier property.
+run_barriers() {
+  local hosts=$1 per_host=$2 ranks=$(( $1 * $2 )) barriers=1000
+  make_hosts "$hosts"
+  for ((r = 0; r < ranks; ++r)); do start_rank $(( r / per_host )) "$r" run "$ranks" "$r" "$work" "$barriers"; done
+  wait_all 150 || { show_logs; exit 1; }
+  show_logs
+  local ok
+  ok=$(cat "$work"/rank*.log | grep -c ': OK ')
+  [ "$ok" = "$ranks" ] || { echo "FAIL: $ok of $ranks ranks finished"; exit 1; }
+  "$binary" check "$ranks" "$work" "$barriers" || exit 1
+}
+
+# wait_running RANKS...: until each named rank said its group runs.
+wait_running() {
+  local limit=$(( $(date +%s) + 60 ))
+  for rank in "$@"; do
+    while [ ! -e "$work/running.$rank" ]; do
+      [ "$(date +%s)" -ge "$limit" ] && { echo "FAIL: rank $rank never started"; show_logs; exit 1; }
+      sleep 0.05
+    done
+  done
+}
+
+# death CUT ELASTIC: 2 hosts x 4 ranks; host 1 is killed (CUT=kill) or cut off (CUT=link);
+# host 0's ranks must fail with 507057 naming ranks 4..7 within 3 s (and go on, elastic).
+death() {
+  local cut=$1 elastic=$2
+  make_hosts 2
+  local dead_arg=()
+  [ "$elastic" = 1 ] && dead_arg=("4,5,6,7")
+  for ((r = 0; r < 8; ++r)); do start_rank $(( r / 4 )) "$r" until-failure 8 "$r" "$work" "${dead_arg[@]}"; done
+  wait_running 0 1 2 3 4 5 6 7
+  sleep 0.3  # let barriers run a while (pacing, not synchronization)
+  local cut_at
+  cut_at=$(date +%s%N)
+  if [ "$cut" = kill ]; then
+    for pid in $(ip netns pids "$prefix-1"); do kill -9 "$pid"; done
+  else
+    ip -n "$prefix-1" link set veth0 down
+  fi
+  local survivors=(0 1 2 3)
+  local limit=$(( $(date +%s) + 60 ))
+  for rank in "${survivors[@]}"; do
+    while kill -0 "${rank_pids[$rank]}" 2>/dev/null; do
+      [ "$(date +%s)" -ge "$limit" ] && { echo "FAIL: rank $rank did not finish"; show_logs; exit 1; }
+      sleep 0.05
+    done
+  done
+  [ "$cut" = link ] && for ((r = 4; r < 8; ++r)); do kill -9 "${rank_pids[$r]}" 2>/dev/null; done
+  show_logs
+  for rank in "${survivors[@]}"; do
+    local line
+    line=$(grep "FAILED status" "$work/rank$rank.log") || { echo "FAIL: rank $rank did not fail"; exit 1; }
+    echo "$line" | grep -q "status=507057" || { echo "FAIL: rank $rank: not 507057"; exit 1; }
+    for victim in 4 5 6 7; do
+      echo "$line" | grep -Eq "[ ,]$victim \(pid" || { echo "FAIL: rank $rank does not name rank $victim"; exit 1; }
+    done
+    local at ms
+    at=$(echo "$line" | sed -E 's/.*at_ns=([0-9]+).*/\1/')
+    ms=$(( (at - cut_at) / 1000000 ))
+    echo "rank $rank failed $ms ms after the cut"
+    [ "$ms" -le 3000 ] || { echo "FAIL: rank $rank took $ms ms (> 3000) to see the dead host"; exit 1; }
+    if [ "$elastic" = 1 ]; then
+      grep -q "ELASTIC OK" "$work/rank$rank.log" || { echo "FAIL: rank $rank did not go on elastically"; exit 1; }
+    fi
+  done
+}
+
+case "$case_name" in
+  [0-9]*x[0-9]*) run_barriers "${case_name%x*}" "${case_name#*x}" ;;  # HOSTSxRANKS_PER_HOST
+  wrong-secret)
+    # 2 hosts x 2 ranks, and an intruder on host 1 claiming rank 3 with a wrong secret first.
+    make_hosts 2
+    start_rank 0 0 run 4 0 "$work" 50
+    start_rank 1 9 wrong-secret 4 3 "$work"
+    intruder=${rank_pids[9]}
+    unset 'rank_pids[9]'
+    wait "$intruder"
+    start_rank 0 1 run 4 1 "$work" 50
+    start_rank 1 2 run 4 2 "$work" 50
+    start_rank 1 3 run 4 3 "$work" 50
+    wait_all 60 || { show_logs; exit 1; }
+    show_logs
+    grep -q "REFUSED as expected" "$work/rank9.log" || { echo "FAIL: the wrong secret was not refused"; exit 1; }
+    [ "$(cat "$work"/rank[0-3].log | grep -c ': OK ')" = 4 ] || { echo "FAIL: the group did not complete"; exit 1; }
+    "$binary" check 4 "$work" 50 || exit 1
+    ;;
+  kill-host) death kill 0 ;;
+  link-down) death link 0 ;;
+  elastic) death kill 1 ;;
+  slow-rank)
+    # 2 hosts x 2 ranks; rank 3 (host 1) arrives 5 ms late: rank 0's statistics must name it.
+    # Traces: host 1's say how well its clock is aligned with host 0's.
+    make_hosts 2
+    extra_env=("DISTBARRIER_TRACE=$work/trace.%p.json")
+    for ((r = 0; r < 4; ++r)); do start_rank $(( r / 2 )) "$r" slow 4 "$r" "$work" 3; done
+    wait_all 60 || { show_logs; exit 1; }
+    show_logs
+    grep -q "SLOWEST 3 " "$work/rank0.log" || { echo "FAIL: rank 0's statistics do not name rank 3"; exit 1; }
+    clock=$(grep -ho '"name":"clock"[^}]*"host":1[^}]*}' "$work"/trace.*.json | head -1)
+    [ -n "$clock" ] || { echo "FAIL: no clock alignment record from host 1 in the traces"; exit 1; }
+    echo "host 1's clock record: $clock"
+    ;;
+  rank-table)
+    # 2 hosts x 2 ranks from a rank table's addresses: rank 0 listens at host 0's address; rank 1
+    # (same host) and ranks 2, 3 (host 1) come over TCP; rank 1 gets its memory from rank 0.
+    make_hosts 2
+    for ((r = 0; r < 4; ++r)); do start_rank $(( r / 2 )) "$r" table 4 "$r" "$work" "$subnet.1" 61000; done
+    wait_all 60 || { show_logs; exit 1; }
+    show_logs
+    [ "$(cat "$work"/rank*.log | grep -c ': OK 50 barriers from a rank table')" = 4 ] || { echo "FAIL: not every rank joined"; exit 1; }
+    ;;
+  hang-warning)
+    # 2 hosts x 2 ranks; rank 3 (host 1) comes 2.5 s late: the warning after 1 s names it and
+    # its host.
+    make_hosts 2
+    extra_env=("DISTBARRIER_WARN_S=1")
+    for ((r = 0; r < 4; ++r)); do start_rank $(( r / 2 )) "$r" late 4 "$r" "$work" 3; done
+    wait_all 60 || { show_logs; exit 1; }
+    show_logs
+    grep -Eq "has waited .* for ranks \[.*3 \(on host 1" "$work/rank0.log" "$work/rank1.log" ||
+      { echo "FAIL: no hang warning on host 0 naming rank 3 and its host"; exit 1; }
+    [ "$(cat "$work"/rank*.log | grep -c ': OK ')" = 4 ] || { echo "FAIL: the late rank's barriers did not complete"; exit 1; }
+    ;;
+  perf-*)
+    # perf-H: one rank per host, H hosts: barrier round trip next to the UCX round trip of
+    # hosts 0 and 1 (both in this run's namespaces, same transport: UCX over TCP on veth0).
+    hosts=${case_name#perf-}
+    make_hosts "$hosts"
+    binary_for_pingpong=$binary
+    binary="$(dirname "$binary")/hosts_pingpong"
+    start_rank 0 100 0 "$work" 2000
+    start_rank 1 101 1 "$work" 2000
+    binary=$binary_for_pingpong
+    wait_all 60 || { show_logs; exit 1; }
+    unset 'rank_pids[100]' 'rank_pids[101]'
+    for ((r = 0; r < hosts; ++r)); do start_rank "$r" "$r" perf "$hosts" "$r" "$work" 2000; done
+    wait_all 120 || { show_logs; exit 1; }
+    rtt=$(grep -ho 'PINGPONG [0-9.]*' "$work/rank101.log" | cut -d' ' -f2)
+    barrier=$(grep -ho 'PERF [0-9.]*' "$work/rank0.log" | cut -d' ' -f2)
+    [ -n "$rtt" ] && [ -n "$barrier" ] || { show_logs; exit 1; }
+    echo "hosts=$hosts barrier_us=$barrier ucx_round_trip_us=$rtt"
+    ;;
+  *) echo "unknown case $case_name"; exit 2 ;;
+esac
+if grep -l -E "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$work"/rank*.log; then
+  echo "FAIL: a sanitizer reported in the logs above"
+  exit 1
+fi
+echo "PASS: $case_name"
