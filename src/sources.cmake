@@ -10,6 +10,9 @@ set(DISTBARRIER_SOURCES
   comm/barrier_stats.cc
   comm/barrier_window.cc
   comm/bootstrap/bootstrap.cc
+  comm/bootstrap/cluster.cc
+  comm/bootstrap/job_secret.cc
+  comm/bootstrap/rank_table.cc
   comm/bootstrap/root_info.cc
   comm/bootstrap/wire.cc
   comm/group.cc

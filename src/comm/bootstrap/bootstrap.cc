@@ -344,13 +344,16 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
   int fd = -1;
   // Rank 0 listens from HcclGetRootInfo until its group is complete (or it gives up), so no
   // listener means there never will be one: say so at once. A full backlog is retried.
+  // SHIM(hosts-core): root_pid 0 is a root info built from a rank table (RootInfoAt): rank 0
+  // may not listen yet, so a refused connection is retried until the deadline.
+  const bool root_known = info.root_pid != 0;
   while (true) {
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
     if (connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0) break;
     const int error = errno;
     close(fd);
-    if (error == ECONNREFUSED) {
+    if (error == ECONNREFUSED && root_known) {
       const bool root_alive = kill(info.root_pid, 0) == 0 || errno == EPERM;
       return Error(HCCL_E_TCP_CONNECT,
                    root_alive ? fmt::format("rank {}: no listener for this root info: the group {} is already "
@@ -376,7 +379,7 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
     return Error(HCCL_E_SYSCALL, fmt::format("rank {}: SO_PEERCRED on the connection to rank 0 failed: {}", rank,
                                              std::strerror(error)));
   }
-  if (listener.uid != getuid() || listener.pid != info.root_pid) {
+  if (listener.uid != getuid() || (root_known && listener.pid != info.root_pid)) {
     close(fd);
     return Error(HCCL_E_TCP_CONNECT,
                  fmt::format("rank {}: the listener at @{} is pid {} of uid {}, but the root info names rank 0 as "
@@ -488,6 +491,49 @@ std::variant<HcclRootInfo, BootstrapError> CreateRootInfo() {
   Listeners().emplace(info.job_id, Listener{fd, std::move(info)});
   return encoded;
 }
+
+// ---- SHIM(hosts-core) begin ----
+namespace {
+RootInfo RootInfoFields(const std::string& ip, uint16_t port, uint64_t job_id, const std::array<uint8_t, 32>& secret) {
+  RootInfo info;
+  info.job_id = job_id;
+  info.secret = secret;
+  info.boot_id = HostBootId();  // one host only
+  info.address = fmt::format("distbarrier-at-{}-{}", ip, port);
+  info.root_pid = 0;  // not known to the ranks that build it
+  return info;
+}
+}  // namespace
+
+std::variant<HcclRootInfo, BootstrapError> CreateRootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id,
+                                                            const std::array<uint8_t, 32>& secret) {
+  RootInfo info = RootInfoFields(ip, port, job_id, secret);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
+  socklen_t length = 0;
+  sockaddr_un address = wire::AbstractAddress(info.address, &length);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd, SOMAXCONN) != 0) {
+    const int error = errno;
+    close(fd);
+    return Error(HCCL_E_TCP_CONNECT, fmt::format("cannot listen at {} port {}: {}", ip, port, std::strerror(error)));
+  }
+  HcclRootInfo encoded{};
+  info.Encode(&encoded);
+  std::lock_guard lock(listeners_mutex);
+  if (Listeners().count(info.job_id) != 0) {
+    close(fd);
+    return Error(HCCL_E_PARA, "this process already listens for this job's rank 0");
+  }
+  Listeners().emplace(info.job_id, Listener{fd, std::move(info)});
+  return encoded;
+}
+
+HcclRootInfo RootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id, const std::array<uint8_t, 32>& secret) {
+  HcclRootInfo encoded{};
+  RootInfoFields(ip, port, job_id, secret).Encode(&encoded);
+  return encoded;
+}
+// ---- SHIM(hosts-core) end ----
 
 std::optional<BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t rank_count, uint32_t rank,
                                         std::chrono::milliseconds timeout, const RankAttach& attach) {

@@ -16,6 +16,7 @@
 // then fails naming the ranks that never came, and tells those that did.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -43,6 +44,19 @@ struct JoinedGroup {
 
 // HcclGetRootInfo: starts listening in this process and describes how to reach it.
 std::variant<HcclRootInfo, BootstrapError> CreateRootInfo();
+
+// ---- SHIM(hosts-core) begin: delete when hosts-core's root info at ip:port lands. ----------
+// HcclCommInitClusterInfo needs a root info every rank can build from the same inputs (rank
+// 0's host ip, the port, a job id, a secret). CreateRootInfoAt starts rank 0's listener there
+// and returns the root info; RootInfoAt builds the same bytes without listening, for the other
+// ranks. This stand-in serves one host only: the "address" is the abstract Unix socket
+// @distbarrier-at-<ip>-<port> (so a second job at the same ip:port fails to listen, as a TCP
+// port would), and as rank 0's pid is not known, its peers retry until it listens and check
+// only its uid.
+std::variant<HcclRootInfo, BootstrapError> CreateRootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id,
+                                                            const std::array<uint8_t, 32>& secret);
+HcclRootInfo RootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id, const std::array<uint8_t, 32>& secret);
+// ---- SHIM(hosts-core) end. ----------------------------------------------------------------
 
 // What the caller does with the group once this rank holds its memory: `attach` makes the
 // rank's communicator (an error fails the group for every rank); `detach` undoes a successful

@@ -46,7 +46,8 @@ std::variant<RootInfo, std::string> RootInfo::Decode(const HcclRootInfo& in) {
   std::memcpy(&info.root_pid, bytes + kRootPidOffset, sizeof(info.root_pid));
   auto boot_id = ReadString(bytes + kRootBootOffset, kBootIdBytes);
   auto address = ReadString(bytes + kRootAddressOffset, kAddressBytes);
-  if (!boot_id || !address || address->empty() || info.root_pid <= 0) {
+  // root_pid 0: built from a rank table, rank 0's pid unknown (SHIM(hosts-core)).
+  if (!boot_id || !address || address->empty() || info.root_pid < 0) {
     return std::string("rootInfo has malformed fields");
   }
   info.boot_id = *boot_id;

@@ -1,0 +1,108 @@
+#include "comm/bootstrap/cluster.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "comm/bootstrap/job_secret.h"
+#include "comm/bootstrap/root_info.h"
+#include "common/env.h"
+
+namespace distbarrier::comm {
+namespace {
+
+static_assert(kJobSecretBytes == kSecretBytes, "the job secret is the root info's secret");
+
+BootstrapError Refused(std::string message) {
+  return {HCCL_E_PARA, std::move(message)};
+}
+
+// HCCL_IF_BASE_PORT, or why it is not a port. CANN's range is [1024, 65520].
+std::variant<uint16_t, BootstrapError> BasePort() {
+  const char* text = std::getenv("HCCL_IF_BASE_PORT");
+  if (text == nullptr) return kDefaultBasePort;
+  constexpr int64_t kNotANumber = -1;
+  const int64_t port = EnvInt("HCCL_IF_BASE_PORT", kNotANumber);
+  if (port < 1024 || port > 65520) {
+    return Refused(fmt::format("HCCL_IF_BASE_PORT=\"{}\" is not a port in [1024, 65520]", text));
+  }
+  return static_cast<uint16_t>(port);
+}
+
+// The job's secret: from the environment, or for a one-host table a tag of the file and the
+// user (the uid check on the listener is what keeps strangers out there).
+std::variant<JobSecret, BootstrapError> SecretFor(const RankTable& table) {
+  auto from_environment = JobSecretFromEnvironment();
+  if (auto* why = std::get_if<std::string>(&from_environment)) return Refused(*why);
+  if (auto& secret = std::get<std::optional<JobSecret>>(from_environment)) return *secret;
+  if (table.SpansHosts()) {
+    return Refused(fmt::format(
+        "the rank table spans hosts ({} and {}, ...) and carries no secret: set {} (64 hex "
+        "digits, the same on every host, e.g. from `openssl rand -hex 32`) or {} for every "
+        "rank",
+        table.servers.front().host_ip, table.ServerOf(table.rank_count - 1).host_ip, kJobSecretEnv, kJobSecretFileEnv));
+  }
+  JobSecret tag{};
+  const uint64_t words[2] = {table.content_hash, static_cast<uint64_t>(getuid())};
+  std::memcpy(tag.data(), words, sizeof(words));
+  return tag;
+}
+
+}  // namespace
+
+bool IsLocalAddress(const std::string& ip) {
+  in6_addr wanted6{};
+  in_addr wanted4{};
+  const bool is4 = inet_pton(AF_INET, ip.c_str(), &wanted4) == 1;
+  const bool is6 = !is4 && inet_pton(AF_INET6, ip.c_str(), &wanted6) == 1;
+  if (!is4 && !is6) return false;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (ifaddrs* entry = list; entry != nullptr && !found; entry = entry->ifa_next) {
+    if (entry->ifa_addr == nullptr) continue;
+    if (is4 && entry->ifa_addr->sa_family == AF_INET) {
+      found = reinterpret_cast<sockaddr_in*>(entry->ifa_addr)->sin_addr.s_addr == wanted4.s_addr;
+    } else if (is6 && entry->ifa_addr->sa_family == AF_INET6) {
+      found = std::memcmp(&reinterpret_cast<sockaddr_in6*>(entry->ifa_addr)->sin6_addr, &wanted6, sizeof(wanted6)) == 0;
+    }
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+std::optional<BootstrapError> JoinClusterGroup(const RankTable& table, uint32_t rank, std::chrono::milliseconds timeout,
+                                               const RankAttach& attach) {
+  if (rank >= table.rank_count) {
+    return Refused(
+        fmt::format("rank {} is not a rank_id of the rank table (its rank ids are 0..{})", rank, table.rank_count - 1));
+  }
+  const RankTableServer& server = table.ServerOf(rank);
+  if (!IsLocalAddress(server.host_ip)) {
+    return Refused(fmt::format(
+        "rank {} is on server \"{}\" ({}.host_ip {}) in the rank table, but no interface of "
+        "this host has that address",
+        rank, server.server_id, table.FieldOf(rank).substr(0, table.FieldOf(rank).find('.')), server.host_ip));
+  }
+  auto port = BasePort();
+  if (auto* error = std::get_if<BootstrapError>(&port)) return *error;
+  auto secret = SecretFor(table);
+  if (auto* error = std::get_if<BootstrapError>(&secret)) return *error;
+  const std::string& root_ip = table.ServerOf(0).host_ip;
+  HcclRootInfo root_info{};
+  if (rank == 0) {
+    auto created = CreateRootInfoAt(root_ip, std::get<uint16_t>(port), table.content_hash, std::get<JobSecret>(secret));
+    if (auto* error = std::get_if<BootstrapError>(&created)) return *error;
+    root_info = std::get<HcclRootInfo>(created);
+  } else {
+    root_info = RootInfoAt(root_ip, std::get<uint16_t>(port), table.content_hash, std::get<JobSecret>(secret));
+  }
+  return JoinGroup(root_info, table.rank_count, rank, timeout, attach);
+}
+
+}  // namespace distbarrier::comm
