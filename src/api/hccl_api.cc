@@ -55,10 +55,13 @@ HcclResult CheckSameType(const char* api, HcclDataType send_type, HcclDataType r
   return HCCL_SUCCESS;
 }
 
+// How long a rank waits for its group: DISTBARRIER_CONNECT_TIMEOUT_S, else CANN's
+// HCCL_CONNECT_TIMEOUT (s), else 120 s; at least 1 s.
 std::chrono::milliseconds ConnectTimeout() {
   return std::max<std::chrono::milliseconds>(
-      std::chrono::seconds(1),
-      distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1)).value_or(std::chrono::seconds(120)));
+      std::chrono::seconds(1), distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1))
+                                   .value_or(distbarrier::EnvDuration("HCCL_CONNECT_TIMEOUT", std::chrono::seconds(1))
+                                                 .value_or(std::chrono::seconds(120))));
 }
 
 // A process group's rank joins (`join` runs the bootstrap with the attach step below) and, once

@@ -140,7 +140,9 @@ TEST(RankTableTest, ServerFieldsAreChecked) {
   EXPECT_THAT(ErrorAfter([](Json& t) { t["server_list"][1].erase("host_ip"); }),
               HasSubstr("server_list[1].host_ip: missing"));
   EXPECT_THAT(ErrorAfter([](Json& t) { t["server_list"][1]["host_ip"] = "198.18.0.300"; }),
-              HasSubstr("server_list[1].host_ip: must be an IP address string"));
+              HasSubstr("server_list[1].host_ip: must be an IPv4 address string"));
+  EXPECT_THAT(ErrorAfter([](Json& t) { t["server_list"][1]["host_ip"] = "::1"; }),
+              HasSubstr("server_list[1].host_ip: must be an IPv4 address string, got \"::1\""));
   EXPECT_THAT(ErrorAfter([](Json& t) { t["server_list"][0].erase("device"); }),
               HasSubstr("server_list[0].device: missing"));
   EXPECT_THAT(ErrorAfter([](Json& t) { t["server_list"][0]["device"] = Json::array(); }),

@@ -1,5 +1,6 @@
 #include "comm/bootstrap/bootstrap.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -493,21 +494,27 @@ std::variant<HcclRootInfo, BootstrapError> CreateRootInfo() {
 }
 
 // ---- SHIM(hosts-core) begin ----
-namespace {
-RootInfo RootInfoFields(const std::string& ip, uint16_t port, uint64_t job_id, const std::array<uint8_t, 32>& secret) {
+std::variant<HcclRootInfo, BootstrapError> CreateRootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id,
+                                                            const std::array<uint8_t, 32>& secret) {
+  in_addr parsed{};
+  if (inet_pton(AF_INET, ip.c_str(), &parsed) != 1) {
+    return Error(HCCL_E_PARA, fmt::format("rank 0's address '{}' is not IPv4", ip));
+  }
+  if (port == 0) return Error(HCCL_E_PARA, "rank 0's port is 0");
   RootInfo info;
   info.job_id = job_id;
   info.secret = secret;
   info.boot_id = HostBootId();  // one host only
   info.address = fmt::format("distbarrier-at-{}-{}", ip, port);
   info.root_pid = 0;  // not known to the ranks that build it
-  return info;
+  HcclRootInfo encoded{};
+  info.Encode(&encoded);
+  return encoded;
 }
-}  // namespace
 
-std::variant<HcclRootInfo, BootstrapError> CreateRootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id,
-                                                            const std::array<uint8_t, 32>& secret) {
-  RootInfo info = RootInfoFields(ip, port, job_id, secret);
+namespace {
+// Rank 0 of a rank-table group listens when it joins.
+std::variant<Listener, BootstrapError> ListenAt(const RootInfo& info) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error(HCCL_E_SYSCALL, fmt::format("socket failed: {}", std::strerror(errno)));
   socklen_t length = 0;
@@ -515,24 +522,11 @@ std::variant<HcclRootInfo, BootstrapError> CreateRootInfoAt(const std::string& i
   if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd, SOMAXCONN) != 0) {
     const int error = errno;
     close(fd);
-    return Error(HCCL_E_TCP_CONNECT, fmt::format("cannot listen at {} port {}: {}", ip, port, std::strerror(error)));
+    return Error(HCCL_E_TCP_CONNECT, fmt::format("rank 0: cannot listen at @{}: {}", info.address, std::strerror(error)));
   }
-  HcclRootInfo encoded{};
-  info.Encode(&encoded);
-  std::lock_guard lock(listeners_mutex);
-  if (Listeners().count(info.job_id) != 0) {
-    close(fd);
-    return Error(HCCL_E_PARA, "this process already listens for this job's rank 0");
-  }
-  Listeners().emplace(info.job_id, Listener{fd, std::move(info)});
-  return encoded;
+  return Listener{fd, info};
 }
-
-HcclRootInfo RootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id, const std::array<uint8_t, 32>& secret) {
-  HcclRootInfo encoded{};
-  RootInfoFields(ip, port, job_id, secret).Encode(&encoded);
-  return encoded;
-}
+}  // namespace
 // ---- SHIM(hosts-core) end ----
 
 std::optional<BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t rank_count, uint32_t rank,
@@ -550,6 +544,11 @@ std::optional<BootstrapError> JoinGroup(const HcclRootInfo& root_info, uint32_t 
   }
   const Clock::time_point deadline = Clock::now() + timeout;
   if (rank != 0) return RunPeer(info, rank_count, rank, deadline, attach);
+  if (info.root_pid == 0) {  // SHIM(hosts-core): root info from a rank table, rank 0 listens now
+    auto listening = ListenAt(info);
+    if (auto* error = std::get_if<BootstrapError>(&listening)) return *error;
+    return RunRoot(std::move(std::get<Listener>(listening)), rank_count, deadline, attach);
+  }
   Listener listener;
   {
     std::lock_guard lock(listeners_mutex);

@@ -45,18 +45,18 @@ struct JoinedGroup {
 // HcclGetRootInfo: starts listening in this process and describes how to reach it.
 std::variant<HcclRootInfo, BootstrapError> CreateRootInfo();
 
-// ---- SHIM(hosts-core) begin: delete when hosts-core's root info at ip:port lands. ----------
-// HcclCommInitClusterInfo needs a root info every rank can build from the same inputs (rank
-// 0's host ip, the port, a job id, a secret). CreateRootInfoAt starts rank 0's listener there
-// and returns the root info; RootInfoAt builds the same bytes without listening, for the other
-// ranks. This stand-in serves one host only: the "address" is the abstract Unix socket
+// ---- SHIM(hosts-core) begin: take hosts-core's version of this declaration when merging. ---
+// The rank-table path (HcclCommInitClusterInfo): root info for a group whose rank 0 listens at
+// ip:port (IPv4, dotted). Every rank builds the same bytes from the table, with the same job id
+// and secret, and calls JoinGroup with them: rank 0's JoinGroup listens itself. Nothing listens
+// until then. HCCL_E_PARA for an ip that is not an IPv4 address or port 0.
+// This stand-in serves one host only: rank 0 listens at the abstract Unix socket
 // @distbarrier-at-<ip>-<port> (so a second job at the same ip:port fails to listen, as a TCP
-// port would), and as rank 0's pid is not known, its peers retry until it listens and check
-// only its uid.
+// port would); as rank 0's pid is not known, its peers retry until it listens and check only
+// its uid.
 std::variant<HcclRootInfo, BootstrapError> CreateRootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id,
                                                             const std::array<uint8_t, 32>& secret);
-HcclRootInfo RootInfoAt(const std::string& ip, uint16_t port, uint64_t job_id, const std::array<uint8_t, 32>& secret);
-// ---- SHIM(hosts-core) end. ----------------------------------------------------------------
+// ---- SHIM(hosts-core) end. -----------------------------------------------------------------
 
 // What the caller does with the group once this rank holds its memory: `attach` makes the
 // rank's communicator (an error fails the group for every rank); `detach` undoes a successful

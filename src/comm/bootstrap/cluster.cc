@@ -94,15 +94,10 @@ std::optional<BootstrapError> JoinClusterGroup(const RankTable& table, uint32_t 
   auto secret = SecretFor(table);
   if (auto* error = std::get_if<BootstrapError>(&secret)) return *error;
   const std::string& root_ip = table.ServerOf(0).host_ip;
-  HcclRootInfo root_info{};
-  if (rank == 0) {
-    auto created = CreateRootInfoAt(root_ip, std::get<uint16_t>(port), table.content_hash, std::get<JobSecret>(secret));
-    if (auto* error = std::get_if<BootstrapError>(&created)) return *error;
-    root_info = std::get<HcclRootInfo>(created);
-  } else {
-    root_info = RootInfoAt(root_ip, std::get<uint16_t>(port), table.content_hash, std::get<JobSecret>(secret));
-  }
-  return JoinGroup(root_info, table.rank_count, rank, timeout, attach);
+  // Every rank builds the same root info; rank 0's JoinGroup listens at it.
+  auto root_info = CreateRootInfoAt(root_ip, std::get<uint16_t>(port), table.content_hash, std::get<JobSecret>(secret));
+  if (auto* error = std::get_if<BootstrapError>(&root_info)) return *error;
+  return JoinGroup(std::get<HcclRootInfo>(root_info), table.rank_count, rank, timeout, attach);
 }
 
 }  // namespace distbarrier::comm

@@ -88,6 +88,11 @@ std::optional<std::string> CheckOptionalNumber(const Json& object, const std::st
   return std::nullopt;
 }
 
+bool IsIpv4Address(const std::string& text) {
+  in_addr buffer{};
+  return inet_pton(AF_INET, text.c_str(), &buffer) == 1;
+}
+
 bool IsIpAddress(const std::string& text) {
   unsigned char buffer[sizeof(in6_addr)];
   return inet_pton(AF_INET, text.c_str(), buffer) == 1 || inet_pton(AF_INET6, text.c_str(), buffer) == 1;
@@ -123,11 +128,12 @@ Parsed<RankTableServer> ParseServer(const Json& entry, const std::string& where,
   if (server_id.value.empty()) return fmt::format("{}server_id: is empty", prefix);
   server.server_id = server_id.value;
   if (const Json* host_ip = Member(entry, "host_ip"); host_ip != nullptr) {
-    if (!host_ip->is_string() || !IsIpAddress(host_ip->get<std::string>())) {
-      return fmt::format("{}host_ip: must be an IP address string, got {}", prefix, Shown(*host_ip));
+    // Rank 0 listens at its host_ip, and the bootstrap speaks IPv4.
+    if (!host_ip->is_string() || !IsIpv4Address(host_ip->get<std::string>())) {
+      return fmt::format("{}host_ip: must be an IPv4 address string, got {}", prefix, Shown(*host_ip));
     }
     server.host_ip = host_ip->get<std::string>();
-  } else if (version == "1.0" && IsIpAddress(server.server_id)) {
+  } else if (version == "1.0" && IsIpv4Address(server.server_id)) {
     server.host_ip = server.server_id;  // version 1.0 names a server by its IP
   } else {
     return fmt::format("{}host_ip: missing (the host IP of server \"{}\")", prefix, server.server_id);

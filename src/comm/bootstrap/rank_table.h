@@ -12,8 +12,8 @@
 //
 // What is checked (each failure is a message that names the field, e.g.
 // `server_list[1].device[0].rank_id`): status is "completed"; version is "1.0" or "1.2";
-// server_count equals the length of server_list; server ids are unique; host_ip is an IPv4 or
-// IPv6 address (version 1.0 may leave it out when server_id is one); device ids are unique
+// server_count equals the length of server_list; server ids are unique; host_ip is an IPv4
+// address (version 1.0 may leave it out when server_id is one); device ids are unique
 // within a server; rank ids are unique, run 0..n-1 without gaps, and are contiguous within a
 // server; the optional fields (super_device_id, device_ip, device_port, super_pod_list) are
 // well formed when present. Other fields (host_port, backup_device_ip, ...) are ignored.
