@@ -39,6 +39,8 @@ static_assert(sizeof(NodeReply) == 8 + 1 + 247 + kRootInfoBytes);
 // it right after connecting. At most this many such connections are held (the oldest goes).
 constexpr auto kHelloTimeout = std::chrono::seconds(10);
 constexpr size_t kMaxUnidentified = 64;
+// When accept fails for want of resources, the listener is not polled for this long.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
 // Pacing of connection attempts while node 0 does not listen yet (not synchronization).
 constexpr auto kRetryPause = std::chrono::milliseconds(100);
 
@@ -117,7 +119,7 @@ RootInfoServer::~RootInfoServer() {
 }
 
 void RootInfoServer::AddPollFds(std::vector<pollfd>& fds) const {
-  if (listen_fd_ >= 0) fds.push_back({listen_fd_, POLLIN, 0});
+  if (listen_fd_ >= 0 && (!accept_resume_ || Clock::now() >= *accept_resume_)) fds.push_back({listen_fd_, POLLIN, 0});
   for (const auto& peer : peers_) {
     if (!peer->reply.empty()) {
       fds.push_back({peer->fd, POLLOUT, 0});
@@ -151,7 +153,13 @@ void RootInfoServer::OnPoll(const std::vector<pollfd>& fds) {
 void RootInfoServer::Accept() {
   for (;;) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN: all taken; anything else: try again at the next poll
+    if (fd < 0 && (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)) return;
+    if (fd < 0) {
+      // Out of descriptors, say: the listener stays readable, so polling it now would spin.
+      accept_resume_ = Clock::now() + kAcceptBackoff;
+      return;
+    }
+    accept_resume_.reset();
     size_t unidentified = 0;
     for (const auto& peer : peers_) unidentified += peer->node_rank < 0 && peer->reply.empty() ? 1 : 0;
     if (unidentified >= kMaxUnidentified) {
@@ -265,6 +273,7 @@ void RootInfoServer::SetRootInfoMissing(const std::string& why) {
 }
 
 void RootInfoServer::CheckDeadlines(Clock::time_point now) {
+  if (accept_resume_ && now >= *accept_resume_) accept_resume_.reset();  // poll the listener again
   for (auto& peer : peers_) {
     if (peer->fd >= 0 && peer->node_rank < 0 && peer->reply.empty() && now >= peer->hello_deadline) Drop(*peer);
   }
@@ -273,7 +282,7 @@ void RootInfoServer::CheckDeadlines(Clock::time_point now) {
 }
 
 std::optional<Clock::time_point> RootInfoServer::NextDeadline() const {
-  std::optional<Clock::time_point> next;
+  std::optional<Clock::time_point> next = accept_resume_;
   for (const auto& peer : peers_) {
     if (peer->node_rank < 0 && peer->reply.empty()) {
       next = next ? std::min(*next, peer->hello_deadline) : peer->hello_deadline;

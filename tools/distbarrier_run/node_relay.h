@@ -82,6 +82,7 @@ class RootInfoServer {
   std::vector<bool> served_;  // by node rank
   std::optional<std::vector<unsigned char>> root_info_;
   std::optional<std::string> missing_;
+  std::optional<Clock::time_point> accept_resume_;  // accept failed for want of descriptors
 };
 
 // Node k > 0: fetches the root info from node 0, retrying the connection until `deadline`.

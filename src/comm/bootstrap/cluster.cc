@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -41,11 +42,14 @@ std::variant<JobSecret, BootstrapError> SecretFor(const RankTable& table) {
   if (auto* why = std::get_if<std::string>(&from_environment)) return Refused(*why);
   if (auto& secret = std::get<std::optional<JobSecret>>(from_environment)) return *secret;
   if (table.SpansHosts()) {
-    return Refused(fmt::format(
-        "the rank table spans hosts ({} and {}, ...) and carries no secret: set {} (64 hex "
-        "digits, the same on every host, e.g. from `openssl rand -hex 32`) or {} for every "
-        "rank",
-        table.servers.front().host_ip, table.ServerOf(table.rank_count - 1).host_ip, kJobSecretEnv, kJobSecretFileEnv));
+    const std::string& first = table.servers.front().host_ip;
+    const auto other = std::find_if(table.servers.begin(), table.servers.end(),
+                                    [&](const RankTableServer& server) { return server.host_ip != first; });
+    return Refused(
+        fmt::format("the rank table spans hosts ({} and {}, ...) and carries no secret: set {} (64 hex "
+                    "digits, the same on every host, e.g. from `openssl rand -hex 32`) or {} for every "
+                    "rank",
+                    first, other->host_ip, kJobSecretEnv, kJobSecretFileEnv));
   }
   JobSecret tag{};
   const uint64_t words[2] = {table.content_hash, static_cast<uint64_t>(getuid())};
