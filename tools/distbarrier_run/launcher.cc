@@ -720,17 +720,23 @@ std::variant<NodePlan, std::string> PlanNode(const Options& options) {
     return "--nnodes x --nproc-per-node is more than " + std::to_string(kMaxWorldSize) + " ranks";
   }
   const int port = options.master_port < 0 ? kDefaultMasterPort : options.master_port;
-  if (port < 1 || port > 65535) return "--master-port must be in 1..65535, got " + std::to_string(port);
+  // Node 0's launcher takes the port; the ranks get the next one for a store of their own.
+  if (port < 1 || port > 65534) return "--master-port must be in 1..65534, got " + std::to_string(port);
   const std::string master = options.master_addr.empty() ? "127.0.0.1" : options.master_addr;
   plan.world_size = plan.nnodes * options.nproc_per_node;
   for (int local = 0; local < options.nproc_per_node; ++local) {
     plan.ranks.push_back({plan.node_rank * options.nproc_per_node + local, local, -1});
   }
-  plan.env = {{"MASTER_ADDR", master},
-              {"DISTBARRIER_MASTER_ADDR", master},
-              {"MASTER_PORT", std::to_string(port)},
-              {"DISTBARRIER_MASTER_PORT", std::to_string(port)},
-              {"DISTBARRIER_NNODES", std::to_string(plan.nnodes)}};
+  plan.env = {{"DISTBARRIER_NNODES", std::to_string(plan.nnodes)}};
+  // MASTER_ADDR / MASTER_PORT as torch.distributed's env:// expects them: where rank 0 may host
+  // a store. On one node they are the user's own unless given here.
+  if (plan.nnodes > 1 || !options.master_addr.empty() || options.master_port >= 0) {
+    const std::string rank_port = std::to_string(port + 1);
+    plan.env.insert(plan.env.end(), {{"MASTER_ADDR", master},
+                                     {"DISTBARRIER_MASTER_ADDR", master},
+                                     {"MASTER_PORT", rank_port},
+                                     {"DISTBARRIER_MASTER_PORT", rank_port}});
+  }
   if (plan.nnodes == 1) {
     plan.relay = NodePlan::Relay::kLocal;
     if (!options.secret_file.empty()) {

@@ -491,7 +491,8 @@ TEST(DistbarrierRunNodes, TwoNodesGetRankZerosRootInfoAndGlobalRanks) {
   std::map<int, std::string> lines = ByRank(results[0].out);
   for (const auto& [rank, line] : ByRank(results[1].out)) lines[rank] = line;
   ASSERT_EQ(lines.size(), 4u) << results[0].out << results[1].out;
-  const std::string master = " 127.0.0.1 " + std::to_string(port) + " ";
+  // The ranks' MASTER_PORT is the next one: the launcher of node 0 listens at --master-port.
+  const std::string master = " 127.0.0.1 " + std::to_string(port + 1) + " ";
   EXPECT_THAT(lines[0], HasSubstr("0 0 4 2 0 0" + master));
   EXPECT_THAT(lines[1], HasSubstr("1 1 4 2 0 0" + master));
   EXPECT_THAT(lines[2], HasSubstr("2 0 4 2 1 1" + master));
@@ -575,7 +576,9 @@ TEST(DistbarrierRunNodes, BadNodeOptionsExit2) {
       {{"--nnodes", "2", "-n", "2", "/bin/true"}, {{"DISTBARRIER_JOB_SECRET", "abc"}}, "must be 64 hex digits"},
       {{"--nnodes", "2", "--node-rank", "2", "-n", "2", "/bin/true"}, secret, "--node-rank 2 is outside 0..1"},
       {{"--nnodes", "0", "-n", "2", "/bin/true"}, secret, "--nnodes must be at least 1"},
-      {{"--nnodes", "2", "--master-port", "70000", "-n", "2", "/bin/true"}, secret, "--master-port must be in"},
+      {{"--nnodes", "2", "--master-port", "65535", "-n", "2", "/bin/true"},
+       secret,
+       "--master-port must be in 1..65534"},
       {{"--nnodes", "2", "--master-addr", "no-such-host.invalid", "-n", "2", "/bin/true"},
        secret,
        "--master-addr: cannot resolve 'no-such-host.invalid'"},

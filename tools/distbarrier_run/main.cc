@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
   app.add_option("--master-addr,--master_addr", options.master_addr,
                  "where node 0's launcher serves the root info (default 127.0.0.1)")
       ->type_name("HOST");
-  app.add_option("--master-port,--master_port", options.master_port, "its port (default 29500)")->type_name("PORT");
+  app.add_option("--master-port,--master_port", options.master_port,
+                 "its port (default 29500); the ranks' MASTER_PORT is the next one, for a store of their own")
+      ->type_name("PORT");
   app.add_option("--connect-timeout", options.connect_timeout_s,
                  "how long a node waits for node 0's root info, and node 0 serves it")
       ->type_name("SECONDS")
@@ -66,7 +68,8 @@ int main(int argc, char** argv) {
   app.prefix_command();
   app.footer(
       "Rank r (global: node_rank * N + local rank) gets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,\n"
-      "NODE_RANK, MASTER_ADDR, MASTER_PORT and their DISTBARRIER_* twins. Rank 0 writes its 4108-byte\n"
+      "NODE_RANK (on several nodes also MASTER_ADDR, MASTER_PORT = --master-port + 1) and their\n"
+      "DISTBARRIER_* twins. Rank 0 writes its 4108-byte\n"
       "HcclRootInfo to the fd in DISTBARRIER_ROOT_INFO_OUT_FD; every other rank, on any node, reads it\n"
       "from the fd in DISTBARRIER_ROOT_INFO_IN_FD (EOF if rank 0 never sent it). Several nodes need a job\n"
       "secret both launchers know (DISTBARRIER_JOB_SECRET, DISTBARRIER_JOB_SECRET_FILE or --secret-file).\n"
