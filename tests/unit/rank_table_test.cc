@@ -107,6 +107,18 @@ TEST(RankTableTest, NotJsonIsRefused) {
   EXPECT_THAT(ErrorOf("[1, 2]"), HasSubstr("top level must be a JSON object"));
 }
 
+// A few MB of brackets nest deeper than any stack: refused with a message, not a crash from
+// printing the value (a recursive dump).
+TEST(RankTableTest, DeeplyNestedValuesAreRefusedWithoutRecursion) {
+  const size_t depth = 1 << 20;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  EXPECT_THAT(ErrorOf("{\"status\": \"completed\", \"version\": \"1.2\", \"server_count\": \"1\", "
+                      "\"server_list\": [" +
+                      nested + "]}"),
+              HasSubstr("server_list[0]: must be an object, got an array of 1 elements"));
+  EXPECT_THAT(ErrorOf(nested), HasSubstr("the top level must be a JSON object, got an array of 1 elements"));
+}
+
 TEST(RankTableTest, TopLevelFieldsAreChecked) {
   EXPECT_THAT(ErrorAfter([](Json& t) { t.erase("status"); }), HasSubstr("status: missing"));
   EXPECT_THAT(ErrorAfter([](Json& t) { t["status"] = "initializing"; }),

@@ -30,7 +30,11 @@ using Parsed = std::variant<T, std::string>;
   if (auto* why = std::get_if<std::string>(&var##_parsed)) return *why; \
   auto var = std::move(std::get<0>(var##_parsed))
 
+// A value for a message. Containers are described, not dumped: dump() recurses, and a file of
+// a few MB can nest deeper than the stack.
 std::string Shown(const Json& value) {
+  if (value.is_array()) return fmt::format("an array of {} elements", value.size());
+  if (value.is_object()) return fmt::format("an object of {} members", value.size());
   std::string text = value.dump();
   if (text.size() > 40) text = text.substr(0, 37) + "...";
   return text;
