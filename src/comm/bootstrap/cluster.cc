@@ -37,6 +37,9 @@ std::variant<uint16_t, BootstrapError> BasePort() {
 
 // The job's secret: from the environment, or for a one-host table a tag of the file and the
 // user (the uid check on the listener is what keeps strangers out there).
+// MERGE(hosts-core): that uid check holds while same-host ranks meet rank 0 on a Unix socket
+// (SO_PEERCRED). If the rank-table rendezvous is TCP for every rank, anyone who can read the
+// file can compute the tag: then require the secret for one-host tables too.
 std::variant<JobSecret, BootstrapError> SecretFor(const RankTable& table) {
   auto from_environment = JobSecretFromEnvironment();
   if (auto* why = std::get_if<std::string>(&from_environment)) return Refused(*why);
