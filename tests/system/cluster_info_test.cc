@@ -28,6 +28,7 @@ namespace {
 
 using Json = nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kMaxRanks = 8;
 constexpr int kBarriers = 100;
@@ -276,6 +277,25 @@ TEST_F(ClusterInfoTest, SecretsAreCheckedBeforeAnythingListens) {
   ASSERT_EQ(chmod(secret_file.c_str(), 0644), 0);
   EXPECT_EQ(HcclCommInitClusterInfo(table.c_str(), 0, &comm), HCCL_E_PARA);
   EXPECT_THAT(aclGetRecentErrMsg(), HasSubstr("other users may access it (mode 0644); chmod 600 it"));
+}
+
+// Rank 0 alone: the connect timeout names the ranks that never came and, from the table, where
+// they run.
+TEST_F(ClusterInfoTest, TimeoutNamesTheMissingRanksAndTheirServers) {
+  const std::string table = Write("table.json", Table(3, 2).dump());
+  setenv("DISTBARRIER_CONNECT_TIMEOUT_S", "1", 1);
+  ASSERT_ACL_OK(aclrtSetDevice(0));
+  HcclComm comm = nullptr;
+  EXPECT_EQ(HcclCommInitClusterInfo(table.c_str(), 0, &comm), HCCL_E_TIMEOUT);
+  EXPECT_THAT(aclGetRecentErrMsg(), HasSubstr("ranks [1, 2, 3, 4, 5] of 6 never connected"));
+  EXPECT_THAT(aclGetRecentErrMsg(), HasSubstr("(in the rank table: rank 1 on server \"node_0\" (host_ip 127.0.0.1); "
+                                              "ranks 2, 3 on server \"node_1\" (host_ip 127.0.0.1); ranks 4, 5 on "
+                                              "server \"node_2\" (host_ip 127.0.0.1))"));
+  // Servers beyond the eighth are left out.
+  const std::string wide = Write("table.json", Table(10, 1).dump());
+  EXPECT_EQ(HcclCommInitClusterInfo(wide.c_str(), 0, &comm), HCCL_E_TIMEOUT);
+  EXPECT_THAT(aclGetRecentErrMsg(), HasSubstr("rank 8 on server \"node_8\" (host_ip 127.0.0.1); ...)"));
+  EXPECT_THAT(aclGetRecentErrMsg(), Not(HasSubstr("node_9")));
 }
 
 // A table over two hosts carries no secret: refused without one, naming the variables; with

@@ -2,13 +2,17 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <vector>
 
 #include "comm/bootstrap/job_secret.h"
 #include "comm/bootstrap/root_info.h"
@@ -60,6 +64,40 @@ std::variant<JobSecret, BootstrapError> SecretFor(const RankTable& table) {
   return tag;
 }
 
+// The bootstrap's timeout names the ranks that never came ("ranks [2, 3] of 4 never connected
+// ..."); the rank table knows where they run. The hosts, or "" when the message names no ranks.
+std::string WhereTheyRun(const RankTable& table, const std::string& message) {
+  const size_t open = message.find("ranks [");
+  const size_t close = message.find(']', open);
+  if (open == std::string::npos || close == std::string::npos) return "";
+  std::map<uint32_t, std::vector<uint32_t>> by_server;  // server index -> its missing ranks
+  const char* cursor = message.data() + open + 7;
+  const char* end = message.data() + close;
+  while (cursor < end) {
+    uint32_t rank = 0;
+    auto [next, error] = std::from_chars(cursor, end, rank);
+    if (error != std::errc() || rank >= table.rank_count) return "";
+    const auto& server = table.ServerOf(rank);
+    by_server[static_cast<uint32_t>(&server - table.servers.data())].push_back(rank);
+    cursor = next;
+    while (cursor < end && (*cursor == ',' || *cursor == ' ')) ++cursor;
+  }
+  std::string where;
+  constexpr size_t kMaxServersNamed = 8;
+  size_t named = 0;
+  for (const auto& [index, ranks] : by_server) {
+    if (named == kMaxServersNamed) {
+      where += "; ...";
+      break;
+    }
+    if (named++ > 0) where += "; ";
+    const RankTableServer& server = table.servers[index];
+    where += fmt::format("{} {} on server \"{}\" (host_ip {})", ranks.size() == 1 ? "rank" : "ranks",
+                         fmt::join(ranks, ", "), server.server_id, server.host_ip);
+  }
+  return where.empty() ? "" : " (in the rank table: " + where + ")";
+}
+
 }  // namespace
 
 bool IsLocalAddress(const std::string& ip) {
@@ -104,7 +142,9 @@ std::optional<BootstrapError> JoinClusterGroup(const RankTable& table, uint32_t 
   // Every rank builds the same root info; rank 0's JoinGroup listens at it.
   auto root_info = CreateRootInfoAt(root_ip, std::get<uint16_t>(port), table.content_hash, std::get<JobSecret>(secret));
   if (auto* error = std::get_if<BootstrapError>(&root_info)) return *error;
-  return JoinGroup(std::get<HcclRootInfo>(root_info), table.rank_count, rank, timeout, attach);
+  auto error = JoinGroup(std::get<HcclRootInfo>(root_info), table.rank_count, rank, timeout, attach);
+  if (error && error->code == HCCL_E_TIMEOUT) error->message += WhereTheyRun(table, error->message);
+  return error;
 }
 
 }  // namespace distbarrier::comm
