@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-fuzzers=(stage1 root_info hello)
+fuzzers=(stage1 root_info hello rank_table)
 
 bash scripts/install-deps.sh clang libclang-rt-14-dev libfmt-dev cmake ninja-build
 cxx=$(command -v clang++ || command -v clang++-14)

@@ -13,7 +13,10 @@ set(DISTBARRIER_SOURCES
   comm/diagnosis/flight_recorder.cc
   comm/diagnosis/status_server.cc
   comm/bootstrap/bootstrap.cc
+  comm/bootstrap/cluster.cc
+  comm/bootstrap/job_secret.cc
   comm/bootstrap/network.cc
+  comm/bootstrap/rank_table.cc
   comm/bootstrap/remote.cc
   comm/bootstrap/root_info.cc
   comm/bootstrap/wire.cc

@@ -1,10 +1,12 @@
 // One process per rank, started by the launcher:
 //
 //   distbarrier-run -n 8 ./process_barrier [barriers=1000]
+//   distbarrier-run --rank-table rank_table.json [--node-rank K] ./process_barrier [barriers]
 //
 // Rank 0 makes the root info (HcclGetRootInfo) and hands its 4108 bytes to the launcher,
 // which relays them to the other ranks (see tools/distbarrier_run/README.md); every rank then
-// joins with HcclCommInitRootInfo and runs the barriers on its own stream. Each rank prints
+// joins with HcclCommInitRootInfo and runs the barriers on its own stream. Started with a rank
+// table, every rank joins with HcclCommInitClusterInfo instead. Each rank prints
 // one summary line: its time per barrier and how late it arrived on average.
 #include <unistd.h>
 
@@ -65,16 +67,22 @@ int main(int argc, char **argv)
     const int barriers = argc > 1 ? std::atoi(argv[1]) : 1000;
 
     CHECK_OK(aclInit(nullptr));
-    CHECK_OK(aclrtSetDevice(EnvInt("LOCAL_RANK") % 16));
-    HcclRootInfo root;
-    if (rank == 0) {
-        CHECK_OK(HcclGetRootInfo(&root));
-        Transfer(EnvInt("DISTBARRIER_ROOT_INFO_OUT_FD"), root.internal, sizeof(root.internal), true);
-    } else {
-        Transfer(EnvInt("DISTBARRIER_ROOT_INFO_IN_FD"), root.internal, sizeof(root.internal), false);
-    }
     HcclComm comm = nullptr;
-    CHECK_OK(HcclCommInitRootInfo(worldSize, &root, rank, &comm));
+    if (const char *rankTable = std::getenv("RANK_TABLE_FILE")) {
+        // distbarrier-run --rank-table: the rank table says each rank's device, no root info travels.
+        CHECK_OK(aclrtSetDevice(EnvInt("DEVICE_ID")));
+        CHECK_OK(HcclCommInitClusterInfo(rankTable, rank, &comm));
+    } else {
+        CHECK_OK(aclrtSetDevice(EnvInt("LOCAL_RANK") % 16));
+        HcclRootInfo root;
+        if (rank == 0) {
+            CHECK_OK(HcclGetRootInfo(&root));
+            Transfer(EnvInt("DISTBARRIER_ROOT_INFO_OUT_FD"), root.internal, sizeof(root.internal), true);
+        } else {
+            Transfer(EnvInt("DISTBARRIER_ROOT_INFO_IN_FD"), root.internal, sizeof(root.internal), false);
+        }
+        CHECK_OK(HcclCommInitRootInfo(worldSize, &root, rank, &comm));
+    }
     char group[128] = {0};
     CHECK_OK(HcclGetCommName(comm, group));
 

@@ -14,6 +14,10 @@ ACL_FUNC_VISIBILITY HcclResult HcclCommInitAll(uint32_t ndev, int32_t *devices, 
 ACL_FUNC_VISIBILITY HcclResult HcclGetRootInfo(HcclRootInfo *rootInfo);
 ACL_FUNC_VISIBILITY HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo *rootInfo,
                                                     uint32_t rank, HcclComm *comm);
+/* A communicator from a rank table file (clusterInfo: its path, < 4096 bytes): rank is a
+ * rank_id of the file and the calling thread's current device its device_id. A table spanning
+ * hosts needs DISTBARRIER_JOB_SECRET or DISTBARRIER_JOB_SECRET_FILE (see README). */
+ACL_FUNC_VISIBILITY HcclResult HcclCommInitClusterInfo(const char *clusterInfo, uint32_t rank, HcclComm *comm);
 ACL_FUNC_VISIBILITY HcclResult HcclCommDestroy(HcclComm comm);
 /* commName must hold COMM_NAME_MAX_LENGTH bytes. */
 ACL_FUNC_VISIBILITY HcclResult HcclGetCommName(HcclComm comm, char *commName);

@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <set>
 
 #include "api/guard.h"
 #include "api/join_comm.h"
 #include "comm/bootstrap/bootstrap.h"
+#include "comm/bootstrap/cluster.h"
+#include "comm/bootstrap/rank_table.h"
 #include "comm/group.h"
 #include "common/env.h"
 #include "common/error.h"
@@ -53,29 +56,31 @@ HcclResult CheckSameType(const char* api, HcclDataType send_type, HcclDataType r
   return HCCL_SUCCESS;
 }
 
-}  // namespace
+// How long a rank waits for its group: DISTBARRIER_CONNECT_TIMEOUT_S, else CANN's
+// HCCL_CONNECT_TIMEOUT (s), else 120 s; at least 1 s.
+std::chrono::milliseconds ConnectTimeout() {
+  return std::max<std::chrono::milliseconds>(
+      std::chrono::seconds(1), distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1))
+                                   .value_or(distbarrier::EnvDuration("HCCL_CONNECT_TIMEOUT", std::chrono::seconds(1))
+                                                 .value_or(std::chrono::seconds(120))));
+}
 
-namespace distbarrier::api {
-
-HcclResult JoinComm(const char* api, uint32_t nRanks, const HcclRootInfo& root, uint32_t rank, HcclComm* comm) {
+// A process group's rank joins (`join` runs the bootstrap with the attach step below) and, once
+// the whole group is there, gets its communicator. `api` starts every message.
+HcclResult JoinProcessGroup(const std::string& api, uint32_t rank,
+                            const std::function<std::optional<distbarrier::comm::BootstrapError>(
+                                const distbarrier::comm::RankAttach&)>& join,
+                            HcclComm* comm) {
   // As in HCCL, the communicator belongs to the calling thread's current device.
   aclError context_error = ACL_SUCCESS;
   auto context = distbarrier::runtime::Runtime::Instance().CurrentContext(&context_error);
-  if (!context) {
-    return Fail(HCCL_E_PARA, "{}: call aclrtSetDevice before, the communicator belongs to a device", api);
-  }
-  // DISTBARRIER_CONNECT_TIMEOUT_S, else CANN's HCCL_CONNECT_TIMEOUT (s), else 120 s.
-  const auto timeout = std::max<std::chrono::milliseconds>(
-      std::chrono::seconds(1),
-      distbarrier::EnvDuration("DISTBARRIER_CONNECT_TIMEOUT_S", std::chrono::seconds(1))
-          .value_or(distbarrier::EnvDuration("HCCL_CONNECT_TIMEOUT", std::chrono::seconds(1))
-                        .value_or(std::chrono::seconds(120))));
+  if (!context) return Fail(HCCL_E_PARA, "{}: call aclrtSetDevice before, the communicator belongs to a device", api);
   std::shared_ptr<Member> member;
   distbarrier::comm::RankAttach attach;
   attach.attach = [&](distbarrier::comm::JoinedGroup& joined) -> std::optional<distbarrier::comm::BootstrapError> {
-    auto attached = GroupRegistry::Instance().AttachProcessRank(joined.name, static_cast<int>(nRanks),
-                                                                std::move(joined.memory), static_cast<int>(rank),
-                                                                context->device, joined.layout, std::move(joined.agent));
+    auto attached = GroupRegistry::Instance().AttachProcessRank(joined.name, joined.rank_count, std::move(joined.memory),
+                                                                static_cast<int>(rank), context->device, joined.layout,
+                                                                std::move(joined.agent));
     if (auto* error = std::get_if<std::pair<HcclResult, std::string>>(&attached)) {
       return distbarrier::comm::BootstrapError{error->first, error->second};
     }
@@ -86,11 +91,20 @@ HcclResult JoinComm(const char* api, uint32_t nRanks, const HcclRootInfo& root, 
     GroupRegistry::Instance().Release(*member);
     member.reset();
   };
-  if (auto error = distbarrier::comm::JoinGroup(root, nRanks, rank, timeout, attach)) {
-    return Fail(error->code, "{} (rank {} of {}): {}", api, rank, nRanks, error->message);
-  }
+  if (auto error = join(attach)) return Fail(error->code, "{}: {}", api, error->message);
   *comm = Communicators().Add(std::move(member));
   return HCCL_SUCCESS;
+}
+
+}  // namespace
+
+namespace distbarrier::api {
+
+HcclResult JoinComm(const char* api, uint32_t nRanks, const HcclRootInfo& root, uint32_t rank, HcclComm* comm) {
+  auto join = [&](const distbarrier::comm::RankAttach& attach) {
+    return distbarrier::comm::JoinGroup(root, nRanks, rank, ConnectTimeout(), attach);
+  };
+  return JoinProcessGroup(fmt::format("{} (rank {} of {})", api, rank, nRanks), rank, join, comm);
 }
 
 }  // namespace distbarrier::api
@@ -136,6 +150,31 @@ HcclResult HcclGetRootInfo(HcclRootInfo* rootInfo) try {
 HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, uint32_t rank, HcclComm* comm) try {
   if (rootInfo == nullptr || comm == nullptr) return Fail(HCCL_E_PTR, "HcclCommInitRootInfo: rootInfo or comm is null");
   return distbarrier::api::JoinComm("HcclCommInitRootInfo", nRanks, *rootInfo, rank, comm);
+} DISTBARRIER_HCCL_GUARD
+
+HcclResult HcclCommInitClusterInfo(const char* clusterInfo, uint32_t rank, HcclComm* comm) try {
+  if (clusterInfo == nullptr || comm == nullptr) {
+    return Fail(HCCL_E_PTR, "HcclCommInitClusterInfo: clusterInfo or comm is null");
+  }
+  auto read = distbarrier::comm::ReadRankTable(clusterInfo);
+  if (auto* why = std::get_if<std::string>(&read)) return Fail(HCCL_E_PARA, "HcclCommInitClusterInfo: {}", *why);
+  const auto& table = std::get<distbarrier::comm::RankTable>(read);
+  const std::string api = fmt::format("HcclCommInitClusterInfo (rank {} of {})", rank, table.rank_count);
+  // As in CANN, the rank's device is the table's device_id, and the thread must be on it.
+  if (rank < table.rank_count) {
+    const int32_t device = table.DeviceOf(rank).device_id;
+    aclError context_error = ACL_SUCCESS;
+    auto context = distbarrier::runtime::Runtime::Instance().CurrentContext(&context_error);
+    if (context && context->device != device) {
+      return Fail(HCCL_E_PARA, "{}: the rank table gives rank {} device {} ({}.device_id), but this thread's "
+                  "current device is {}; call aclrtSetDevice({}) first",
+                  api, rank, device, table.FieldOf(rank), context->device, device);
+    }
+  }
+  auto join = [&](const distbarrier::comm::RankAttach& attach) {
+    return distbarrier::comm::JoinClusterGroup(table, rank, ConnectTimeout(), attach);
+  };
+  return JoinProcessGroup(api, rank, join, comm);
 } DISTBARRIER_HCCL_GUARD
 
 HcclResult HcclCommDestroy(HcclComm comm) try {

@@ -16,6 +16,10 @@ COVERED_ELSEWHERE = {
     "bash scripts/test.sh": "the suite this test belongs to; .ci/run runs it",
     "bash scripts/fuzz.sh": ".ci/run runs it (30 s per harness)",
     "bash scripts/soak.sh": "10^6 + 10^5 checked barriers take minutes; run by hand before a release",
+    "distbarrier-run --nnodes 2": "needs two hosts; ctest example_two_nodes_root-info runs it with two launchers "
+                                   "on this host",
+    "distbarrier-run --rank-table rank_table.json": "needs two hosts; ctest example_two_nodes_rank-table runs it "
+                                                    "with two launchers on this host",
 }
 BLOCK_TIMEOUT_S = 900
 
