@@ -656,7 +656,8 @@ TEST_F(DistbarrierRunRankTable, OneServerTableGetsAFreshSecretWhenNoneIsGiven) {
       "{\"device_id\": \"0\", \"rank_id\": \"0\"}, {\"device_id\": \"1\", \"rank_id\": \"1\"}]}]}",
       file);
   std::fclose(file);
-  const std::vector<std::string> args = {"--rank-table", table, "--", "/bin/sh", "-c", "echo \"$DISTBARRIER_JOB_SECRET\""};
+  const std::vector<std::string> args = {"--rank-table", table, "--",
+                                         "/bin/sh",      "-c",  "echo \"$DISTBARRIER_JOB_SECRET\""};
   Result first = RunLauncher(args);
   Result second = RunLauncher(args);
   ASSERT_EQ(first.exit_code, 0) << first.err;

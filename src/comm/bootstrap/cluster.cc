@@ -54,10 +54,11 @@ std::variant<JobSecret, BootstrapError> SecretFor(const RankTable& table) {
                                     [&](const RankTableServer& server) { return server.host_ip != first; });
     where = fmt::format("the rank table spans hosts ({} and {}, ...) and", first, other->host_ip);
   }
-  return Refused(fmt::format("{} carries no secret: set {} (64 hex digits, the same for every rank, e.g. "
-                             "from `openssl rand -hex 32`) or {}; distbarrier-run --rank-table makes one for a "
-                             "one-server table",
-                             where, kJobSecretEnv, kJobSecretFileEnv));
+  return Refused(
+      fmt::format("{} carries no secret: set {} (64 hex digits, the same for every rank, e.g. "
+                  "from `openssl rand -hex 32`) or {}; distbarrier-run --rank-table makes one for a "
+                  "one-server table",
+                  where, kJobSecretEnv, kJobSecretFileEnv));
 }
 
 // The bootstrap's timeout names the ranks that never came ("ranks [2, 3] of 4 never connected
