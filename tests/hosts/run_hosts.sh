@@ -13,7 +13,8 @@
 #
 # Cases: 2x4 and 4x2 (1000 barriers with jitter, barrier property), wrong-secret,
 # kill-host, link-down, elastic (kill-host, then the survivors go on), slow-rank, hang-warning,
-# rank-table (root info from an address, comm::CreateRootInfoAt), perf-H (timings only).
+# rank-table (root info from an address, comm::CreateRootInfoAt), status (distbarrier-status on
+# one host names a stopped rank of another), perf-H (timings only).
 set -u
 binary=$1
 case_name=$2
@@ -216,6 +217,45 @@ case "$case_name" in
     wait_all 60 || { show_logs; exit 1; }
     show_logs
     [ "$(cat "$work"/rank*.log | grep -c ': OK 50 barriers from a rank table')" = 4 ] || { echo "FAIL: not every rank joined"; exit 1; }
+    ;;
+  status)
+    # 2 hosts x 2 ranks; rank 3 (host 1, not its host's leader) is stopped: distbarrier-status
+    # run on host 0 sees only host 0's processes, yet names rank 3, its host and the barrier
+    # that waits for it (host 1's agent reports its ranks' barriers in its heartbeats).
+    status_tool=${DISTBARRIER_STATUS_TOOL:?set DISTBARRIER_STATUS_TOOL to distbarrier-status}
+    make_hosts 2
+    for ((r = 0; r < 4; ++r)); do start_rank $(( r / 2 )) "$r" until-failure 4 "$r" "$work"; done
+    wait_running 0 1 2 3
+    kill -STOP "${rank_pids[3]}"
+    limit=$(( $(date +%s) + 20 ))
+    found=""
+    while [ "$(date +%s)" -lt "$limit" ]; do
+      ip netns exec "$prefix-0" "$status_tool" --json >"$work/status.json" 2>"$work/status.err"
+      if python3 - "$work/status.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for comm in doc["communicators"]:
+    rows = {row["rank"]: row for row in comm["ranks"]}
+    if len(rows) != 4: continue
+    three, zero = rows[3], rows[0]
+    ok = (three["host"] == "host 1" and three.get("blocks") is not None and zero["state"] == "waiting"
+          and zero.get("missing") == [3] and zero["barrier"] == three["blocks"]
+          and three["last_seq"] == three["blocks"] - 1)
+    if ok:
+        print("status on host 0:", json.dumps(three), json.dumps(zero))
+        sys.exit(0)
+sys.exit(1)
+PY
+      then found=1; break; fi
+      sleep 0.2  # polling the status of a job that is stuck by construction
+    done
+    kill -CONT "${rank_pids[3]}"
+    for ((r = 0; r < 4; ++r)); do kill -9 "${rank_pids[$r]}" 2>/dev/null; done
+    if [ -z "$found" ]; then
+      echo "FAIL: host 0's status never named rank 3 of host 1 as what its barrier waits for"
+      cat "$work/status.json" "$work/status.err"; show_logs; exit 1
+    fi
+    "$status_tool" --help >/dev/null  # (the tool itself ran in host 0's namespace above)
     ;;
   hang-warning)
     # 2 hosts x 2 ranks; rank 3 (host 1) comes 2.5 s late: the warning after 1 s names it and

@@ -75,7 +75,8 @@ std::map<std::string, GroupFacts> Collect(const std::vector<ProcessReply>& repli
           known.view = rank;
           known.from_owner = local;
           known.now_ns = now_ns;
-          known.host = host;
+          // A rank of another host (a group across hosts) is on that host, not the reporter's.
+          known.host = rank.contains("other_host") ? fmt::format("host {}", rank["other_host"].get<int>()) : host;
           known.source = reply.source;
         }
         known.view["dead"] = dead;
@@ -130,7 +131,9 @@ json MergeLive(const std::vector<ProcessReply>& replies) {
       } else if (arrived > facts.released) {
         row["state"] = facts.threads ? "parked" : "waiting";
         row["barrier"] = arrived;
-        row["waiting_ms"] = static_cast<double>(known.now_ns - known.arrival_ns) / 1e6;
+        // Unknown (0) for a rank of another host that its host only reported: times of
+        // another host's clock are not compared with this one's.
+        if (known.arrival_ns != 0) row["waiting_ms"] = static_cast<double>(known.now_ns - known.arrival_ns) / 1e6;
         const std::vector<int> missing = MissingAt(facts, arrived);
         row["missing"] = missing;
         for (int other : missing) {
@@ -173,8 +176,10 @@ std::string FormatTable(const json& merged) {
       const std::string state = row["state"];
       std::string text = state;
       if (row.contains("barrier")) {
-        text = fmt::format("{} in barrier #{} for {:.0f} ms; missing {}", state, row["barrier"].get<uint64_t>(),
-                           row["waiting_ms"].get<double>(), DescribeRanks(row["missing"].get<std::vector<int>>()));
+        const std::string since =
+            row.contains("waiting_ms") ? fmt::format(" for {:.0f} ms", row["waiting_ms"].get<double>()) : "";
+        text = fmt::format("{} in barrier #{}{}; missing {}", state, row["barrier"].get<uint64_t>(), since,
+                           DescribeRanks(row["missing"].get<std::vector<int>>()));
       }
       if (row.contains("problem") && state != "stopped" && state != "not answering") {
         text += fmt::format(" (its process: {})", row["problem"].get<std::string>());
@@ -216,7 +221,7 @@ json Analyze(const std::vector<ProcessReply>& dumps) {
     } else {
       for (int rank : arrived) {
         const int64_t at = facts.ranks[rank].arrival_ns;
-        if (origin == 0 || at < origin) origin = at;
+        if (at != 0 && (origin == 0 || at < origin)) origin = at;  // 0: another host's, time unknown
       }
     }
     if (arrived.empty()) {
@@ -236,7 +241,7 @@ json Analyze(const std::vector<ProcessReply>& dumps) {
                   {"dead", view.value("dead", false)},
                   {"destroyed", view.value("destroyed", false)},
                   {"dump", known.from_owner ? json(known.source) : json(nullptr)}};
-      if (Arrived(known) > 0 && origin != 0) {
+      if (Arrived(known) > 0 && origin != 0 && known.arrival_ns != 0) {
         row["arrival_ms"] = static_cast<double>(known.arrival_ns - origin) / 1e6;
       }
       const json* latest = nullptr;  // the note of its latest unfinished barrier

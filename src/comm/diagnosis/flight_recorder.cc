@@ -310,6 +310,16 @@ FlightRecorder::RankView FlightRecorder::ReadRank(int rank) const {
   view.passed_seq = view.device >= 0 ? group.LastPassed(rank) : 0;
   view.dead = window.Dead(rank);
   view.destroyed = window.Destroyed(rank);
+  if (window.HostCount() > 1 && window.Host(rank) != window.LocalHost()) {
+    // Its host's agent reports what it reached (heartbeats); the window holds it only once
+    // a barrier completes here.
+    view.other_host = window.Host(rank);
+    const uint64_t reported = window.ReportedSequence(rank);
+    if (reported > view.arrived_seq) {
+      view.arrived_seq = reported;
+      view.arrival_ns = 0;
+    }
+  }
   return view;
 }
 
@@ -351,6 +361,7 @@ void FlightRecorder::WriteRanks(JsonSink& out, const RankView* retired) const {
     out.Raw(",").Key("arrived_seq").UInt(view.arrived_seq).Raw(",").Key("arrival_ns").Int(view.arrival_ns);
     out.Raw(",").Key("passed_seq").UInt(view.passed_seq);
     out.Raw(",").Key("dead").Bool(view.dead).Raw(",").Key("destroyed").Bool(view.destroyed);
+    if (view.other_host >= 0) out.Raw(",").Key("other_host").Int(view.other_host);
     const Note& note = notes_[rank];
     for (int attempt = 0; attempt < 4; ++attempt) {  // a note being written is retried a little
       const uint64_t version = note.version.load(std::memory_order_acquire);

@@ -24,10 +24,12 @@
 //   "host":..,"uid":..,"program":..,"steady_ns":..,"realtime_ns":..,"groups":[{"name":..,
 //   "size":..,"threads":bool,"retired":bool,"released_seq":..,"ranks":[{"rank":..,"pid":..,
 //   "local":bool,"device":..,"arrived_seq":..,"arrival_ns":..,"passed_seq":..,"dead":bool,
-//   "destroyed":bool[,"unfinished":{"seq":..,"outcome":..,"arrival_ns":..,"end_ns":..,
+//   "destroyed":bool[,"other_host":..][,"unfinished":{"seq":..,"outcome":..,"arrival_ns":..,"end_ns":..,
 //   "missing":[..]}]}],"barriers":[{"seq":..,"first_arrival_ns":..,"release_ns":..,
 //   "last_rank":..}]}]}. Times are steady-clock (CLOCK_MONOTONIC) nanoseconds, comparable
-// between processes of one host; "host" is there for jobs spread over hosts.
+// between processes of one host. In a group across hosts, a rank of another host has
+// "other_host" (its host's index) and the barrier its host last reported for it (heartbeats);
+// its arrival_ns is 0 when only reported, as times are not comparable across hosts.
 #pragma once
 
 #include <atomic>
@@ -122,6 +124,7 @@ class FlightRecorder {
     uint64_t passed_seq = 0;
     bool dead = false;
     bool destroyed = false;
+    int32_t other_host = -1;  // across hosts: the host index of a rank of another host
   };
   RankView ReadRank(int rank) const;  // from the live group
   void WriteRanks(JsonSink& out, const RankView* retired) const;
