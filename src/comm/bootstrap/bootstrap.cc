@@ -579,10 +579,13 @@ std::optional<BootstrapError> RunPeer(const RootInfo& info, uint32_t rank_count,
   const bool told = SendAll(fd, &ready, sizeof(ready), -1, deadline + kVerdictGrace);
   if (failed) return fail(*failed);
   ReplyHeader verdict{};
-  std::optional<BootstrapError> rejected =
-      told ? receive_answer(&verdict, nullptr)
-           : Error(HCCL_E_TCP_CONNECT,
-                   fmt::format("rank {}: rank 0 of {} left before the group was complete", rank, group_name));
+  // Read the verdict even when the ready could not be sent: rank 0 may have failed the group
+  // because of another rank, sent us why and closed before our ready arrived.
+  std::optional<BootstrapError> rejected = receive_answer(&verdict, nullptr);
+  if (!told && (!rejected || rejected->code == HCCL_E_TCP_CONNECT)) {
+    rejected = Error(HCCL_E_TCP_CONNECT,
+                     fmt::format("rank {}: rank 0 of {} left before the group was complete", rank, group_name));
+  }
   if (rejected) {
     attach.detach();
     return fail(*rejected);
