@@ -40,6 +40,7 @@ struct BarrierWindow::Header {
   std::atomic<uint32_t> local_host{0};
   alignas(kLine) std::atomic<uint64_t> agent_seq{0};
   alignas(kLine) std::atomic<uint32_t> arrival_word{0};
+  std::atomic<int64_t> agent_polling_until_ns{0};
   alignas(kLine) std::atomic<int64_t> clock_offset_ns{0};
   std::atomic<int64_t> clock_error_ns{-1};
 };
@@ -139,9 +140,32 @@ void BarrierWindow::WaitArrival(uint32_t seen, std::chrono::nanoseconds timeout)
   FutexWait(header_->arrival_word, seen, timeout);
 }
 
-void BarrierWindow::WakeArrival() {
+// Like Release's sleepers: the agent stores 0 to agent_polling_until_ns, then reads the word; an
+// arrival bumps the word, then reads agent_polling_until_ns (all seq_cst). Either the arrival
+// reads 0 and wakes the waiter, or its bump precedes the agent's read in the single total order
+// and the agent sees the word moved: an arrival is never missed, only its wake-up saved.
+bool BarrierWindow::WakeArrival() {
+  header_->arrival_word.fetch_add(1, std::memory_order_seq_cst);
+  const int64_t until = header_->agent_polling_until_ns.load(std::memory_order_seq_cst);
+  if (until != 0 &&
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count() < until) {
+    return false;
+  }
+  FutexWakeAll(header_->arrival_word);
+  return true;
+}
+
+void BarrierWindow::WakeArrivalWaiters() {
   header_->arrival_word.fetch_add(1, std::memory_order_seq_cst);
   FutexWakeAll(header_->arrival_word);
+}
+
+void BarrierWindow::AgentPollsUntil(int64_t until_ns) {
+  header_->agent_polling_until_ns.store(until_ns, std::memory_order_seq_cst);
+}
+
+void BarrierWindow::AgentStopsPolling() {
+  header_->agent_polling_until_ns.store(0, std::memory_order_seq_cst);
 }
 
 void BarrierWindow::SetHosts(int host_count, int local_host) {

@@ -83,7 +83,17 @@ class BarrierWindow {
   // Across hosts: bumped by every local arrival; the agent sleeps on it.
   uint32_t ArrivalWord() const;
   void WaitArrival(uint32_t seen, std::chrono::nanoseconds timeout);
-  void WakeArrival();
+  // Bumps the word; wakes WaitArrival unless the agent polls the word itself (below). True when
+  // it woke (the tests' view).
+  bool WakeArrival();
+  // Across hosts: the agent polls ArrivalWord until `until_ns` (steady clock, shared by the
+  // host's processes), so arrivals skip the futex wake-up meanwhile. Past until_ns (an agent
+  // that died polling) arrivals wake again. After AgentStopsPolling every arrival wakes; the
+  // agent reads ArrivalWord once more after it to see the arrivals that skipped the wake-up.
+  void AgentPollsUntil(int64_t until_ns);
+  void AgentStopsPolling();
+  // WakeArrival regardless of the agent's polling (to stop the thread that waits).
+  void WakeArrivalWaiters();
 
   // Hosts: set by whoever initializes the state. One host: every rank on host 0 of 1.
   void SetHosts(int host_count, int local_host);

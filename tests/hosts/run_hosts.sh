@@ -42,7 +42,7 @@ cleanup() {
   done
   pgrep -f "$work" >/dev/null && left="$left processes of $work;"
   local shm_new
-  shm_new=$(comm -13 <(echo "$shm_before") <(ls /dev/shm | sort) | grep -Ei 'ucx|distbarrier|hccl' || true)
+  shm_new=$(comm -13 <(echo "$shm_before") <(ls /dev/shm | sort) | grep -Ei 'ucx|distbarrier|hccl|vader|pmix|ompi' || true)
   [ -n "$shm_new" ] && left="$left /dev/shm entries: $shm_new;"
   rm -rf "$work"
   if [ -n "$left" ]; then
@@ -98,7 +98,7 @@ wait_all() {
       if [ "$(date +%s)" -ge "$limit" ]; then echo "FAIL: rank $rank still running after $1 s"; failed=1; break; fi
       sleep 0.1
     done
-    wait "$pid" 2>/dev/null || true
+    kill -0 "$pid" 2>/dev/null || wait "$pid" 2>/dev/null || true  # one still running is the caller's to stop
   done
   return $failed
 }
@@ -270,23 +270,62 @@ PY
     [ "$(cat "$work"/rank*.log | grep -c ': OK ')" = 4 ] || { echo "FAIL: the late rank's barriers did not complete"; exit 1; }
     ;;
   perf-*)
-    # perf-H: one rank per host, H hosts: barrier round trip next to the UCX round trip of
-    # hosts 0 and 1 (both in this run's namespaces, same transport: UCX over TCP on veth0).
+    # perf-H: one rank per host, H hosts, PERF_ROUNDS rounds (default 1) of PERF_ITERS (2000):
+    # the barrier round trip next to the UCX round trip of hosts 0 and 1 (both in this run's
+    # namespaces, same transport: UCX over TCP on veth0) and, with PERF_MPI_PROGRAM set (the
+    # distbarrier_perf_mpi program), MPI_Barrier over TCP across the same namespaces: mpirun in
+    # host 0's namespace reaches the others through netns_agent.sh (PERF_MPI_ITERS barriers, default
+    # PERF_ITERS: with more spinning ranks than cores each MPI barrier takes milliseconds, and
+    # mpi_yield_when_idle, which OpenMPI sets itself when it sees a host oversubscribed, is on
+    # because it cannot see that the namespaces share the cores). One line per round:
+    # "hosts=H round=R barrier_us=X ucx_round_trip_us=Y mpi_barrier_us=Z" (Z "-" without MPI).
     hosts=${case_name#perf-}
+    rounds=${PERF_ROUNDS:-1}
+    iterations=${PERF_ITERS:-2000}
+    mpi_iterations=${PERF_MPI_ITERS:-$iterations}
     make_hosts "$hosts"
-    binary_for_pingpong=$binary
-    binary="$(dirname "$binary")/hosts_pingpong"
-    start_rank 0 100 0 "$work" 2000
-    start_rank 1 101 1 "$work" 2000
-    binary=$binary_for_pingpong
-    wait_all 60 || { show_logs; exit 1; }
-    unset 'rank_pids[100]' 'rank_pids[101]'
-    for ((r = 0; r < hosts; ++r)); do start_rank "$r" "$r" perf "$hosts" "$r" "$work" 2000; done
-    wait_all 120 || { show_logs; exit 1; }
-    rtt=$(grep -ho 'PINGPONG [0-9.]*' "$work/rank101.log" | cut -d' ' -f2)
-    barrier=$(grep -ho 'PERF [0-9.]*' "$work/rank0.log" | cut -d' ' -f2)
-    [ -n "$rtt" ] && [ -n "$barrier" ] || { show_logs; exit 1; }
-    echo "hosts=$hosts barrier_us=$barrier ucx_round_trip_us=$rtt"
+    mpi_hosts=""
+    for ((h = 0; h < hosts; ++h)); do mpi_hosts="$mpi_hosts${mpi_hosts:+,}$subnet.$((h + 1))"; done
+    for ((round = 0; round < rounds; ++round)); do
+      rank_pids=()
+      binary_for_pingpong=$binary
+      binary="$(dirname "$binary")/hosts_pingpong"
+      start_rank 0 100 0 "$work" "$iterations"
+      start_rank 1 101 1 "$work" "$iterations"
+      binary=$binary_for_pingpong
+      wait_all 60 || { show_logs; exit 1; }
+      rank_pids=()
+      for ((r = 0; r < hosts; ++r)); do start_rank "$r" "$r" perf "$hosts" "$r" "$work" "$iterations"; done
+      wait_all 120 || { show_logs; exit 1; }
+      rtt=$(grep -ho 'PINGPONG [0-9.]*' "$work/rank101.log" | cut -d' ' -f2)
+      barrier=$(grep -ho 'PERF [0-9.]*' "$work/rank0.log" | cut -d' ' -f2)
+      [ -n "$rtt" ] && [ -n "$barrier" ] || { show_logs; exit 1; }
+      rm -f "$work"/root.bin "$work"/tickets "$work"/running.* "$work"/pp.*  # the next round starts afresh
+      mpi=-
+      if [ -n "${PERF_MPI_PROGRAM:-}" ]; then
+        # OpenMPI's session directories go to $work (removed on exit); TCP only, on the veth
+        # subnet only, for its daemons (oob) as for its messages (btl).
+        ip netns exec "$prefix-0" env DBH_PREFIX="$prefix" DBH_SUBNET="$subnet" TMPDIR="$work" \
+          OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+          mpirun --allow-run-as-root --oversubscribe --host "$mpi_hosts" -np "$hosts" \
+          --mca plm_rsh_agent "$(dirname "$0")/netns_agent.sh" --mca plm_rsh_no_tree_spawn 1 \
+          --bind-to none --mca mpi_yield_when_idle 1 \
+          --mca btl tcp,self --mca btl_tcp_if_include "$subnet.0/24" --mca oob_tcp_if_include "$subnet.0/24" \
+          "$PERF_MPI_PROGRAM" -n "$mpi_iterations" -w $(( mpi_iterations / 10 )) -r 1 >"$work/mpi.log" 2>&1 &
+        pids+=($!)
+        rank_pids=([200]=$!)
+        # MPI failing is not our barrier failing: its column stays "-", its log goes to stderr.
+        if ! wait_all 120 >&2; then
+          for ((h = 0; h < hosts; ++h)); do
+            for pid in $(ip netns pids "$prefix-$h"); do kill -9 "$pid" 2>/dev/null; done
+          done
+          wait "${rank_pids[200]}" 2>/dev/null
+        fi
+        ns=$(grep -ho 'ns_per_barrier [0-9.]*' "$work/mpi.log" | cut -d' ' -f2)
+        if [ -n "$ns" ]; then mpi=$(awk -v ns="$ns" 'BEGIN { printf "%.2f", ns / 1000 }'); else cat "$work/mpi.log" >&2; fi
+      fi
+      echo "hosts=$hosts round=$round barrier_us=$barrier ucx_round_trip_us=$rtt mpi_barrier_us=$mpi"
+    done
     ;;
   *) echo "unknown case $case_name"; exit 2 ;;
 esac

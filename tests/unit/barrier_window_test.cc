@@ -1,8 +1,11 @@
 // The barrier algorithm alone, without streams: sequence pairing, missing ranks, waking,
 // deadlines and stop requests.
+#include "comm/barrier_window.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -203,6 +206,27 @@ TEST(BarrierWindowTest, AWaiterStartingDuringTheReleaseSeesItWithoutSleeping) {
     ASSERT_EQ(round.result.load(), static_cast<int>(WaitResult::kReleased)) << "round " << seq;
   }
   BarrierWindow::SetReleaseHookForTesting(nullptr, nullptr);
+}
+
+// Across hosts: while the agent polls the arrival word, arrivals move the word without a futex
+// wake-up; once it stops (or its polling time is past: an agent that died polling), they wake
+// the waiter again.
+TEST(BarrierWindowTest, ArrivalsSkipTheWakeUpOnlyWhileTheAgentPolls) {
+  BarrierWindow window(2);
+  const auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  };
+  const uint32_t before = window.ArrivalWord();
+  window.AgentPollsUntil(now_ns() + int64_t{3600} * 1000 * 1000 * 1000);
+  EXPECT_FALSE(window.WakeArrival());
+  window.AgentStopsPolling();
+  EXPECT_NE(window.ArrivalWord(), before) << "the agent must see the arrival whose wake-up was skipped";
+  EXPECT_TRUE(window.WakeArrival());
+  window.AgentPollsUntil(now_ns() - 1);  // an agent that died while polling
+  EXPECT_TRUE(window.WakeArrival());
+  window.AgentPollsUntil(now_ns() + int64_t{3600} * 1000 * 1000 * 1000);
+  window.WakeArrivalWaiters();  // stopping the bridge thread wakes regardless
+  EXPECT_EQ(window.ArrivalWord(), before + 4);
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ struct Options {
   bool moe = false;              // the MoE mode (moe.h) instead of the barrier table
   std::vector<int> moe_bs{8, 64};
   int moe_hidden = 7168;
+  std::vector<int> hosts;  // --hosts: host counts across network namespaces (hosts.h)
   bool processes() const { return mode == "processes"; }
 };
 

@@ -3,6 +3,7 @@
 //   distbarrier-perf -b 2 -e 16 [-f 2] [-n 2000] [-w 200] [--repeat 5] [--mode threads|processes]
 //                    [--timeout S] [--json FILE] [--idle S] [--impls b2b,rt,std,pthread,central,mpi]
 //   distbarrier-perf --moe [--bs 8,64] [--hidden 7168] [-n 20] [-w 3] [--repeat 5] [--mode ...]
+//   distbarrier-perf --hosts 2 4 8 [-n 2000] [--repeat 5] [--timeout S]   (as root: namespaces)
 //
 // One row per rank count; every column is ns per barrier, measured in the same run on the same
 // ranks, each the median of --repeat rounds (implementations alternate within a round). A
@@ -30,6 +31,7 @@
 //   idle.h             the CPU of idle streams
 //   report.h           the "#" lines, the table and the JSON file
 //   moe.h              --moe: a dispatch -> combine step next to a memcpy of its bytes
+//   hosts.h            --hosts: the barrier across namespaces next to the UCX round trip, MPI
 //   common.h           options, CHECK_OK, Median, the children the --timeout guard stops
 #include <unistd.h>
 
@@ -47,6 +49,7 @@
 #include "collectives.h"
 #include "common.h"
 #include "floors.h"
+#include "hosts.h"
 #include "idle.h"
 #include "implementations.h"
 #include "moe.h"
@@ -95,7 +98,13 @@ int Run(int argc, char** argv) {
   app.add_option("--bs", o.moe_bs, "--moe: tokens per rank (one row each)")->delimiter(',')
       ->check(CLI::Range(1, 512))->capture_default_str();
   app.add_option("--hidden", o.moe_hidden, "--moe: H")->check(CLI::Range(1024, 8192))->capture_default_str();
+  app.add_option("--hosts", o.hosts,
+                 "measure the barrier across H hosts instead (network namespaces, as root; one row per H) next to "
+                 "the UCX round trip and MPI_Barrier over TCP")
+      ->check(CLI::Range(2, 64));
   CLI11_PARSE(app, argc, argv);
+
+  if (!o.hosts.empty()) return RunHosts(o, o.hosts);
 
   if (o.moe) {
     if (iterations->count() == 0) o.iterations = 20;

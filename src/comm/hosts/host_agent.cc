@@ -111,7 +111,7 @@ class HostAgent::Impl {
     }
     if (bridge_.joinable()) {
       stop_.store(true, std::memory_order_seq_cst);
-      window_.WakeArrival();
+      window_.WakeArrivalWaiters();
       bridge_.join();
     }
     if (worker_ != nullptr) Ucx().ucp_worker_destroy(worker_);
@@ -354,18 +354,24 @@ class HostAgent::Impl {
   // While a barrier is under way here (or one just ended and the next is likely to come), look
   // for its next step for up to spin_ before sleeping: a sleep and wake-up costs more than a
   // round trip. Yields, so a rank sharing the core still runs. True when something came.
+  // Meanwhile local arrivals skip their futex wake-up (and so the bridge thread's wake-up and
+  // its eventfd write, two more context switches on the barrier's path): we see the word move.
   bool SpinAWhile() {
     if (spin_.count() == 0) return false;
     const bool busy = cur_.started || Clock::now() - last_completed_ < spin_;
     if (!busy) return false;
     const Clock::time_point until = Clock::now() + spin_;
     const uint32_t arrivals = window_.ArrivalWord();
-    while (Clock::now() < until && !stop_.load(std::memory_order_relaxed)) {
-      if (Ucx().ucp_worker_progress(worker_) != 0 || !inbox_.empty()) return true;
-      if (window_.ArrivalWord() != arrivals) return true;
-      sched_yield();
+    window_.AgentPollsUntil(std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_since_epoch()).count());
+    bool came = false;
+    while (!came && Clock::now() < until && !stop_.load(std::memory_order_relaxed)) {
+      came = Ucx().ucp_worker_progress(worker_) != 0 || !inbox_.empty() || window_.ArrivalWord() != arrivals;
+      if (!came) sched_yield();
     }
-    return false;
+    window_.AgentStopsPolling();
+    // An arrival that read our polling time before we stopped skipped its wake-up: its bump of
+    // the word is visible now (barrier_window.cc, WakeArrival).
+    return came || window_.ArrivalWord() != arrivals;
   }
 
   // At stop: tell the others this host leaves (so its silence is not a death), let what was
