@@ -137,7 +137,12 @@ std::optional<BootstrapError> JoinClusterGroup(const RankTable& table, uint32_t 
   if (auto* error = std::get_if<BootstrapError>(&secret)) return *error;
   const std::string& root_ip = table.ServerOf(0).host_ip;
   // Every rank builds the same root info; rank 0's JoinGroup listens at it.
-  auto root_info = CreateRootInfoAt(root_ip, std::get<uint16_t>(port), table.content_hash, std::get<JobSecret>(secret));
+  // The job id names the job's sockets on each host (visible to every local user, so it carries
+  // nothing of the secret): two jobs of one rank table on one host, on other ports, must not
+  // share them, so the port counts too (an FNV-1a step over it).
+  uint64_t job_id = table.content_hash;
+  for (int shift : {0, 8}) job_id = (job_id ^ ((std::get<uint16_t>(port) >> shift) & 0xff)) * 0x100000001b3ULL;
+  auto root_info = CreateRootInfoAt(root_ip, std::get<uint16_t>(port), job_id, std::get<JobSecret>(secret));
   if (auto* error = std::get_if<BootstrapError>(&root_info)) return *error;
   auto error = JoinGroup(std::get<HcclRootInfo>(root_info), table.rank_count, rank, timeout, attach);
   if (error && error->code == HCCL_E_TIMEOUT) error->message += WhereTheyRun(table, error->message);

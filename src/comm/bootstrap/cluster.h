@@ -2,7 +2,8 @@
 // between processes. Every rank derives the same root info from the same inputs:
 //   - where rank 0 listens: the host_ip of rank 0's server, port HCCL_IF_BASE_PORT (default
 //     60000, as in CANN);
-//   - the job id: the hash of the rank table's bytes (every host must hold the same file);
+//   - the job id: the hash of the rank table's bytes (every host must hold the same file) and of
+//     the port (two jobs of one table on one host use other ports, and must not share sockets);
 //   - the secret: from DISTBARRIER_JOB_SECRET / DISTBARRIER_JOB_SECRET_FILE (job_secret.h).
 //     A rank table carries no secret, so every table needs one: its ranks meet rank 0 over
 //     TCP, also on one host, and TCP does not tell rank 0 who connects.
