@@ -156,6 +156,11 @@ death() {
   done
   [ "$cut" = link ] && for ((r = 4; r < 8; ++r)); do kill -9 "${rank_pids[$r]}" 2>/dev/null; done
   show_logs
+  # Every survivor fails the same barrier: one that passed a barrier another failed would count
+  # its barriers differently from then on (an elastic restart would never meet).
+  local counts
+  counts=$(for rank in "${survivors[@]}"; do grep -o "after [0-9]* barriers" "$work/rank$rank.log"; done | sort -u)
+  [ "$(echo "$counts" | wc -l)" = 1 ] || { echo "FAIL: the survivors failed different barriers: $counts"; exit 1; }
   for rank in "${survivors[@]}"; do
     local line
     line=$(grep "FAILED status" "$work/rank$rank.log") || { echo "FAIL: rank $rank did not fail"; exit 1; }

@@ -680,8 +680,25 @@ class HostAgent::Impl {
     return true;
   }
 
+  // Releases cur_.seq here, unless a rank it requires was marked dead before its arrival was
+  // written: local ranks may have failed the barrier already on that (BarrierWindow::Wait), so
+  // releasing it now would let the others pass the barrier they failed, and the ranks would
+  // count their barriers differently from then on (an elastic restart would wait forever).
+  // Only this thread writes remote ranks' arrivals and deaths, so the check cannot race.
   void Complete() {
     const uint64_t seq = cur_.seq;
+    const bool failed_here = std::any_of(cur_.required.begin(), cur_.required.end(), [&](int rank) {
+      return layout_.host_of_rank[rank] != me_ && window_.Dead(rank) && window_.ArrivedSequence(rank) < seq;
+    });
+    if (failed_here) {
+      Log(LogLevel::kInfo,
+          "group across hosts: barrier #{} stays failed on this host: arrivals came for ranks already "
+          "marked dead",
+          seq);
+      last_completed_ = Clock::now();
+      NextBarrier();
+      return;
+    }
     for (int rank : cur_.required) {
       if (layout_.host_of_rank[rank] == me_) continue;
       auto it = cur_.known.find(rank);
