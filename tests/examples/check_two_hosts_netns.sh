@@ -14,32 +14,16 @@ command -v ip >/dev/null || { echo "SKIP: no ip command"; exit 77; }
 prefix="dbc-$$"
 subnet="198.18.$(( $$ % 250 ))"
 work=$(mktemp -d /tmp/dbc-work.XXXXXX)
-namespaces=()
+source "$(dirname "$0")/../hosts/netns.sh"
 cleanup() {
   local status=$?
-  for ns in "${namespaces[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-  done
-  wait 2>/dev/null
-  for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  remove_hosts
   rm -rf "$work"
   exit $status
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-ip netns add "$prefix-br" 2>/dev/null || { echo "SKIP: ip netns add failed"; exit 77; }
-namespaces+=("$prefix-br")
-ip -n "$prefix-br" link add br0 type bridge && ip -n "$prefix-br" link set br0 up || { echo "SKIP: no bridge"; exit 77; }
-for h in 0 1; do
-  ip netns add "$prefix-$h" || exit 1
-  namespaces+=("$prefix-$h")
-  ip -n "$prefix-$h" link add veth0 type veth peer name "b$h" netns "$prefix-br" || { echo "SKIP: no veth"; exit 77; }
-  ip -n "$prefix-br" link set "b$h" master br0 up
-  ip -n "$prefix-$h" addr add "$subnet.$((h + 1))/24" dev veth0
-  ip -n "$prefix-$h" link set veth0 up
-  ip -n "$prefix-$h" link set lo up
-done
+make_hosts 2
 
 export DISTBARRIER_JOB_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 export UCX_TLS=tcp UCX_NET_DEVICES=veth0 DISTBARRIER_CONNECT_TIMEOUT_S=30 HCCL_EXEC_TIMEOUT=30

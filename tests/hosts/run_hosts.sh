@@ -26,16 +26,13 @@ prefix="dbh-$$"
 work=$(mktemp -d /tmp/dbh-work.XXXXXX)
 shm_before=$(ls /dev/shm | sort)
 pids=()
-namespaces=()
+subnet="198.18.$(( $$ % 250 ))"  # from our pid: concurrent runs stay apart in logs (bridges are separate anyway)
+source "$(dirname "$0")/netns.sh"
 
 cleanup() {
   local status=$?
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done
-  for ns in "${namespaces[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-  done
-  wait 2>/dev/null
-  for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  remove_hosts
   local left=""
   for ns in "${namespaces[@]}"; do
     ip netns list | grep -qw "$ns" && left="$left namespace $ns;"
@@ -53,26 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Hosts: namespaces on one bridge, addresses in 198.18.0.0/15 (the third byte from our pid keeps
-# concurrent runs apart in logs; the bridges are separate anyway).
-subnet="198.18.$(( $$ % 250 ))"
-make_hosts() {
-  local count=$1
-  ip netns add "$prefix-br" 2>/dev/null || { echo "SKIP: ip netns add failed (no namespace support here)"; namespaces=(); exit 77; }
-  namespaces+=("$prefix-br")
-  ip -n "$prefix-br" link add br0 type bridge && ip -n "$prefix-br" link set br0 up || { echo "SKIP: no bridge support"; exit 77; }
-  for ((h = 0; h < count; ++h)); do
-    local ns="$prefix-$h"
-    ip netns add "$ns" || exit 1
-    namespaces+=("$ns")
-    ip -n "$ns" link add veth0 type veth peer name "b$h" netns "$prefix-br" || { echo "SKIP: no veth support"; exit 77; }
-    ip -n "$prefix-br" link set "b$h" master br0 up
-    ip -n "$ns" addr add "$subnet.$((h + 1))/24" dev veth0
-    ip -n "$ns" link set veth0 up
-    ip -n "$ns" link set lo up
-  done
-}
 
 # start_rank HOST RANK ARGS...: one rank process in host HOST's namespace, output in rank<RANK>.log
 start_rank() {
