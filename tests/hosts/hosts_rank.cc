@@ -266,7 +266,9 @@ int UntilFailure(int ranks, int rank, const std::string& workdir, const std::vec
     if (again == 0) again = aclrtSynchronizeStream(fresh);
     if (again != 0) Fail("elastic barrier " + std::to_string(k) + " status " + std::to_string(again));
   }
-  std::printf("rank %d: ELASTIC OK 20 barriers without ranks %s\n", rank, workdir.c_str());
+  std::string gone;
+  for (int r : dead) gone += (gone.empty() ? "" : ",") + std::to_string(r);
+  std::printf("rank %d: ELASTIC OK 20 barriers without ranks %s\n", rank, gone.c_str());
   std::fflush(stdout);
   std::_Exit(0);  // the dead ranks' hosts are gone: no orderly goodbye to give them
 }

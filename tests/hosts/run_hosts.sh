@@ -12,7 +12,8 @@
 # `ip netns` cannot work here.
 #
 # Cases: 2x4 and 4x2 (1000 barriers with jitter, barrier property), wrong-secret,
-# kill-host, link-down, elastic (kill-host, then the survivors go on), slow-rank, hang-warning,
+# kill-host, link-down, elastic (kill-host, then the survivors go on), kill-rank (one process
+# of host 1 killed; the survivors go on), slow-rank, hang-warning,
 # rank-table (root info from an address, comm::CreateRootInfoAt), status (distbarrier-status on
 # one host names a stopped rank of another), perf-H (timings only).
 set -u
@@ -106,24 +107,29 @@ wait_running() {
   done
 }
 
-# death CUT ELASTIC: 2 hosts x 4 ranks; host 1 is killed (CUT=kill) or cut off (CUT=link);
-# host 0's ranks must fail with 507057 naming ranks 4..7 within 3 s (and go on, elastic).
+# death CUT ELASTIC: 2 hosts x 4 ranks; host 1 is killed (CUT=kill) or cut off (CUT=link), or
+# only rank 5, a process of host 1 that is not its host's leader, is killed (CUT=rank). The
+# survivors must fail with 507057 naming the dead ranks within 3 s (and go on without them,
+# elastic).
 death() {
   local cut=$1 elastic=$2
+  local victims=(4 5 6 7)
+  [ "$cut" = rank ] && victims=(5)
   make_hosts 2
   local dead_arg=()
-  [ "$elastic" = 1 ] && dead_arg=("4,5,6,7")
+  [ "$elastic" = 1 ] && dead_arg=("$(IFS=,; echo "${victims[*]}")")
   for ((r = 0; r < 8; ++r)); do start_rank $(( r / 4 )) "$r" until-failure 8 "$r" "$work" "${dead_arg[@]}"; done
   wait_running 0 1 2 3 4 5 6 7
   sleep 0.3  # let barriers run a while (pacing, not synchronization)
   local cut_at
   cut_at=$(date +%s%N)
-  if [ "$cut" = kill ]; then
-    for pid in $(ip netns pids "$prefix-1"); do kill -9 "$pid"; done
-  else
-    ip -n "$prefix-1" link set veth0 down
-  fi
-  local survivors=(0 1 2 3)
+  case "$cut" in
+    kill) for pid in $(ip netns pids "$prefix-1"); do kill -9 "$pid"; done ;;
+    link) ip -n "$prefix-1" link set veth0 down ;;
+    rank) kill -9 "${rank_pids[5]}" ;;
+  esac
+  local survivors=()
+  for ((r = 0; r < 8; ++r)); do [[ " ${victims[*]} " == *" $r "* ]] || survivors+=("$r"); done
   local limit=$(( $(date +%s) + 60 ))
   for rank in "${survivors[@]}"; do
     while kill -0 "${rank_pids[$rank]}" 2>/dev/null; do
@@ -131,7 +137,7 @@ death() {
       sleep 0.05
     done
   done
-  [ "$cut" = link ] && for ((r = 4; r < 8; ++r)); do kill -9 "${rank_pids[$r]}" 2>/dev/null; done
+  [ "$cut" = link ] && for victim in "${victims[@]}"; do kill -9 "${rank_pids[$victim]}" 2>/dev/null; done
   show_logs
   # Every survivor fails the same barrier: one that passed a barrier another failed would count
   # its barriers differently from then on (an elastic restart would never meet).
@@ -142,14 +148,14 @@ death() {
     local line
     line=$(grep "FAILED status" "$work/rank$rank.log") || { echo "FAIL: rank $rank did not fail"; exit 1; }
     echo "$line" | grep -q "status=507057" || { echo "FAIL: rank $rank: not 507057"; exit 1; }
-    for victim in 4 5 6 7; do
+    for victim in "${victims[@]}"; do
       echo "$line" | grep -Eq "[ ,]$victim \(pid" || { echo "FAIL: rank $rank does not name rank $victim"; exit 1; }
     done
     local at ms
     at=$(echo "$line" | sed -E 's/.*at_ns=([0-9]+).*/\1/')
     ms=$(( (at - cut_at) / 1000000 ))
     echo "rank $rank failed $ms ms after the cut"
-    [ "$ms" -le 3000 ] || { echo "FAIL: rank $rank took $ms ms (> 3000) to see the dead host"; exit 1; }
+    [ "$ms" -le 3000 ] || { echo "FAIL: rank $rank took $ms ms (> 3000) to see the dead ranks"; exit 1; }
     if [ "$elastic" = 1 ]; then
       grep -q "ELASTIC OK" "$work/rank$rank.log" || { echo "FAIL: rank $rank did not go on elastically"; exit 1; }
     fi
@@ -178,6 +184,7 @@ case "$case_name" in
   kill-host) death kill 0 ;;
   link-down) death link 0 ;;
   elastic) death kill 1 ;;
+  kill-rank) death rank 1 ;;
   slow-rank)
     # 2 hosts x 2 ranks; rank 3 (host 1) arrives 5 ms late: rank 0's statistics must name it.
     # Traces: host 1's say how well its clock is aligned with host 0's.

@@ -568,7 +568,7 @@ class HostAgent::Impl {
   void Advance() {
     for (;;) {
       if (!cur_.started && !TryStart()) {
-        if (SkipUnstarted()) continue;
+        if (SkipUnstarted() || AbandonUnstarted()) continue;
         return;
       }
       if (!Exchange()) {
@@ -720,6 +720,21 @@ class HostAgent::Impl {
   // host, or it was given up): skip it.
   bool SkipUnstarted() {
     if (LocalArrivedAt(cur_.seq) || BufferedFor(cur_.seq) != nullptr || !BufferedAfter(cur_.seq)) return false;
+    NextBarrier();
+    return true;
+  }
+
+  // A barrier that cannot start here because a local rank it requires died before arriving:
+  // the other local ranks fail it (BarrierWindow::Wait), and so do the other hosts once this
+  // host reports the death. Give it up once anything moves past it, as Abandon does.
+  bool AbandonUnstarted() {
+    const uint64_t seq = cur_.seq;
+    if (!LocalArrivedAt(seq) || !(LocalArrivedAt(seq + 1) || BufferedAfter(seq))) return false;
+    const std::vector<int> required = window_.RequiredAt(seq);
+    const bool dead = std::any_of(required.begin(), required.end(), [&](int rank) {
+      return layout_.host_of_rank[rank] == me_ && window_.Dead(rank) && window_.ArrivedSequence(rank) < seq;
+    });
+    if (!dead) return false;
     NextBarrier();
     return true;
   }
