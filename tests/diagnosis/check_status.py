@@ -16,6 +16,9 @@ it passed on stdout); nothing sleeps to synchronize. Cases:
   peer_death_dumps        rank 2 dies: the others' dumps name it, dead, and the barrier
   hang_warning_dump       a barrier without timeout waits past DISTBARRIER_WARN_S: the dump names the rank
   abort_dump              the process aborts: its dump is valid JSON holding the barriers it passed
+  segv_dump               the same for a process killed by SIGSEGV
+  status_off              DISTBARRIER_STATUS=0: the process serves no status (the tool does not
+                          find it), while its barriers run
 """
 import glob
 import json
@@ -356,17 +359,17 @@ def hang_warning_dump(program, tool, launcher, work):
         job.kill()
 
 
-def abort_dump(program, tool, launcher, work):
+def fatal_signal_dump(program, work, mode, number, reason):
     path = os.path.join(work, "flight.%p.json")
-    job = Job([program, "threads", "4", "abort", "20"], dict(os.environ, DISTBARRIER_FLIGHT_RECORDER=path))
+    job = Job([program, "threads", "4", mode, "20"], dict(os.environ, DISTBARRIER_FLIGHT_RECORDER=path))
     pid = job.pids(1)["process"]
     code = job.finish()
-    if code != -signal.SIGABRT:
-        fail(f"the program exited {code}, expected SIGABRT")
+    if code != -number:
+        fail(f"the program exited {code}, expected signal {number}")
     with open(path.replace("%p", str(pid)), encoding="utf-8") as handle:
-        document = json.load(handle)  # valid JSON although the process aborted
-    if document["reason"] != "abort (SIGABRT)":
-        fail(f"reason {document['reason']}")
+        document = json.load(handle)  # valid JSON although the process died of a signal
+    if document["reason"] != reason:
+        fail(f"reason {document['reason']}, expected {reason}")
     group = document["groups"][0]
     seqs = [barrier["seq"] for barrier in group["barriers"]]
     if group["released_seq"] != 20 or seqs != list(range(1, 21)):
@@ -376,7 +379,31 @@ def abort_dump(program, tool, launcher, work):
     leftovers = [f for f in os.listdir(work) if ".tmp." in f]
     if leftovers:
         fail(f"temporary files left: {leftovers}")
-    print(f"abort dump: {len(seqs)} barriers, reason {document['reason']}")
+    print(f"{mode} dump: {len(seqs)} barriers, reason {document['reason']}")
+
+
+def abort_dump(program, tool, launcher, work):
+    fatal_signal_dump(program, work, "abort", signal.SIGABRT, "abort (SIGABRT)")
+
+
+def segv_dump(program, tool, launcher, work):
+    fatal_signal_dump(program, work, "segv", signal.SIGSEGV, "fatal signal (SIGSEGV)")
+
+
+def status_off(program, tool, launcher, work):
+    for value, served in (("0", False), ("1", True)):
+        job = Job([program, "threads", "2", "stall", "1", "5"], dict(os.environ, DISTBARRIER_STATUS=value))
+        try:
+            pid = job.pids(1)["process"]
+            job.wait_for(lambda seen: "rank 1 passed 5" in seen, "rank 1 passing barrier 5")
+            code, out, err = status(tool, "--json", "--pid", str(pid))
+            found = code == 0 and any(row["pid"] == pid for communicator in json.loads(out)["communicators"]
+                                      for row in communicator["ranks"])
+            if found != served:
+                fail(f"DISTBARRIER_STATUS={value}: the process was {'' if found else 'not '}found: {code} {out} {err}")
+            print(f"DISTBARRIER_STATUS={value}: {'served' if found else 'not served'} ({err.strip()})")
+        finally:
+            job.kill()
 
 
 def main():

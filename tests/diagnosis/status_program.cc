@@ -6,6 +6,7 @@
 //   status_program processes die R M         rank R kills itself (SIGKILL) after M barriers
 //   status_program threads N stall R M       N ranks as threads of one process; rank R stops after M
 //   status_program threads N abort M         N thread ranks run M barriers, then the process aborts
+//   status_program threads N segv M          the same, then the process raises SIGSEGV
 //
 // Each rank prints "rank R pid P" once it has joined, then "rank R passed M" when it has passed
 // barrier M in the stall/die/abort modes (the tests wait for those lines, never for time).
@@ -133,12 +134,13 @@ int Threads(int argc, char** argv) {
   for (int rank = 0; rank < ranks; ++rank) {
     threads.emplace_back([&, rank] {
       CHECK_OK(aclrtSetDevice(rank));
-      const bool stops = mode == "abort" || rank == stop_rank;
+      const bool stops = mode == "abort" || mode == "segv" || rank == stop_rank;
       RunBarriers(group, ranks, rank, stops ? stop_after : -1, stops);
     });
   }
-  if (mode == "abort") {
+  if (mode == "abort" || mode == "segv") {
     for (std::thread& thread : threads) thread.join();
+    if (mode == "segv") raise(SIGSEGV);  // the fatal-signal path other than abort's
     std::abort();
   }
   for (;;) pause();  // stall: until the test kills the process

@@ -164,7 +164,12 @@ std::vector<FlightRecorder*> Pointers(const std::vector<std::shared_ptr<FlightRe
 
 std::atomic<bool> g_fatal_dump_started{false};
 
-void OnFatalSignal(int signal) {
+// The dump's reason for each of kFatalSignals, in the same order (static strings: signal-safe).
+constexpr const char* kFatalReasons[] = {"abort (SIGABRT)", "fatal signal (SIGSEGV)", "fatal signal (SIGBUS)",
+                                         "fatal signal (SIGILL)", "fatal signal (SIGFPE)"};
+static_assert(std::size(kFatalReasons) == std::size(kFatalSignals));
+
+void OnFatalSignal(int signal, siginfo_t* info, void* /*context*/) {
   Registry* registry = g_registry.load(std::memory_order_acquire);
   size_t index = 0;
   while (index < std::size(kFatalSignals) && kFatalSignals[index] != signal) ++index;
@@ -172,7 +177,7 @@ void OnFatalSignal(int signal) {
     FlightRecorder* recorders[kSlots];
     for (size_t i = 0; i < kSlots; ++i) recorders[i] = registry->slots[i].load(std::memory_order_acquire);
     char path[1024];
-    const char* reason = signal == SIGABRT ? "abort (SIGABRT)" : "fatal signal";
+    const char* reason = index < std::size(kFatalReasons) ? kFatalReasons[index] : "fatal signal";
     if (WriteFile(*registry, reason, recorders, /*lock=*/false, path, sizeof(path))) {
       static constexpr char kWritten[] = "distbarrier: flight recorder written to ";
       (void)!write(STDERR_FILENO, kWritten, sizeof(kWritten) - 1);
@@ -180,14 +185,15 @@ void OnFatalSignal(int signal) {
       (void)!write(STDERR_FILENO, "\n", 1);
     }
   }
-  // Whoever handled the signal before us (the default, or a sanitizer) takes it from here:
-  // a fault recurs on return, a raised signal is delivered once this handler returns.
+  // Whoever handled the signal before us (the default, or a sanitizer) takes it from here: a
+  // fault recurs when the faulting instruction runs again; a signal that was sent (abort,
+  // raise, kill: si_code <= 0) would not, so it is raised again and delivered on return.
   if (registry != nullptr && index < std::size(kFatalSignals)) {
     sigaction(signal, &registry->previous[index], nullptr);
   } else {
     std::signal(signal, SIG_DFL);
   }
-  if (signal == SIGABRT) raise(signal);
+  if (signal == SIGABRT || info == nullptr || info->si_code <= 0) raise(signal);
 }
 
 void OnExit() {
@@ -223,9 +229,9 @@ Registry& MakeRegistry() {
     std::atexit(OnExit);
     for (size_t i = 0; i < std::size(kFatalSignals); ++i) {
       struct sigaction action {};
-      action.sa_handler = OnFatalSignal;
+      action.sa_sigaction = OnFatalSignal;
       sigemptyset(&action.sa_mask);
-      action.sa_flags = SA_ONSTACK;
+      action.sa_flags = SA_ONSTACK | SA_SIGINFO;
       sigaction(kFatalSignals[i], &action, &registry->previous[i]);
     }
   }
