@@ -40,9 +40,12 @@ cleanup() {
   done
   pgrep -f "$work" >/dev/null && left="$left processes of $work;"
   local shm_new
-  # New entries that no live process maps: ours are all killed by now, so an entry still mapped
-  # belongs to a test running beside this one (an MPI or process test), not to us.
-  shm_new=$(comm -13 <(echo "$shm_before") <(ls /dev/shm | sort) | grep -Ei 'ucx|distbarrier|hccl|vader|pmix|ompi' |
+  # New entries of the kinds our processes make (OpenMPI's only where this run started MPI) that
+  # no live process maps: ours are all killed by now, so an entry still mapped belongs to a
+  # program running beside this one, not to us.
+  local kinds='ucx|distbarrier|hccl'
+  [ -n "${PERF_MPI_PROGRAM:-}" ] && kinds="$kinds|vader|pmix|ompi"
+  shm_new=$(comm -13 <(echo "$shm_before") <(ls /dev/shm | sort) | grep -Ei "$kinds" |
     while read -r entry; do grep -qsF "/dev/shm/$entry" /proc/[0-9]*/maps || echo "$entry"; done)
   [ -n "$shm_new" ] && left="$left /dev/shm entries: $shm_new;"
   rm -rf "$work"
