@@ -23,7 +23,9 @@
 //                                            others' hang warning names it and its host)
 //   hosts_rank collectives N R WORKDIR       every HCCL collective (counts 0, 1, odd, 1 MB) and
 //                                            a send/receive ring, each checked against a host
-//                                            reference (tests/op/hccl_world.h)
+//                                            reference (tests/op/hccl_world.h); with 4 ranks
+//                                            also MoE dispatch -> expert -> combine (EP 4,
+//                                            tests/op/moe_world.h)
 //   hosts_rank collectives-until-failure N R WORKDIR
 //                                            AllReduces until one fails; prints the status, the
 //                                            message and CLOCK_REALTIME of the failure
@@ -53,6 +55,7 @@
 #include "comm/bootstrap/root_info.h"
 #include "comm/bootstrap/wire.h"
 #include "op/hccl_world.h"
+#include "op/moe_world.h"
 #include "system/barrier_checker.h"
 
 namespace {
@@ -407,13 +410,59 @@ int Collectives(int ranks, int rank, const std::string& workdir) {
       Fail(error);
     }
   }
+  if (ranks == 4) {
+    // MoE dispatch -> expert -> combine over the same group as EP (TP 1), as moe_process_test.
+    namespace moe = distbarrier::testing::moe;
+    moe::Config c;
+    c.ep = 4;
+    c.shared_ranks = 1;
+    c.shared_experts = 1;
+    c.moe_experts = 6;
+    c.k = 3;
+    c.mask = true;
+    c.seed = 51;
+    const moe::RankId r{rank, rank, 0};
+    for (int round = 0; round < 2; ++round) {
+      const moe::RankInputs in = moe::DrawInputs(c, rank, round);
+      moe::RankTensors t(c, in, rank);
+      int status = moe::EnqueueDispatch(c, GroupOf(comm), "", r, t, stream);
+      if (status == 0) status = aclrtSynchronizeStream(stream);
+      if (status != 0) Fail("MoE dispatch " + std::to_string(status));
+      moe::ApplyExperts(c, r, t);
+      status = moe::EnqueueCombine(c, GroupOf(comm), "", r, t, stream);
+      if (status == 0) status = aclrtSynchronizeStream(stream);
+      if (status != 0) Fail("MoE combine " + std::to_string(status));
+      const moe::Comparison result = moe::Compare(c, in, t, rank);
+      if (result.wrong > 0) Fail("MoE: " + std::to_string(result.wrong) + " wrong values; first: " + result.first);
+      t.Release();
+    }
+  }
+  // A refused message across hosts: rank 1 sends 10 floats to rank 2, which expects 12; both
+  // fail naming the sizes (the refusal goes back to the sender's host before the take).
+  if (rank == 1 || rank == 2) {
+    aclrtStream own = nullptr;
+    if (aclrtCreateStream(&own) != 0) Fail("aclrtCreateStream");
+    void* buffer = nullptr;
+    if (aclrtMalloc(&buffer, 48, ACL_MEM_MALLOC_HUGE_FIRST) != 0) Fail("aclrtMalloc");
+    int status = rank == 1 ? HcclSend(buffer, 10, HCCL_DATA_TYPE_FP32, 2, comm, own)
+                           : HcclRecv(buffer, 12, HCCL_DATA_TYPE_FP32, 1, comm, own);
+    if (status == 0) status = aclrtSynchronizeStream(own);
+    const std::string message = aclGetRecentErrMsg();
+    const char* expected = rank == 1 ? "but rank 2 expects 48 bytes" : "but rank 1 sends 40 bytes";
+    if (status == 0 || message.find(expected) == std::string::npos) {
+      Fail("mismatched send/receive answered " + std::to_string(status) + ": " + message);
+    }
+    aclrtFree(buffer);
+    aclrtDestroyStream(own);
+  }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   // Leave together: nobody destroys its communicator while a peer still reads from it.
   if (HcclBarrier(comm, stream) != HCCL_SUCCESS || aclrtSynchronizeStream(stream) != 0) Fail("final barrier");
   aclrtDestroyStream(stream);
   HcclCommDestroy(comm);
   aclFinalize();  // joins the stream threads
-  std::printf("rank %d: OK %zu collectives and 4 send/receive rounds in %.1f ms\n", rank, cases.size(), ms);
+  std::printf("rank %d: OK %zu collectives, 4 send/receive rounds%s in %.1f ms\n", rank, cases.size(),
+              ranks == 4 ? " and 2 MoE dispatch/combine rounds" : "", ms);
   return 0;
 }
 
