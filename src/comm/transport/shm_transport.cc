@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstring>
@@ -198,7 +199,14 @@ bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
 }
 
 std::string ShmTransport::BrokenReason() const {
-  if (header_->broken.load(std::memory_order_acquire) != 2) return "";
+  uint32_t state = header_->broken.load(std::memory_order_acquire);
+  // Whoever marks it writes the reason between states 1 and 2, a few instructions: a reader
+  // that saw the mark waits for them (bounded: that process may have died there).
+  for (int tries = 0; state == 1 && tries < 10000; ++tries) {
+    sched_yield();
+    state = header_->broken.load(std::memory_order_acquire);
+  }
+  if (state != 2) return "";
   return std::string(header_->reason, strnlen(header_->reason, sizeof(header_->reason)));
 }
 
