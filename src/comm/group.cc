@@ -32,6 +32,10 @@ void InitializeGroupMemory(void* memory, int rank_count) {
   BarrierStats stats(rank_count, static_cast<char*>(memory) + StatsOffset(rank_count), /*initialize=*/true);
 }
 
+size_t GroupDataRegionOffset(int rank_count) {
+  return DataRegionOffset(rank_count);
+}
+
 size_t GroupMemoryBytes(int rank_count) {
   return DataRegionOffset(rank_count) +
          transport::ShmTransport::RegionBytes(rank_count, transport::ShmTransport::SlotBytesFromEnvironment());
@@ -143,9 +147,14 @@ collectives::GroupCollectives* Group::Collectives() {
     if (AllLocal()) {
       transport = std::make_unique<transport::InProcessTransport>(Size());
     } else if (memory_->Bytes() == GroupMemoryBytes(Size())) {
+      // Across hosts the host agent copies what this host's ranks post and take to the other
+      // hosts: a change wakes it through the window's arrival word, as an arrival does.
+      std::function<void()> on_local_change;
+      if (AcrossHosts()) on_local_change = [this] { window_.WakeArrival(); };
       transport = std::make_unique<transport::ShmTransport>(
           Size(), static_cast<std::byte*>(memory_->Data()) + DataRegionOffset(Size()),
-          transport::ShmTransport::SlotBytesFromEnvironment(), [this](int rank) { return window_.Dead(rank); });
+          transport::ShmTransport::SlotBytesFromEnvironment(), [this](int rank) { return window_.Dead(rank); },
+          std::move(on_local_change));
     }
     if (transport) collectives_ = std::make_unique<collectives::GroupCollectives>(name_, std::move(transport));
   });

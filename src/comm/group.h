@@ -37,6 +37,8 @@ inline constexpr size_t kGroupNameCapacity = 128;  // names are shorter than thi
 // The shared memory of a group spread over processes: the barrier window state, its
 // statistics, then the data region of its transport (one HCCL_BUFFSIZE slot per rank).
 size_t GroupMemoryBytes(int rank_count);
+// Where the transport's data region starts in a group's shared memory.
+size_t GroupDataRegionOffset(int rank_count);
 // Constructs the window and statistics state in a group's fresh shared memory (the one process
 // that sets it up, before any rank maps it).
 void InitializeGroupMemory(void* memory, int rank_count);

@@ -21,6 +21,14 @@
 //                                            host) and joins with api::JoinComm; 50 barriers
 //   hosts_rank late N R WORKDIR LATE_RANK    3 barriers, LATE_RANK 2.5 s late to the first (the
 //                                            others' hang warning names it and its host)
+//   hosts_rank collectives N R WORKDIR       every HCCL collective (counts 0, 1, odd, 1 MB) and
+//                                            a send/receive ring, each checked against a host
+//                                            reference (tests/op/hccl_world.h); with 4 ranks
+//                                            also MoE dispatch -> expert -> combine (EP 4,
+//                                            tests/op/moe_world.h)
+//   hosts_rank collectives-until-failure N R WORKDIR
+//                                            AllReduces until one fails; prints the status, the
+//                                            message and CLOCK_REALTIME of the failure
 #include <acl/acl.h>
 #include <aclnnop/aclnn_distribute_barrier_v2.h>
 #include <distbarrier/distbarrier.h>
@@ -46,6 +54,8 @@
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/bootstrap/root_info.h"
 #include "comm/bootstrap/wire.h"
+#include "op/hccl_world.h"
+#include "op/moe_world.h"
 #include "system/barrier_checker.h"
 
 namespace {
@@ -369,6 +379,126 @@ int Table(int ranks, int rank, const std::string& workdir, const std::string& ip
   return 0;
 }
 
+int Collectives(int ranks, int rank, const std::string& workdir) {
+  namespace hw = distbarrier::testing::hccl;
+  HcclComm comm = Join(ranks, rank, workdir);
+  aclrtStream stream = nullptr;
+  if (aclrtCreateStream(&stream) != 0) Fail("aclrtCreateStream");
+  std::vector<hw::Case> cases;
+  uint64_t salt = 1;
+  // AllReduce: SUM and MAX, float and int32, counts 0, 1, odd, 1 MB of floats (several
+  // exchanges with the tests' HCCL_BUFFSIZE of 1 MB).
+  for (HcclDataType type : {HCCL_DATA_TYPE_FP32, HCCL_DATA_TYPE_INT32}) {
+    for (HcclReduceOp op : {HCCL_REDUCE_SUM, HCCL_REDUCE_MAX}) {
+      for (uint64_t count : {uint64_t{0}, uint64_t{1}, uint64_t{1001}, uint64_t{1} << 18}) {
+        cases.push_back({.kind = hw::Kind::kAllReduce, .type = type, .op = op, .count = count, .salt = salt++});
+      }
+    }
+  }
+  const uint32_t last = static_cast<uint32_t>(ranks - 1);  // a root on another host than rank 0's
+  for (hw::Kind kind : {hw::Kind::kBroadcast, hw::Kind::kAllGather, hw::Kind::kReduceScatter, hw::Kind::kReduce,
+                        hw::Kind::kAlltoAll, hw::Kind::kAlltoAllV, hw::Kind::kAlltoAllVC, hw::Kind::kScatter}) {
+    for (uint64_t count : {uint64_t{1}, uint64_t{999}, uint64_t{70001}}) {
+      cases.push_back({.kind = kind, .type = HCCL_DATA_TYPE_FP32, .count = count, .root = last, .salt = salt++});
+    }
+  }
+  cases.push_back({.kind = hw::Kind::kAllReduce, .count = 4097, .in_place = true, .salt = salt++});
+  const auto start = std::chrono::steady_clock::now();
+  for (const hw::Case& c : cases) {
+    if (std::string error = hw::RunCase(c, comm, stream); !error.empty()) Fail(error);
+  }
+  for (uint64_t count : {uint64_t{0}, uint64_t{1}, uint64_t{1001}, uint64_t{300000}}) {
+    if (std::string error = hw::RunPointToPoint(comm, stream, HCCL_DATA_TYPE_FP32, count, salt++); !error.empty()) {
+      Fail(error);
+    }
+  }
+  if (ranks == 4) {
+    // MoE dispatch -> expert -> combine over the same group as EP (TP 1), as moe_process_test.
+    namespace moe = distbarrier::testing::moe;
+    moe::Config c;
+    c.ep = 4;
+    c.shared_ranks = 1;
+    c.shared_experts = 1;
+    c.moe_experts = 6;
+    c.k = 3;
+    c.mask = true;
+    c.seed = 51;
+    const moe::RankId r{rank, rank, 0};
+    for (int round = 0; round < 2; ++round) {
+      const moe::RankInputs in = moe::DrawInputs(c, rank, round);
+      moe::RankTensors t(c, in, rank);
+      int status = moe::EnqueueDispatch(c, GroupOf(comm), "", r, t, stream);
+      if (status == 0) status = aclrtSynchronizeStream(stream);
+      if (status != 0) Fail("MoE dispatch " + std::to_string(status));
+      moe::ApplyExperts(c, r, t);
+      status = moe::EnqueueCombine(c, GroupOf(comm), "", r, t, stream);
+      if (status == 0) status = aclrtSynchronizeStream(stream);
+      if (status != 0) Fail("MoE combine " + std::to_string(status));
+      const moe::Comparison result = moe::Compare(c, in, t, rank);
+      if (result.wrong > 0) Fail("MoE: " + std::to_string(result.wrong) + " wrong values; first: " + result.first);
+      t.Release();
+    }
+  }
+  // A refused message across hosts: rank 1 sends 10 floats to rank 2, which expects 12; both
+  // fail naming the sizes (the refusal goes back to the sender's host before the take).
+  if (rank == 1 || rank == 2) {
+    aclrtStream own = nullptr;
+    if (aclrtCreateStream(&own) != 0) Fail("aclrtCreateStream");
+    void* buffer = nullptr;
+    if (aclrtMalloc(&buffer, 48, ACL_MEM_MALLOC_HUGE_FIRST) != 0) Fail("aclrtMalloc");
+    int status = rank == 1 ? HcclSend(buffer, 10, HCCL_DATA_TYPE_FP32, 2, comm, own)
+                           : HcclRecv(buffer, 12, HCCL_DATA_TYPE_FP32, 1, comm, own);
+    if (status == 0) status = aclrtSynchronizeStream(own);
+    const std::string message = aclGetRecentErrMsg();
+    const char* expected = rank == 1 ? "but rank 2 expects 48 bytes" : "but rank 1 sends 40 bytes";
+    if (status == 0 || message.find(expected) == std::string::npos) {
+      Fail("mismatched send/receive answered " + std::to_string(status) + ": " + message);
+    }
+    aclrtFree(buffer);
+    aclrtDestroyStream(own);
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  // Leave together: nobody destroys its communicator while a peer still reads from it.
+  if (HcclBarrier(comm, stream) != HCCL_SUCCESS || aclrtSynchronizeStream(stream) != 0) Fail("final barrier");
+  aclrtDestroyStream(stream);
+  HcclCommDestroy(comm);
+  aclFinalize();  // joins the stream threads
+  std::printf("rank %d: OK %zu collectives, 4 send/receive rounds%s in %.1f ms\n", rank, cases.size(),
+              ranks == 4 ? " and 2 MoE dispatch/combine rounds" : "", ms);
+  return 0;
+}
+
+int CollectivesUntilFailure(int ranks, int rank, const std::string& workdir) {
+  HcclComm comm = Join(ranks, rank, workdir);
+  aclrtStream stream = nullptr;
+  if (aclrtCreateStream(&stream) != 0) Fail("aclrtCreateStream");
+  const uint64_t count = 4096;
+  void* send = nullptr;
+  void* recv = nullptr;
+  if (aclrtMalloc(&send, count * 4, ACL_MEM_MALLOC_HUGE_FIRST) != 0 ||
+      aclrtMalloc(&recv, count * 4, ACL_MEM_MALLOC_HUGE_FIRST) != 0) {
+    Fail("aclrtMalloc");
+  }
+  std::vector<float> ones(count, 1.0f), got(count);
+  aclrtMemcpy(send, count * 4, ones.data(), count * 4, ACL_MEMCPY_HOST_TO_DEVICE);
+  std::ofstream(workdir + "/running." + std::to_string(rank)).put('1');
+  int status = 0;
+  uint64_t done = 0;
+  while (true) {
+    status = HcclAllReduce(send, recv, count, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, comm, stream);
+    if (status == 0) status = aclrtSynchronizeStream(stream);
+    if (status != 0) break;
+    aclrtMemcpy(got.data(), count * 4, recv, count * 4, ACL_MEMCPY_DEVICE_TO_HOST);
+    if (got[0] != static_cast<float>(ranks) || got[count - 1] != static_cast<float>(ranks)) Fail("wrong sum");
+    ++done;
+    std::this_thread::sleep_for(std::chrono::milliseconds(rank == ranks - 1 ? 5 : 1));  // a steady pace
+  }
+  std::printf("rank %d: FAILED status=%d at_ns=%lld after %llu allreduces: %s\n", rank, status,
+              static_cast<long long>(RealtimeNs()), static_cast<unsigned long long>(done), aclGetRecentErrMsg());
+  std::fflush(stdout);
+  std::_Exit(0);  // the group is broken: no orderly goodbye to give
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -389,6 +519,8 @@ int main(int argc, char** argv) {
   if (mode == "slow") return Slow(ranks, rank_id, workdir, std::atoi(argv[5]));
   if (mode == "late") return Late(ranks, rank_id, workdir, std::atoi(argv[5]));
   if (mode == "perf") return Perf(ranks, rank_id, workdir, std::atoi(argv[5]));
+  if (mode == "collectives") return Collectives(ranks, rank_id, workdir);
+  if (mode == "collectives-until-failure") return CollectivesUntilFailure(ranks, rank_id, workdir);
   if (mode == "table") return Table(ranks, rank_id, workdir, argv[5], std::atoi(argv[6]));
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;

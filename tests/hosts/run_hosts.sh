@@ -15,7 +15,10 @@
 # kill-host, link-down, elastic (kill-host, then the survivors go on), kill-rank (one process
 # of host 1 killed; the survivors go on), elastic-4 (4 hosts x 2, the last killed), slow-rank, hang-warning,
 # rank-table (root info from an address, comm::CreateRootInfoAt), status (distbarrier-status on
-# one host names a stopped rank of another), perf-H (timings only).
+# one host names a stopped rank of another), perf-H (timings only), collectives-HxR (every
+# HCCL collective, send/receive and MoE checked against a host reference), collectives-kill and
+# collectives-kill-rank (host 1, or rank 3 alone, dies during AllReduces: the others fail with
+# 507057 naming the dead).
 set -u
 binary=$1
 case_name=$2
@@ -170,7 +173,64 @@ death() {
   done
 }
 
+# run_collectives HOSTS RANKS_PER_HOST: the collectives mode on every rank; all must say OK.
+run_collectives() {
+  local hosts=$1 per_host=$2 ranks=$(( $1 * $2 ))
+  make_hosts "$hosts"
+  extra_env=("HCCL_BUFFSIZE=1")  # 1 MB: the 1 MB cases take several exchanges
+  for ((r = 0; r < ranks; ++r)); do start_rank $(( r / per_host )) "$r" collectives "$ranks" "$r" "$work"; done
+  wait_all 120 || { show_logs; exit 1; }
+  show_logs
+  [ "$(cat "$work"/rank*.log | grep -c ': OK ')" = "$ranks" ] || { echo "FAIL: not every rank passed"; exit 1; }
+}
+
+# collectives_death VICTIM: 2 hosts x 2 ranks in AllReduces; VICTIM=host kills host 1 (ranks 2
+# and 3), VICTIM=rank kills rank 3 only (not its host's leader). The survivors fail with 507057
+# naming a victim within 3 s: no hang.
+collectives_death() {
+  local victim=$1 survivors victims
+  make_hosts 2
+  extra_env=("HCCL_BUFFSIZE=1")
+  for ((r = 0; r < 4; ++r)); do start_rank $(( r / 2 )) "$r" collectives-until-failure 4 "$r" "$work"; done
+  wait_running 0 1 2 3
+  sleep 0.3  # let AllReduces run a while (pacing, not synchronization)
+  local cut_at
+  cut_at=$(date +%s%N)
+  if [ "$victim" = host ]; then
+    survivors=(0 1) victims="2|3"
+    for pid in $(ip netns pids "$prefix-1"); do kill -9 "$pid"; done
+  else
+    survivors=(0 1 2) victims="3"
+    kill -9 "${rank_pids[3]}"
+  fi
+  local limit=$(( $(date +%s) + 30 ))
+  for rank in "${survivors[@]}"; do
+    while kill -0 "${rank_pids[$rank]}" 2>/dev/null; do
+      [ "$(date +%s)" -ge "$limit" ] && { echo "FAIL: rank $rank did not finish (hangs)"; show_logs; exit 1; }
+      sleep 0.05
+    done
+  done
+  show_logs
+  for rank in "${survivors[@]}"; do
+    local line at ms
+    line=$(grep "FAILED status" "$work/rank$rank.log") || { echo "FAIL: rank $rank did not fail"; exit 1; }
+    echo "$line" | grep -q "status=507057" || { echo "FAIL: rank $rank: not 507057"; exit 1; }
+    echo "$line" | grep -Eq "ranks? \[?($victims)\b|\[($victims)(, ($victims))?\]" ||
+      { echo "FAIL: rank $rank names no killed rank ($victims)"; exit 1; }
+    at=$(echo "$line" | sed -E 's/.*at_ns=([0-9]+).*/\1/')
+    ms=$(( (at - cut_at) / 1000000 ))
+    echo "rank $rank failed $ms ms after the kill"
+    [ "$ms" -le 3000 ] || { echo "FAIL: rank $rank took $ms ms (> 3000) to see the death"; exit 1; }
+  done
+}
+
 case "$case_name" in
+  collectives-[0-9]*x[0-9]*)
+    shape=${case_name#collectives-}
+    run_collectives "${shape%x*}" "${shape#*x}"
+    ;;
+  collectives-kill) collectives_death host ;;
+  collectives-kill-rank) collectives_death rank ;;
   [0-9]*x[0-9]*) run_barriers "${case_name%x*}" "${case_name#*x}" ;;  # HOSTSxRANKS_PER_HOST
   wrong-secret)
     # 2 hosts x 2 ranks, and an intruder on host 1 claiming rank 3 with a wrong secret first.

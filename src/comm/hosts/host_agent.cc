@@ -16,7 +16,9 @@
 #include <system_error>
 #include <thread>
 
+#include "comm/group.h"
 #include "comm/hosts/ucx_api.h"
+#include "comm/transport/shm_transport.h"
 #include "common/env.h"
 #include "common/log.h"
 
@@ -30,7 +32,7 @@ constexpr uint32_t kDirectRound = 0xffffffffu;  // a message straight to every l
 constexpr int kClockSamples = 8;
 constexpr auto kFlushLimit = std::chrono::seconds(1);  // at stop: what was sent gets this long to leave
 
-enum class Kind : uint32_t { kBarrier = 1, kHeartbeat = 2, kPing = 3, kPong = 4, kGoodbye = 5 };
+enum class Kind : uint32_t { kBarrier = 1, kHeartbeat = 2, kPing = 3, kPong = 4, kGoodbye = 5, kTransport = 6 };
 
 // Every message: this header, then its body. Host byte order (hosts of one job share it).
 struct MessageHeader {
@@ -52,6 +54,30 @@ struct RankReport {
   uint32_t dead;
   uint64_t arrived_seq;
 };
+
+// kTransport: `seq` numbers the sender's transport messages to this host (1, 2, ...: applied
+// in that order), `round` says which record follows, then its bytes.
+enum class Record : uint32_t { kPost = 1, kFinish = 2, kChunk = 3, kTaken = 4, kBroken = 5 };
+struct PostRecord {  // then `bytes` bytes of the rank's slot
+  int32_t rank;
+  int32_t unused;
+  uint64_t seq;
+  uint64_t bytes;
+};
+struct FinishRecord {
+  int32_t rank;
+  int32_t unused;
+  uint64_t seq;
+};
+struct ChunkRecord {  // then `bytes` bytes of the sender's slot at `offset`
+  int32_t from, to;
+  uint64_t posted, offset, bytes, message, message_bytes;
+};
+struct TakenRecord {
+  int32_t from, to;
+  uint64_t taken, rejected, rejected_expected;
+};
+// kBroken: the reason's characters.
 
 int64_t NowNs() {
   return Clock::now().time_since_epoch().count();
@@ -99,7 +125,14 @@ class HostAgent::Impl {
         state_(static_cast<size_t>(layout.host_count)),
         heartbeat_(milliseconds(std::max<int64_t>(10, EnvInt("DISTBARRIER_HEARTBEAT_MS", 250)))),
         host_timeout_(milliseconds(std::max<int64_t>(100, EnvInt("DISTBARRIER_HOST_TIMEOUT_MS", 1500)))),
-        spin_(std::chrono::microseconds(std::clamp<int64_t>(EnvInt("DISTBARRIER_AGENT_SPIN_US", 50), 0, 10000))) {
+        spin_(std::chrono::microseconds(std::clamp<int64_t>(EnvInt("DISTBARRIER_AGENT_SPIN_US", 50), 0, 10000))),
+        transport_(rank_count, static_cast<std::byte*>(memory) + GroupDataRegionOffset(rank_count),
+                   transport::ShmTransport::SlotBytesFromEnvironment(), nullptr),
+        shipped_progress_(static_cast<size_t>(rank_count)),
+        shipped_boxes_(static_cast<size_t>(rank_count) * static_cast<size_t>(rank_count)),
+        out_seq_(static_cast<size_t>(layout.host_count), 0),
+        in_next_(static_cast<size_t>(layout.host_count), 1),
+        in_waiting_(static_cast<size_t>(layout.host_count)) {
     while ((1 << rounds_) < hosts_) ++rounds_;
   }
 
@@ -206,6 +239,19 @@ class HostAgent::Impl {
     bool dead = false;
     bool left = false;  // said goodbye: its ranks' communicators are destroyed
   };
+  // What ShipTransport sent last, per local rank and per mailbox.
+  struct Shipped {
+    uint64_t posted_seq = 0;
+    uint64_t finished_seq = 0;
+  };
+  struct BoxShipped {
+    uint64_t posted = 0;
+    uint64_t taken = 0;
+    uint64_t rejected = 0;
+  };
+  BoxShipped& Box(int from, int to) {
+    return shipped_boxes_[static_cast<size_t>(from) * static_cast<size_t>(rank_count_) + static_cast<size_t>(to)];
+  }
   struct PendingSend {
     void* request;
     std::unique_ptr<std::vector<uint8_t>> bytes;  // must live until the send completes
@@ -318,6 +364,7 @@ class HostAgent::Impl {
       Advance();
       ApplyFailures();
       Advance();
+      ShipTransport();
       const Clock::time_point now = Clock::now();
       if (now >= next_heartbeat) {
         SendHeartbeats();
@@ -377,6 +424,7 @@ class HostAgent::Impl {
   // At stop: tell the others this host leaves (so its silence is not a death), let what was
   // sent leave within kFlushLimit, close the endpoints.
   void Leave() {
+    ShipTransport();  // a last finish of a rank that is gone now still reaches its peers
     for (int host = 0; host < hosts_; ++host) Send(host, Begin(Kind::kGoodbye, cur_.seq, 0, 0));
     const Clock::time_point limit = Clock::now() + kFlushLimit;
     while (!sends_.empty() && Clock::now() < limit) {
@@ -427,6 +475,7 @@ class HostAgent::Impl {
         case Kind::kHeartbeat: OnHeartbeat(from, message); break;
         case Kind::kPing: OnPing(from, message); break;
         case Kind::kPong: OnPong(message); break;
+        case Kind::kTransport: OnTransport(from, std::move(message)); break;
         case Kind::kGoodbye:
           if (!sender.left) {
             sender.left = true;
@@ -496,6 +545,156 @@ class HostAgent::Impl {
     } else {
       Log(LogLevel::kInfo, "group across hosts: host {} clock aligned with host 0: offset {} ns, error <= {} ns", me_,
           offset_ns_, best_round_trip_ / 2);
+    }
+  }
+
+  // --- the collectives' transport (comm/transport/shm_transport.h) ---
+  //
+  // Each host's region has lines for every rank; local ranks write theirs, and this agent
+  // copies what changed to the hosts that read it: a post (counters and slot bytes) and a
+  // finish to every other host, a mailbox chunk (with its bytes) to its receiver's host, a take
+  // or refusal back to the sender's host, a broken transport to every host. The copy of a
+  // slot is safe to make while the rank waits: it rewrites its slot only after every rank,
+  // remote ones included, finished reading it (or took the chunk), which needs this copy first.
+
+  void SendTransport(int host, Record record, const void* fixed, size_t fixed_bytes, const std::byte* data,
+                     size_t data_bytes) {
+    if (host == me_ || state_[host].dead || state_[host].left) return;
+    std::vector<uint8_t> bytes = Begin(Kind::kTransport, ++out_seq_[host], static_cast<uint32_t>(record), 0);
+    const size_t at = bytes.size();
+    bytes.resize(at + fixed_bytes + data_bytes);
+    std::memcpy(bytes.data() + at, fixed, fixed_bytes);
+    if (data_bytes > 0) std::memcpy(bytes.data() + at + fixed_bytes, data, data_bytes);
+    Send(host, std::move(bytes));
+  }
+
+  void SendTransportToAll(Record record, const void* fixed, size_t fixed_bytes, const std::byte* data,
+                          size_t data_bytes) {
+    for (int host = 0; host < hosts_; ++host) SendTransport(host, record, fixed, fixed_bytes, data, data_bytes);
+  }
+
+  // Copies out what local ranks changed since the last call; nothing to do (one load) when
+  // they changed nothing, so barriers do not pay for it.
+  void ShipTransport() {
+    const uint32_t changes = transport_.LocalChanges();
+    if (changes == shipped_changes_) return;
+    shipped_changes_ = changes;
+    if (!broken_shipped_) {
+      const std::string reason = transport_.BrokenReason();
+      if (!reason.empty()) {
+        broken_shipped_ = true;
+        const std::string text = fmt::format("on host {} ({}): {}", me_, HostName(me_), reason);
+        SendTransportToAll(Record::kBroken, text.data(), text.size(), nullptr, 0);
+      }
+    }
+    for (int rank : local_ranks_) {
+      const transport::ShmTransport::Progress now = transport_.RankProgress(rank);
+      Shipped& shipped = shipped_progress_[rank];
+      if (now.finished_seq > shipped.finished_seq) {
+        shipped.finished_seq = now.finished_seq;
+        const FinishRecord record{rank, 0, now.finished_seq};
+        SendTransportToAll(Record::kFinish, &record, sizeof(record), nullptr, 0);
+      }
+      if (now.posted_seq > shipped.posted_seq) {
+        shipped.posted_seq = now.posted_seq;
+        const uint64_t bytes = std::min<uint64_t>(now.posted_bytes, transport_.Capacity());
+        const PostRecord record{rank, 0, now.posted_seq, bytes};
+        SendTransportToAll(Record::kPost, &record, sizeof(record), transport_.Slot(rank), bytes);
+      }
+      for (int peer = 0; peer < rank_count_; ++peer) {
+        const int host = layout_.host_of_rank[peer];
+        if (host == me_) continue;
+        // This rank's chunk to a remote peer: the fields are stable until the peer takes it.
+        transport::Mailbox& out = transport_.MailboxOf(rank, peer);
+        BoxShipped& sent = Box(rank, peer);
+        const uint64_t posted = out.posted.load(std::memory_order_acquire);
+        if (posted != sent.posted) {
+          sent.posted = posted;
+          ChunkRecord record{rank,
+                             peer,
+                             posted,
+                             out.offset.load(std::memory_order_relaxed),
+                             out.bytes.load(std::memory_order_relaxed),
+                             out.message.load(std::memory_order_relaxed),
+                             out.message_bytes.load(std::memory_order_relaxed)};
+          if (record.offset > transport_.Capacity() || record.bytes > transport_.Capacity() - record.offset) {
+            record.bytes = 0;  // a wrong chunk: the receiver finds the message short
+          }
+          SendTransport(host, Record::kChunk, &record, sizeof(record), transport_.Slot(rank) + record.offset,
+                        record.bytes);
+        }
+        // What this rank took and refused of a remote peer's chunks: the take last read first,
+        // so a refusal made before it is seen with it (the receiver refuses, then takes).
+        transport::Mailbox& in = transport_.MailboxOf(peer, rank);
+        BoxShipped& got = Box(peer, rank);
+        const uint64_t taken = in.taken.load(std::memory_order_acquire);
+        const auto [rejected, expected] = in.Rejected();
+        if (taken != got.taken || rejected != got.rejected) {
+          got.taken = taken;
+          got.rejected = rejected;
+          const TakenRecord record{peer, rank, taken, rejected, expected};
+          SendTransport(host, Record::kTaken, &record, sizeof(record), nullptr, 0);
+        }
+      }
+    }
+  }
+
+  // Applies another host's transport messages in the order it sent them.
+  void OnTransport(int from, Message message) {
+    if (message.header.seq < in_next_[from]) return;  // a duplicate
+    in_waiting_[from].emplace(message.header.seq, std::move(message));
+    for (auto it = in_waiting_[from].begin(); it != in_waiting_[from].end() && it->first == in_next_[from];
+         it = in_waiting_[from].erase(it)) {
+      ++in_next_[from];
+      ApplyTransport(from, it->second);
+    }
+  }
+
+  void ApplyTransport(int from, const Message& message) {
+    size_t offset = sizeof(MessageHeader);
+    const std::string where = fmt::format("host {} ({})", from, HostName(from));
+    auto remote = [&](int rank) { return rank >= 0 && rank < rank_count_ && layout_.host_of_rank[rank] == from; };
+    auto local = [&](int rank) { return rank >= 0 && rank < rank_count_ && layout_.host_of_rank[rank] == me_; };
+    auto data = [&](uint64_t bytes) -> const std::byte* {
+      return message.body.size() - offset >= bytes ? reinterpret_cast<const std::byte*>(message.body.data() + offset)
+                                                   : nullptr;
+    };
+    switch (static_cast<Record>(message.header.round)) {
+      case Record::kPost: {
+        PostRecord record{};
+        if (!Take(message.body, &offset, &record) || !remote(record.rank)) return;
+        if (const std::byte* bytes = data(record.bytes)) {
+          transport_.ApplyPost(record.rank, record.seq, record.bytes, bytes, where);
+        }
+        break;
+      }
+      case Record::kFinish: {
+        FinishRecord record{};
+        if (Take(message.body, &offset, &record) && remote(record.rank))
+          transport_.ApplyFinish(record.rank, record.seq);
+        break;
+      }
+      case Record::kChunk: {
+        ChunkRecord record{};
+        if (!Take(message.body, &offset, &record) || !remote(record.from) || !local(record.to)) return;
+        if (const std::byte* bytes = data(record.bytes)) {
+          transport_.ApplyChunk(record.from, record.to, record.posted,
+                                {record.offset, record.bytes, record.message, record.message_bytes}, bytes, where);
+        }
+        break;
+      }
+      case Record::kTaken: {
+        TakenRecord record{};
+        if (!Take(message.body, &offset, &record) || !local(record.from) || !remote(record.to)) return;
+        transport_.ApplyTaken(record.from, record.to, record.taken, record.rejected, record.rejected_expected);
+        break;
+      }
+      case Record::kBroken: {
+        broken_shipped_ = true;  // every host hears it from the host that broke: no echo
+        transport_.ApplyBroken(
+            std::string(message.body.begin() + static_cast<std::ptrdiff_t>(offset), message.body.end()));
+        break;
+      }
     }
   }
 
@@ -763,6 +962,15 @@ class HostAgent::Impl {
   const milliseconds host_timeout_;
   const std::chrono::microseconds spin_;
   Clock::time_point last_completed_{};
+  // The collectives' transport: this host's region, and what was copied out and in.
+  transport::ShmTransport transport_;
+  uint32_t shipped_changes_ = 0;
+  bool broken_shipped_ = false;
+  std::vector<Shipped> shipped_progress_;                // by rank
+  std::vector<BoxShipped> shipped_boxes_;                // by (from, to)
+  std::vector<uint64_t> out_seq_;                        // by destination host: transport messages sent
+  std::vector<uint64_t> in_next_;                        // by source host: the next one to apply
+  std::vector<std::map<uint64_t, Message>> in_waiting_;  // by source host: come early
 
   ucp_context_h context_ = nullptr;
   ucp_worker_h worker_ = nullptr;

@@ -18,6 +18,11 @@
 // heartbeats or whose endpoint fails is dead: its ranks are marked dead in the window, so
 // waiters fail with 507057 naming them. At start, each agent measures its clock against host
 // 0's (ping-pong, the sample with the smallest round trip; error <= round trip / 2).
+//
+// Collectives: the group's transport (comm/transport/shm_transport.h) keeps lines for every
+// rank in each host's memory; the agent copies what its local ranks post, finish, send and
+// take to the hosts that read it (posts and finishes to every host, a chunk to its receiver's
+// host, a take back to its sender's), and writes what other hosts copy here.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstring>
@@ -39,10 +40,12 @@ size_t ShmTransport::RegionBytes(int ranks, size_t slot_bytes) {
          RoundUp(slot_bytes) * static_cast<size_t>(ranks);
 }
 
-ShmTransport::ShmTransport(int ranks, void* region, size_t slot_bytes, std::function<bool(int rank)> dead)
+ShmTransport::ShmTransport(int ranks, void* region, size_t slot_bytes, std::function<bool(int rank)> dead,
+                           std::function<void()> on_local_change)
     : ranks_count_(ranks),
       slot_bytes_(RoundUp(slot_bytes)),
       dead_(std::move(dead)),
+      on_local_change_(std::move(on_local_change)),
       header_(static_cast<Header*>(region)),
       ranks_(reinterpret_cast<RankState*>(header_ + 1)),
       mailboxes_(reinterpret_cast<Mailbox*>(ranks_ + ranks)),
@@ -57,6 +60,14 @@ void ShmTransport::Changed() {
   FutexWakeAll(header_->changes);
 }
 
+void ShmTransport::LocalChange() {
+  if (!on_local_change_) return;
+  // seq_cst after the change's own store: an agent that reads the count and then the state
+  // either sees this bump (and the change), or reads the count again after its wake-up.
+  header_->local_changes.fetch_add(1, std::memory_order_seq_cst);
+  on_local_change_();
+}
+
 void ShmTransport::MarkBroken(const std::string& reason) {
   uint32_t fine = 0;
   if (header_->broken.compare_exchange_strong(fine, 1, std::memory_order_acq_rel)) {
@@ -64,6 +75,7 @@ void ShmTransport::MarkBroken(const std::string& reason) {
     header_->broken.store(2, std::memory_order_release);
   }
   Changed();
+  LocalChange();
 }
 
 std::vector<int> ShmTransport::Missing(uint64_t seq) const {
@@ -88,6 +100,7 @@ PostResult ShmTransport::Post(int rank, uint64_t seq, size_t bytes, const PostWa
   }
   ranks_[rank].posted_bytes.store(bytes, std::memory_order_relaxed);
   ranks_[rank].posted_seq.store(seq, std::memory_order_seq_cst);  // publishes the slot's bytes
+  LocalChange();
   // Waiters wait for the last post (failures and stops bump the word too): waking them at
   // every post would only put them back to sleep, N - 1 wake-ups per post.
   if (AllReached(&RankState::posted_seq, seq)) Changed();
@@ -158,6 +171,7 @@ const std::byte* ShmTransport::View(int peer, size_t offset, size_t bytes) const
 
 bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
   ranks_[rank].finished_seq.store(seq, std::memory_order_seq_cst);
+  LocalChange();
   if (AllReached(&RankState::finished_seq, seq)) Changed();  // as in Post: only the last wakes anyone
   for (;;) {
     const uint32_t seen = header_->changes.load(std::memory_order_seq_cst);
@@ -185,13 +199,21 @@ bool ShmTransport::Finish(int rank, uint64_t seq, const PostWait& wait) {
 }
 
 std::string ShmTransport::BrokenReason() const {
-  if (header_->broken.load(std::memory_order_acquire) != 2) return "";
+  uint32_t state = header_->broken.load(std::memory_order_acquire);
+  // Whoever marks it writes the reason between states 1 and 2, a few instructions: a reader
+  // that saw the mark waits for them (bounded: that process may have died there).
+  for (int tries = 0; state == 1 && tries < 10000; ++tries) {
+    sched_yield();
+    state = header_->broken.load(std::memory_order_acquire);
+  }
+  if (state != 2) return "";
   return std::string(header_->reason, strnlen(header_->reason, sizeof(header_->reason)));
 }
 
 bool ShmTransport::TrySend(int from, int to, const Chunk& chunk) {
   if (!Box(from, to).TryPost(chunk)) return false;
   Changed();
+  LocalChange();
   return true;
 }
 
@@ -202,6 +224,7 @@ std::optional<Chunk> ShmTransport::Peek(int from, int to) const {
 void ShmTransport::Take(int from, int to) {
   Box(from, to).Take();
   Changed();
+  LocalChange();
 }
 
 bool ShmTransport::Idle(int from, int to) const {
@@ -211,6 +234,7 @@ bool ShmTransport::Idle(int from, int to) const {
 void ShmTransport::Reject(int from, int to, uint64_t message, uint64_t expected_bytes) {
   Box(from, to).Reject(message, expected_bytes);
   Changed();
+  LocalChange();
 }
 
 std::pair<uint64_t, uint64_t> ShmTransport::Rejected(int from, int to) const {
@@ -264,6 +288,75 @@ PostResult ShmTransport::WaitForChange(int rank, uint64_t seen, const std::vecto
     FutexWait(header_->changes, static_cast<uint32_t>(seen),
               std::max<Clock::duration>(wake - now, std::chrono::microseconds(1)));
   }
+}
+
+uint32_t ShmTransport::LocalChanges() const {
+  return header_->local_changes.load(std::memory_order_seq_cst);
+}
+
+ShmTransport::Progress ShmTransport::RankProgress(int rank) const {
+  Progress progress{};
+  progress.finished_seq = ranks_[rank].finished_seq.load(std::memory_order_acquire);
+  progress.posted_seq = ranks_[rank].posted_seq.load(std::memory_order_acquire);
+  progress.posted_bytes = ranks_[rank].posted_bytes.load(std::memory_order_relaxed);
+  return progress;
+}
+
+bool ShmTransport::ApplyPost(int rank, uint64_t seq, uint64_t bytes, const std::byte* data, const std::string& where) {
+  if (bytes > slot_bytes_) {
+    MarkBroken(
+        fmt::format("rank {} ({}) posted {} bytes, more than this host's buffer of {} bytes (HCCL_BUFFSIZE "
+                    "differs between hosts)",
+                    rank, where, bytes, slot_bytes_));
+    return false;
+  }
+  if (bytes > 0) std::memcpy(slots_ + slot_bytes_ * static_cast<size_t>(rank), data, bytes);
+  ranks_[rank].posted_bytes.store(bytes, std::memory_order_relaxed);
+  ranks_[rank].posted_seq.store(seq, std::memory_order_seq_cst);  // publishes the bytes, as a local post
+  Changed();
+  return true;
+}
+
+void ShmTransport::ApplyFinish(int rank, uint64_t seq) {
+  ranks_[rank].finished_seq.store(seq, std::memory_order_seq_cst);
+  Changed();
+}
+
+bool ShmTransport::ApplyChunk(int from, int to, uint64_t posted, const Chunk& chunk, const std::byte* data,
+                              const std::string& where) {
+  if (chunk.offset > slot_bytes_ || chunk.bytes > slot_bytes_ - chunk.offset) {
+    MarkBroken(
+        fmt::format("rank {} ({}) sent a chunk of {} bytes at {}, outside this host's buffer of {} bytes "
+                    "(HCCL_BUFFSIZE differs between hosts)",
+                    from, where, chunk.bytes, chunk.offset, slot_bytes_));
+    return false;
+  }
+  if (chunk.bytes > 0) std::memcpy(slots_ + slot_bytes_ * static_cast<size_t>(from) + chunk.offset, data, chunk.bytes);
+  Mailbox& box = Box(from, to);
+  box.offset.store(chunk.offset, std::memory_order_relaxed);
+  box.bytes.store(chunk.bytes, std::memory_order_relaxed);
+  box.message.store(chunk.message, std::memory_order_relaxed);
+  box.message_bytes.store(chunk.message_bytes, std::memory_order_relaxed);
+  box.posted.store(posted, std::memory_order_release);  // publishes the chunk and its bytes, as TryPost
+  Changed();
+  return true;
+}
+
+void ShmTransport::ApplyTaken(int from, int to, uint64_t taken, uint64_t rejected, uint64_t rejected_expected) {
+  Mailbox& box = Box(from, to);
+  // The refusal before the take that frees the sender, as the receiver made them.
+  if (rejected != box.rejected.load(std::memory_order_relaxed)) box.Reject(rejected, rejected_expected);
+  box.taken.store(taken, std::memory_order_release);
+  Changed();
+}
+
+void ShmTransport::ApplyBroken(const std::string& reason) {
+  uint32_t fine = 0;
+  if (header_->broken.compare_exchange_strong(fine, 1, std::memory_order_acq_rel)) {
+    std::snprintf(header_->reason, sizeof(header_->reason), "%s", reason.c_str());
+    header_->broken.store(2, std::memory_order_release);
+  }
+  Changed();
 }
 
 }  // namespace distbarrier::comm::transport

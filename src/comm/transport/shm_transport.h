@@ -3,6 +3,11 @@
 // per rank, which the rank writes and its peers read in place. Posts, finishes and a failure
 // flag live in the region's header, then the pair mailboxes (ranks x ranks); waiters sleep
 // on one futex word that every change bumps.
+//
+// Across hosts each host has its own region with lines for every rank, but only the host's
+// own ranks write theirs: the host agent (comm/hosts/host_agent.cc) copies what they post,
+// finish, send and take to the other hosts' regions (the Replica calls below), and a region
+// says it changed locally (LocalChanges, and the on_local_change hook, which wakes the agent).
 #pragma once
 
 #include <atomic>
@@ -28,7 +33,10 @@ class ShmTransport final : public Transport {
   // A view of a region of RegionBytes(ranks, slot_bytes) bytes, 64-byte aligned, zero-filled
   // when the group was made (zero is the initial state), shared by the group's processes.
   // `dead(rank)` tells whether a peer's process has exited (the group's peer watch).
-  ShmTransport(int ranks, void* region, size_t slot_bytes, std::function<bool(int rank)> dead);
+  // `on_local_change` (optional; across hosts): called after each change this view makes that
+  // other hosts must see, once LocalChanges has moved.
+  ShmTransport(int ranks, void* region, size_t slot_bytes, std::function<bool(int rank)> dead,
+               std::function<void()> on_local_change = nullptr);
 
   int Size() const override { return ranks_count_; }
   size_t Capacity() const override { return slot_bytes_; }
@@ -50,6 +58,28 @@ class ShmTransport final : public Transport {
   PostResult WaitForChange(int rank, uint64_t seen, const std::vector<int>& peers, const PostWait& wait,
                            std::vector<int>* missing) override;
 
+  // --- Replica: for the host agent, which copies local ranks' changes to other hosts ---
+  // Moves with every change a rank of this host made (read it before reading what changed).
+  uint32_t LocalChanges() const;
+  struct Progress {
+    uint64_t posted_seq, posted_bytes, finished_seq;
+  };
+  // Rank's counters: finished_seq first, then posted_seq (acquire), then posted_bytes.
+  Progress RankProgress(int rank) const;
+  const std::byte* Slot(int rank) const { return slots_ + slot_bytes_ * static_cast<size_t>(rank); }
+  Mailbox& MailboxOf(int from, int to) const { return Box(from, to); }
+  // A remote rank's post: its bytes into its slot, then its counters; wakes the waiters. False
+  // (and the transport broken) when the bytes do not fit this host's slot (HCCL_BUFFSIZE differs).
+  bool ApplyPost(int rank, uint64_t seq, uint64_t bytes, const std::byte* data, const std::string& where);
+  void ApplyFinish(int rank, uint64_t seq);
+  // A remote sender's chunk (its `posted` count and the chunk's bytes) for a local receiver.
+  bool ApplyChunk(int from, int to, uint64_t posted, const Chunk& chunk, const std::byte* data,
+                  const std::string& where);
+  // What a remote receiver took and refused of a local sender's mailbox.
+  void ApplyTaken(int from, int to, uint64_t taken, uint64_t rejected, uint64_t rejected_expected);
+  // Another host's rank broke the transport.
+  void ApplyBroken(const std::string& reason);
+
  private:
   Mailbox& Box(int from, int to) const {
     return mailboxes_[static_cast<size_t>(from) * static_cast<size_t>(ranks_count_) + static_cast<size_t>(to)];
@@ -60,12 +90,15 @@ class ShmTransport final : public Transport {
     std::atomic<uint64_t> finished_seq;
   };
   struct alignas(64) Header {
-    std::atomic<uint32_t> changes;  // the futex word: bumped by a call's last post and last
-                                    // finish, by every failure and stop
-    std::atomic<uint32_t> broken;   // 0 fine, 1 being marked, 2 marked (reason readable)
+    std::atomic<uint32_t> changes;        // the futex word: bumped by a call's last post and last
+                                          // finish, by every failure and stop
+    std::atomic<uint32_t> broken;         // 0 fine, 1 being marked, 2 marked (reason readable)
+    std::atomic<uint32_t> local_changes;  // across hosts: what the host agent has to copy out
     char reason[256];
   };
   void Changed();
+  // After a change by a rank of this host: tells the host agent (across hosts).
+  void LocalChange();
   void MarkBroken(const std::string& reason);
   std::vector<int> Missing(uint64_t seq) const;
   // Whether every rank's `counter` has reached seq, read with seq_cst loads: after a seq_cst
@@ -75,6 +108,7 @@ class ShmTransport final : public Transport {
   const int ranks_count_;
   const size_t slot_bytes_;
   const std::function<bool(int)> dead_;
+  const std::function<void()> on_local_change_;
   Header* header_;
   RankState* ranks_;
   Mailbox* mailboxes_;  // ranks x ranks, by (from, to)

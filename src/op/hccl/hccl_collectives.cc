@@ -504,10 +504,6 @@ HcclResult EnqueueSendReceive(const comm::Member& member, const char* api, const
   }
   std::shared_ptr<runtime::Stream> stream = ResolveRankStream(api, member, stream_handle);
   if (!stream) return HCCL_E_PARA;
-  if (member.group->AcrossHosts()) {
-    return Fail(HCCL_E_NOT_SUPPORT, "{}: group '{}' spans {} hosts; collectives across hosts are not supported yet "
-                "(barriers are)", api, member.group->Name(), member.group->HostCount());
-  }
   comm::collectives::GroupCollectives* collectives = member.group->Collectives();
   if (collectives == nullptr) {
     return Fail(HCCL_E_PARA,
@@ -557,10 +553,6 @@ HcclResult EnqueueCollective(const comm::Member& member, CollectiveArgs args, vo
   }
   std::shared_ptr<runtime::Stream> stream = ResolveRankStream(api, member, stream_handle);
   if (!stream) return HCCL_E_PARA;
-  if (member.group->AcrossHosts()) {
-    return Fail(HCCL_E_NOT_SUPPORT, "{}: group '{}' spans {} hosts; collectives across hosts are not supported yet "
-                "(barriers are)", api, member.group->Name(), member.group->HostCount());
-  }
   comm::collectives::GroupCollectives* collectives = member.group->Collectives();
   if (collectives == nullptr) {
     return Fail(HCCL_E_PARA,

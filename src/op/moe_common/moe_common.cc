@@ -61,10 +61,6 @@ aclnnStatus ResolveOne(const char* api, const char* name, const char* group, int
     return Fail(kRange, "{}: {} {} differs from the calling device's rank {} in {} '{}'", api, rank_name, rank_id,
                 member->rank, name, group);
   }
-  if (member->group->AcrossHosts()) {
-    return Fail(kInvalid, "{}: {} '{}' spans {} hosts; MoE operators across hosts are not supported yet", api, name,
-                group, member->group->HostCount());
-  }
   if (member->group->Collectives() == nullptr) {
     return Fail(kInvalid,
                 "{}: {} '{}' has no data region: its processes were started with different HCCL_BUFFSIZE values", api,
