@@ -13,7 +13,8 @@
 #
 # Cases: 2x4 and 4x2 (1000 barriers with jitter, barrier property), wrong-secret,
 # kill-host, link-down, elastic (kill-host, then the survivors go on), kill-rank (one process
-# of host 1 killed; the survivors go on), elastic-4 (4 hosts x 2, the last killed), slow-rank, hang-warning,
+# of host 1 killed; the survivors go on), elastic-4 (4 hosts x 2, the last killed; not in
+# ctest: fails when live hosts disagree, see docs/DESIGN.md), slow-rank, hang-warning,
 # rank-table (root info from an address, comm::CreateRootInfoAt), status (distbarrier-status on
 # one host names a stopped rank of another), perf-H (timings only), collectives-HxR (every
 # HCCL collective, send/receive and MoE checked against a host reference), collectives-kill and
