@@ -32,6 +32,7 @@ struct Options {
   std::vector<int> moe_bs{8, 64};
   int moe_hidden = 7168;
   std::vector<int> hosts;  // --hosts: host counts across network namespaces (hosts.h)
+  bool bind = false;       // --bind: processes mode, rank r on the r-th allowed CPU when ranks <= CPUs
   bool processes() const { return mode == "processes"; }
 };
 

@@ -85,6 +85,9 @@ int Run(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--ctxswitch", o.context_switch,
                "also measure a context switch: pipe ping-pong between two processes pinned to one CPU");
+  app.add_flag("--bind", o.bind,
+               "processes mode: bind rank r to the r-th CPU this process may use when the ranks do not outnumber "
+               "them, as mpirun binds 2 ranks to 2 cores (the MPI column is always run as mpirun binds)");
   app.add_flag("--launch", o.launch,
                "also measure one aclnnDistributeBarrier call that only enqueues (threads mode)");
   app.add_flag("--stage1", o.stage1,

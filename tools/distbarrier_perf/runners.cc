@@ -216,12 +216,30 @@ void RunRankProcesses(int ranks, const std::function<void(int rank)>& body) {
   if (failed) std::exit(1);
 }
 
+// --bind: rank r on the r-th CPU of the allowed set when every rank gets its own (the runtime's
+// threads it starts later inherit it); otherwise unbound, as mpirun leaves oversubscribed ranks.
+static void BindToOwnCpu(int rank, int ranks) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || ranks > CPU_COUNT(&allowed)) return;
+  int seen = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed) || seen++ != rank) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof(one), &one) != 0) std::perror("distbarrier-perf: sched_setaffinity");
+    return;
+  }
+}
+
 Row MeasureProcesses(const Options& o, int ranks) {
   SharedArea area(static_cast<size_t>(kImplCount) * o.repeat * ranks);
   InitPthreadBarrier(&area.shared->control, ranks, true);
   InitPthreadBarrier(&area.shared->measured, ranks, true);
   area.shared->central.ranks = ranks;
   RunRankProcesses(ranks, [&](int rank) {
+    if (o.bind) BindToOwnCpu(rank, ranks);
     Shared* shared = area.shared;
     CHECK_OK(aclInit(nullptr));
     CHECK_OK(aclrtSetDevice(rank % 16));
