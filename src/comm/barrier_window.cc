@@ -51,6 +51,7 @@ struct alignas(kLine) BarrierWindow::Slot {
   std::atomic<int32_t> pid{0};
   std::atomic<uint32_t> dead{0};
   std::atomic<uint32_t> destroyed{0};
+  std::atomic<uint32_t> unreachable{0};
   std::atomic<int32_t> host{0};
   std::atomic<uint64_t> reported_seq{0};
 };
@@ -59,7 +60,9 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>
               "the window must be usable in memory shared between processes");
 
 namespace {
-size_t RequiredWordCount(int rank_count) { return (static_cast<size_t>(rank_count) + 63) / 64; }
+size_t RequiredWordCount(int rank_count) {
+  return (static_cast<size_t>(rank_count) + 63) / 64;
+}
 }  // namespace
 
 // Header | one slot per rank | two required bitmaps (by seq & 1), for windows across hosts.
@@ -89,7 +92,9 @@ BarrierWindow::BarrierWindow(int rank_count, void* memory, bool initialize) : ra
   }
 }
 
-BarrierWindow::~BarrierWindow() { std::free(heap_); }
+BarrierWindow::~BarrierWindow() {
+  std::free(heap_);
+}
 
 bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required) {
   Slot& slot = slots_[rank];
@@ -107,7 +112,9 @@ bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span
   return TryRelease(seq, required);
 }
 
-bool BarrierWindow::CrossHost() const { return header_->host_count.load(std::memory_order_relaxed) > 1; }
+bool BarrierWindow::CrossHost() const {
+  return header_->host_count.load(std::memory_order_relaxed) > 1;
+}
 
 std::atomic<uint64_t>* BarrierWindow::RequiredWords(uint64_t seq) const {
   auto* words = reinterpret_cast<std::atomic<uint64_t>*>(slots_ + rank_count_);
@@ -134,7 +141,9 @@ std::vector<int> BarrierWindow::RequiredAt(uint64_t seq) const {
   return required;
 }
 
-uint32_t BarrierWindow::ArrivalWord() const { return header_->arrival_word.load(std::memory_order_seq_cst); }
+uint32_t BarrierWindow::ArrivalWord() const {
+  return header_->arrival_word.load(std::memory_order_seq_cst);
+}
 
 void BarrierWindow::WaitArrival(uint32_t seen, std::chrono::nanoseconds timeout) {
   FutexWait(header_->arrival_word, seen, timeout);
@@ -173,17 +182,29 @@ void BarrierWindow::SetHosts(int host_count, int local_host) {
   header_->local_host.store(static_cast<uint32_t>(local_host), std::memory_order_relaxed);
 }
 
-void BarrierWindow::SetHost(int rank, int host) { slots_[rank].host.store(host, std::memory_order_relaxed); }
-int BarrierWindow::HostCount() const { return static_cast<int>(header_->host_count.load(std::memory_order_relaxed)); }
-int BarrierWindow::LocalHost() const { return static_cast<int>(header_->local_host.load(std::memory_order_relaxed)); }
-int BarrierWindow::Host(int rank) const { return slots_[rank].host.load(std::memory_order_relaxed); }
+void BarrierWindow::SetHost(int rank, int host) {
+  slots_[rank].host.store(host, std::memory_order_relaxed);
+}
+int BarrierWindow::HostCount() const {
+  return static_cast<int>(header_->host_count.load(std::memory_order_relaxed));
+}
+int BarrierWindow::LocalHost() const {
+  return static_cast<int>(header_->local_host.load(std::memory_order_relaxed));
+}
+int BarrierWindow::Host(int rank) const {
+  return slots_[rank].host.load(std::memory_order_relaxed);
+}
 
 void BarrierWindow::SetClockOffset(int64_t offset_ns, int64_t error_ns) {
   header_->clock_offset_ns.store(offset_ns, std::memory_order_relaxed);
   header_->clock_error_ns.store(error_ns, std::memory_order_release);
 }
-int64_t BarrierWindow::ClockOffsetNs() const { return header_->clock_offset_ns.load(std::memory_order_relaxed); }
-int64_t BarrierWindow::ClockErrorNs() const { return header_->clock_error_ns.load(std::memory_order_acquire); }
+int64_t BarrierWindow::ClockOffsetNs() const {
+  return header_->clock_offset_ns.load(std::memory_order_relaxed);
+}
+int64_t BarrierWindow::ClockErrorNs() const {
+  return header_->clock_error_ns.load(std::memory_order_acquire);
+}
 
 void BarrierWindow::SetReportedSequence(int rank, uint64_t seq) {
   RaiseTo(slots_[rank].reported_seq, seq);
@@ -240,9 +261,8 @@ uint64_t BarrierWindow::ReleasedSequence() const {
 }
 
 bool BarrierWindow::Complete(uint64_t seq, std::span<const int> required) const {
-  return std::all_of(required.begin(), required.end(), [&](int rank) {
-    return slots_[rank].arrived_seq.load(std::memory_order_seq_cst) >= seq;
-  });
+  return std::all_of(required.begin(), required.end(),
+                     [&](int rank) { return slots_[rank].arrived_seq.load(std::memory_order_seq_cst) >= seq; });
 }
 
 std::vector<int> BarrierWindow::Missing(uint64_t seq, std::span<const int> required) const {
@@ -295,9 +315,13 @@ WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, cons
   }
 }
 
-void BarrierWindow::SetPid(int rank, int32_t pid) { slots_[rank].pid.store(pid, std::memory_order_release); }
+void BarrierWindow::SetPid(int rank, int32_t pid) {
+  slots_[rank].pid.store(pid, std::memory_order_release);
+}
 
-int32_t BarrierWindow::Pid(int rank) const { return slots_[rank].pid.load(std::memory_order_acquire); }
+int32_t BarrierWindow::Pid(int rank) const {
+  return slots_[rank].pid.load(std::memory_order_acquire);
+}
 
 void BarrierWindow::MarkDead(int rank) {
   if (slots_[rank].dead.exchange(1, std::memory_order_seq_cst) != 0) return;
@@ -315,7 +339,17 @@ void BarrierWindow::MarkDead(std::span<const int> ranks) {
   WakeAll();
 }
 
-bool BarrierWindow::Dead(int rank) const { return slots_[rank].dead.load(std::memory_order_seq_cst) != 0; }
+bool BarrierWindow::Dead(int rank) const {
+  return slots_[rank].dead.load(std::memory_order_seq_cst) != 0;
+}
+
+void BarrierWindow::MarkUnreachable(std::span<const int> ranks) {
+  for (int rank : ranks) slots_[rank].unreachable.store(1, std::memory_order_release);
+}
+
+bool BarrierWindow::Unreachable(int rank) const {
+  return slots_[rank].unreachable.load(std::memory_order_acquire) != 0;
+}
 
 void BarrierWindow::MarkDestroyed(int rank) {
   slots_[rank].destroyed.store(1, std::memory_order_release);
@@ -338,7 +372,9 @@ void BarrierWindow::WakeAll() {
   FutexWakeAll(header_->release_word);
 }
 
-uint32_t BarrierWindow::Sleepers() const { return header_->sleepers.load(std::memory_order_seq_cst); }
+uint32_t BarrierWindow::Sleepers() const {
+  return header_->sleepers.load(std::memory_order_seq_cst);
+}
 
 bool BarrierWindow::ClaimWarning(uint64_t seq) {
   uint64_t previous = header_->warned_seq.load(std::memory_order_relaxed);

@@ -121,8 +121,7 @@ class BarrierWindow {
 
   // Waits for the release of `seq`. Returns kPeerDied when a rank in `required` that has not
   // arrived is marked dead.
-  WaitResult Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
-                  const std::stop_token& stop);
+  WaitResult Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options, const std::stop_token& stop);
 
   // Peer processes: each rank records its pid; a monitor marks a rank dead when its process
   // exits, which wakes every waiter.
@@ -133,6 +132,11 @@ class BarrierWindow {
   // names them all.
   void MarkDead(std::span<const int> ranks);
   bool Dead(int rank) const;
+  // Across hosts: the rank's host is unreachable. Collectives fail on it at once; barriers only
+  // once the agent marks it dead (comm/hosts: the live hosts first agree on the barrier in
+  // flight). Wakes nobody: transport waits poll it.
+  void MarkUnreachable(std::span<const int> ranks);
+  bool Unreachable(int rank) const;
   // A rank's communicator was destroyed (HcclCommDestroy): hang and timeout reports say so.
   void MarkDestroyed(int rank);
   bool Destroyed(int rank) const;

@@ -1,8 +1,7 @@
 #include "comm/group.h"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "comm/collectives/collectives.h"
 #include "comm/diagnosis/flight_recorder.h"
@@ -139,7 +138,9 @@ void Group::MarkPassed(int rank, uint64_t seq) {
   ranks_[rank].passed_seq.store(seq, std::memory_order_release);
 }
 
-uint64_t Group::LastPassed(int rank) const { return ranks_[rank].passed_seq.load(std::memory_order_acquire); }
+uint64_t Group::LastPassed(int rank) const {
+  return ranks_[rank].passed_seq.load(std::memory_order_acquire);
+}
 
 collectives::GroupCollectives* Group::Collectives() {
   std::call_once(collectives_made_, [this] {
@@ -153,8 +154,8 @@ collectives::GroupCollectives* Group::Collectives() {
       if (AcrossHosts()) on_local_change = [this] { window_.WakeArrival(); };
       transport = std::make_unique<transport::ShmTransport>(
           Size(), static_cast<std::byte*>(memory_->Data()) + DataRegionOffset(Size()),
-          transport::ShmTransport::SlotBytesFromEnvironment(), [this](int rank) { return window_.Dead(rank); },
-          std::move(on_local_change));
+          transport::ShmTransport::SlotBytesFromEnvironment(),
+          [this](int rank) { return window_.Dead(rank) || window_.Unreachable(rank); }, std::move(on_local_change));
     }
     if (transport) collectives_ = std::make_unique<collectives::GroupCollectives>(name_, std::move(transport));
   });
@@ -167,7 +168,9 @@ bool Group::ReleaseRank(int rank) {
   return live_ranks_.fetch_sub(1, std::memory_order_acq_rel) == 1;
 }
 
-bool Group::RankLive(int rank) const { return ranks_[rank].live.load(std::memory_order_acquire); }
+bool Group::RankLive(int rank) const {
+  return ranks_[rank].live.load(std::memory_order_acquire);
+}
 
 HandleTable<Member>& Communicators() {
   static auto* communicators = new HandleTable<Member>(HandleKind::kComm);
@@ -227,8 +230,7 @@ void GroupRegistry::Clear() {
   groups_.clear();
 }
 
-std::variant<Member, GroupRegistry::LookupError> GroupRegistry::Find(const std::string& name,
-                                                                      int device) const {
+std::variant<Member, GroupRegistry::LookupError> GroupRegistry::Find(const std::string& name, int device) const {
   std::lock_guard lock(mutex_);
   auto it = groups_.find(name);
   if (it == groups_.end()) return LookupError::kUnknownGroup;

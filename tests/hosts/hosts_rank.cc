@@ -242,6 +242,8 @@ int UntilFailure(int ranks, int rank, const std::string& workdir, const std::vec
   Tensor x_ref = MakeTensor(ACL_FLOAT, {});
   // Tell the script the group runs (it kills or cuts once every rank said so).
   std::ofstream(workdir + "/running." + std::to_string(rank)).put('1');
+  const char* slow_env = std::getenv("HOSTS_SLOW_RANK");
+  const int slow_rank = slow_env != nullptr ? std::atoi(slow_env) : ranks / 2 - 1;
   int status = 0;
   uint64_t done = 0;
   while (true) {
@@ -249,9 +251,10 @@ int UntilFailure(int ranks, int rank, const std::string& workdir, const std::vec
     if (status == 0) status = aclrtSynchronizeStream(stream);
     if (status != 0) break;
     ++done;
-    // A steady pace of barriers. The last rank of the first host comes later than the others,
-    // so a host that dies has mostly arrived and sent its arrivals while that rank has not.
-    std::this_thread::sleep_for(std::chrono::milliseconds(rank == ranks / 2 - 1 ? 10 : 2));
+    // A steady pace of barriers. One rank (HOSTS_SLOW_RANK, default the last of the first half)
+    // comes later than the others, so a host that dies has mostly arrived and sent its arrivals
+    // while that rank's host has not.
+    std::this_thread::sleep_for(std::chrono::milliseconds(rank == slow_rank ? 10 : 2));
   }
   const int64_t failed_at = RealtimeNs();
   std::printf("rank %d: FAILED status=%d at_ns=%lld after %llu barriers: %s\n", rank, status,

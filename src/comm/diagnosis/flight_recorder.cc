@@ -314,7 +314,7 @@ FlightRecorder::RankView FlightRecorder::ReadRank(int rank) const {
   view.arrived_seq = window.ArrivedSequence(rank);
   view.arrival_ns = view.arrived_seq == 0 ? 0 : window.ArrivalNs(rank, view.arrived_seq);
   view.passed_seq = view.device >= 0 ? group.LastPassed(rank) : 0;
-  view.dead = window.Dead(rank);
+  view.dead = window.Dead(rank) || window.Unreachable(rank);
   view.destroyed = window.Destroyed(rank);
   if (window.HostCount() > 1 && window.Host(rank) != window.LocalHost()) {
     // Its host's agent reports what it reached (heartbeats); the window holds it only once

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <set>
 #include <system_error>
 #include <thread>
 
@@ -266,6 +267,7 @@ class HostAgent::Impl {
     uint32_t round = 0;
     bool round_sent = false;
     bool direct_sent = false;
+    std::set<int> answered;  // hosts whose direct message for seq came
   };
 
   static bool Fail(std::string* error, const char* what, ucs_status_t status) {
@@ -469,8 +471,11 @@ class HostAgent::Impl {
       sender.last_heard = Clock::now();
       switch (static_cast<Kind>(message.header.kind)) {
         case Kind::kBarrier:
-          if (message.header.seq >= cur_.seq)
+          if (message.header.seq >= cur_.seq) {
             buffered_.emplace(std::tuple(message.header.seq, message.header.round, from), std::move(message));
+          } else if (message.header.round == kDirectRound) {
+            OnLateAsk(message.header.seq);
+          }
           break;
         case Kind::kHeartbeat: OnHeartbeat(from, message); break;
         case Kind::kPing: OnPing(from, message); break;
@@ -732,9 +737,11 @@ class HostAgent::Impl {
       if (host == me_ || peer.dead || peer.left) continue;
       peer.dead = true;
       const std::vector<int> ranks = layout_.RanksOn(host);
-      Log(LogLevel::kWarning, "group across hosts: host {} ({}) is unreachable ({}); its ranks [{}] are marked dead",
-          host, HostName(host), why, fmt::join(ranks, ", "));
-      window_.MarkDead(std::span<const int>(ranks));
+      Log(LogLevel::kWarning, "group across hosts: host {} ({}) is unreachable ({}); its ranks [{}] are lost", host,
+          HostName(host), why, fmt::join(ranks, ", "));
+      // Collectives fail on them at once; barriers once the live hosts agree (Exchange).
+      window_.MarkUnreachable(std::span<const int>(ranks));
+      unsettled_dead_.insert(unsettled_dead_.end(), ranks.begin(), ranks.end());
       if (peer.endpoint != nullptr) {
         ucp_request_param_t param{};
         param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
@@ -758,6 +765,21 @@ class HostAgent::Impl {
     }
   }
 
+  // Marks the ranks of dead hosts dead in the window: the barriers waiting for them fail.
+  void SettleDeaths() {
+    if (unsettled_dead_.empty()) return;
+    window_.MarkDead(std::span<const int>(unsettled_dead_));
+    unsettled_dead_.clear();
+  }
+
+  // A direct message for a barrier this host has passed: the sender lacks arrivals it needs to
+  // decide it. Answer once, to every live host, with what this host had.
+  void OnLateAsk(uint64_t seq) {
+    if (previous_.seq != seq || previous_.direct_sent || !previous_.started) return;
+    previous_.direct_sent = true;
+    for (int host = 0; host < hosts_; ++host) Send(host, BarrierMessage(previous_, kDirectRound));
+  }
+
   bool AnyHostDead() const {
     return std::any_of(state_.begin(), state_.end(), [](const HostState& host) { return host.dead; });
   }
@@ -770,7 +792,13 @@ class HostAgent::Impl {
         if (SkipUnstarted() || AbandonUnstarted()) continue;
         return;
       }
-      if (!Exchange()) {
+      const Exchanged exchanged = Exchange();
+      if (exchanged == Exchanged::kFailed) {
+        SettleDeaths();
+        NextBarrier();
+        continue;
+      }
+      if (exchanged == Exchanged::kWaiting) {
         if (Abandon()) continue;
         return;
       }
@@ -830,10 +858,11 @@ class HostAgent::Impl {
     return true;
   }
 
-  std::vector<uint8_t> BarrierMessage(uint32_t round) const {
-    std::vector<uint8_t> bytes = Begin(Kind::kBarrier, cur_.seq, round, static_cast<uint32_t>(cur_.known.size()));
-    for (uint64_t word : cur_.required_bits) Append(bytes, word);
-    for (const auto& [rank, ns] : cur_.known) Append(bytes, ArrivalEntry{rank, 0, ns});
+  std::vector<uint8_t> BarrierMessage(uint32_t round) const { return BarrierMessage(cur_, round); }
+  std::vector<uint8_t> BarrierMessage(const Current& barrier, uint32_t round) const {
+    std::vector<uint8_t> bytes = Begin(Kind::kBarrier, barrier.seq, round, static_cast<uint32_t>(barrier.known.size()));
+    for (uint64_t word : barrier.required_bits) Append(bytes, word);
+    for (const auto& [rank, ns] : barrier.known) Append(bytes, ArrivalEntry{rank, 0, ns});
     return bytes;
   }
 
@@ -847,20 +876,41 @@ class HostAgent::Impl {
   }
 
   // Dissemination while every host lives; straight to every live host once one is dead.
-  bool Exchange() {
+  //
+  // Once a host is dead, the live hosts must agree on each barrier it may have been part of:
+  // some may hold its arrivals (a message that came before it died, directly or relayed) and
+  // others not. So each live host merges what it has, sends that once to every live host (its
+  // direct message: after it, nothing of the dead host counts here, since its messages are
+  // dropped), and the barrier completes where the union of what came covers the required
+  // ranks. Everyone gets the same messages, so the verdict is the same everywhere: it fails
+  // only once every live host's direct message came and still does not cover it. A host that
+  // had passed the barrier before it learnt of the death answers with what it had (OnLateAsk).
+  // The dead host's ranks are marked dead in the window only when a barrier fails that way
+  // (SettleDeaths), so no local rank fails a barrier that the others complete.
+  enum class Exchanged { kWaiting, kComplete, kFailed };
+  Exchanged Exchange() {
     const uint64_t seq = cur_.seq;
     if (AnyHostDead()) {
+      for (auto it = buffered_.begin(); it != buffered_.end() && std::get<0>(it->first) <= seq;) {
+        if (std::get<0>(it->first) == seq) {
+          Merge(it->second);
+          if (std::get<1>(it->first) == kDirectRound) cur_.answered.insert(std::get<2>(it->first));
+        }
+        it = buffered_.erase(it);
+      }
       if (!cur_.direct_sent) {
         for (int host = 0; host < hosts_; ++host) Send(host, BarrierMessage(kDirectRound));
         cur_.direct_sent = true;
       }
-      for (auto it = buffered_.begin(); it != buffered_.end() && std::get<0>(it->first) <= seq;) {
-        if (std::get<0>(it->first) == seq) Merge(it->second);
-        it = buffered_.erase(it);
-      }
-      return std::all_of(cur_.required.begin(), cur_.required.end(), [&](int rank) {
+      const bool covered = std::all_of(cur_.required.begin(), cur_.required.end(), [&](int rank) {
         return cur_.known.count(rank) != 0 || state_[layout_.host_of_rank[rank]].left;
       });
+      if (covered) return Exchanged::kComplete;
+      for (int host = 0; host < hosts_; ++host) {
+        const HostState& peer = state_[host];
+        if (host != me_ && !peer.dead && !peer.left && cur_.answered.count(host) == 0) return Exchanged::kWaiting;
+      }
+      return Exchanged::kFailed;
     }
     while (cur_.round < static_cast<uint32_t>(rounds_)) {
       const int distance = 1 << cur_.round;
@@ -870,13 +920,13 @@ class HostAgent::Impl {
       }
       const int from = ((me_ - distance) % hosts_ + hosts_) % hosts_;
       auto it = buffered_.find(std::tuple(seq, cur_.round, from));
-      if (it == buffered_.end()) return false;
+      if (it == buffered_.end()) return Exchanged::kWaiting;
       Merge(it->second);
       buffered_.erase(it);
       ++cur_.round;
       cur_.round_sent = false;
     }
-    return true;
+    return Exchanged::kComplete;
   }
 
   // Releases cur_.seq here, unless a rank it requires was marked dead before its arrival was
@@ -911,6 +961,7 @@ class HostAgent::Impl {
   void NextBarrier() {
     const uint64_t seq = cur_.seq;
     for (auto it = buffered_.begin(); it != buffered_.end() && std::get<0>(it->first) <= seq;) it = buffered_.erase(it);
+    previous_ = std::move(cur_);
     cur_ = Current{};
     cur_.seq = seq + 1;
   }
@@ -988,6 +1039,8 @@ class HostAgent::Impl {
   std::vector<PendingSend> sends_;
   std::map<std::tuple<uint64_t, uint32_t, int>, Message> buffered_;  // (seq, round, from)
   Current cur_;
+  Current previous_;                 // the barrier before cur_, for late askers (OnLateAsk)
+  std::vector<int> unsettled_dead_;  // ranks of dead hosts, not yet marked dead in the window
   int samples_ = 0;
   int64_t best_round_trip_ = -1;
   int64_t offset_ns_ = 0;  // host 0's clock minus ours
