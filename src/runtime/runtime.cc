@@ -108,8 +108,8 @@ aclError Runtime::CreateContext(int device, void** handle) {
   if (handle == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateContext: context is null");
   if (aclError error = CheckNotForked("aclrtCreateContext"); error != ACL_SUCCESS) return error;
   if (!ValidDevice(device)) {
-    return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtCreateContext: device id {} is out of range [0, {})", device,
-                device_count_);
+    return Fail(ACL_ERROR_RT_INVALID_DEVICEID, "aclrtCreateContext: device id {} is out of range [0, {})",
+                device, device_count_);
   }
   in_use_.store(true, std::memory_order_relaxed);
   *handle = contexts_.Add(std::make_shared<Context>(device));
@@ -144,9 +144,7 @@ aclError Runtime::SetCurrentContext(void* handle) {
   return ACL_SUCCESS;
 }
 
-void* Runtime::CurrentContextHandle() const {
-  return current_context;
-}
+void* Runtime::CurrentContextHandle() const { return current_context; }
 
 std::shared_ptr<Context> Runtime::CurrentContext(aclError* error) const {
   if (aclError forked = CheckNotForked("the current context"); forked != ACL_SUCCESS) {
@@ -168,8 +166,7 @@ std::shared_ptr<Stream> Runtime::ResolveStream(void* handle, aclError* error) {
   }
   if (handle != nullptr) {
     std::shared_ptr<Stream> stream = streams_.Find(handle);
-    if (!stream)
-      *error = Fail(ACL_ERROR_RT_INVALID_HANDLE, "stream {} is not live (destroyed or never created)", handle);
+    if (!stream) *error = Fail(ACL_ERROR_RT_INVALID_HANDLE, "stream {} is not live (destroyed or never created)", handle);
     return stream;
   }
   std::shared_ptr<Context> context = CurrentContext(error);

@@ -1,0 +1,170 @@
+// Streams made with a configuration and their getters, and the device queries of CANN's runtime
+// examples, through the public C API, with their error paths.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <set>
+
+#include "acl/acl.h"
+#include "unit/runtime_fixture.h"
+
+namespace distbarrier::testing {
+namespace {
+
+class StreamConfigTest : public StreamTest {
+ protected:
+  void SetUp() override { ASSERT_ACL_OK(aclrtSetDevice(0)); }
+};
+
+TEST_F(StreamConfigTest, ConfigHandleMakesAStreamThatReportsItsPriorityAndFlags) {
+  aclrtStreamConfigHandle* config = aclrtCreateStreamConfigHandle();
+  ASSERT_NE(config, nullptr);
+  const uint32_t priority = 5;
+  const size_t flags = ACL_STREAM_FAST_LAUNCH | ACL_STREAM_HUGE;
+  ASSERT_ACL_OK(aclrtSetStreamConfigOpt(config, ACL_RT_STREAM_PRIORITY, &priority, sizeof(priority)));
+  ASSERT_ACL_OK(aclrtSetStreamConfigOpt(config, ACL_RT_STREAM_FLAG, &flags, sizeof(flags)));
+  aclrtStream stream = nullptr;
+  ASSERT_ACL_OK(aclrtCreateStreamV2(&stream, config));
+  ASSERT_ACL_OK(aclrtDestroyStreamConfigHandle(config));
+  uint32_t got_priority = 99;
+  uint32_t got_flags = 99;
+  ASSERT_ACL_OK(aclrtStreamGetPriority(stream, &got_priority));
+  ASSERT_ACL_OK(aclrtStreamGetFlags(stream, &got_flags));
+  EXPECT_EQ(got_priority, priority);
+  EXPECT_EQ(got_flags, flags);
+  // The stream runs tasks like any other.
+  std::atomic<bool>& ran = NewFlag();
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(stream, SetFlag, &ran));
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  EXPECT_TRUE(ran.load());
+  ASSERT_ACL_OK(aclrtDestroyStream(stream));
+}
+
+TEST_F(StreamConfigTest, FlagMayBeGivenAsUint32AsCannsExampleDoes) {
+  aclrtStreamConfigHandle* config = aclrtCreateStreamConfigHandle();
+  ASSERT_NE(config, nullptr);
+  const uint32_t flags = ACL_STREAM_FAST_SYNC;
+  ASSERT_ACL_OK(aclrtSetStreamConfigOpt(config, ACL_RT_STREAM_FLAG, &flags, sizeof(flags)));
+  EXPECT_EQ(config->flag, size_t{ACL_STREAM_FAST_SYNC});
+  EXPECT_EQ(aclrtSetStreamConfigOpt(config, ACL_RT_STREAM_FLAG, &flags, 2), ACL_ERROR_INVALID_PARAM);
+  ASSERT_ACL_OK(aclrtDestroyStreamConfigHandle(config));
+}
+
+TEST_F(StreamConfigTest, StreamWithConfigAndPlainStreamsHaveDistinctIds) {
+  aclrtStream configured = nullptr;
+  ASSERT_ACL_OK(aclrtCreateStreamWithConfig(&configured, 7, ACL_STREAM_PERSISTENT | 0x80000000u));
+  uint32_t flags = 0;
+  ASSERT_ACL_OK(aclrtStreamGetFlags(configured, &flags));
+  EXPECT_EQ(flags, ACL_STREAM_PERSISTENT);  // unknown bits dropped
+  aclrtStream plain = NewStream();
+  uint32_t priority = 99;
+  ASSERT_ACL_OK(aclrtStreamGetPriority(plain, &priority));
+  EXPECT_EQ(priority, 0u);
+  std::set<int32_t> ids;
+  for (aclrtStream stream : {configured, plain, static_cast<aclrtStream>(nullptr)}) {  // null: the default stream
+    int32_t id = -1;
+    ASSERT_ACL_OK(aclrtStreamGetId(stream, &id));
+    EXPECT_GE(id, 0);
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  ASSERT_ACL_OK(aclrtDestroyStream(configured));
+}
+
+TEST_F(StreamConfigTest, BadArgumentsFail) {
+  aclrtStream stream = nullptr;
+  EXPECT_EQ(aclrtCreateStreamWithConfig(&stream, 8, 0), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtCreateStreamWithConfig(nullptr, 0, 0), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtCreateStreamV2(nullptr, nullptr), ACL_ERROR_INVALID_PARAM);
+  aclrtStreamConfigHandle* config = aclrtCreateStreamConfigHandle();
+  ASSERT_NE(config, nullptr);
+  const uint32_t too_low = 8;
+  EXPECT_EQ(aclrtSetStreamConfigOpt(config, ACL_RT_STREAM_PRIORITY, &too_low, sizeof(too_low)),
+            ACL_ERROR_INVALID_PARAM);
+  const uint64_t wide = 1;
+  EXPECT_EQ(aclrtSetStreamConfigOpt(config, ACL_RT_STREAM_PRIORITY, &wide, sizeof(wide)), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtSetStreamConfigOpt(config, ACL_RT_STREAM_WORK_SIZE, &too_low, sizeof(too_low)),
+            ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtSetStreamConfigOpt(config, static_cast<aclrtStreamConfigAttr>(4), &wide, sizeof(wide)),
+            ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtSetStreamConfigOpt(nullptr, ACL_RT_STREAM_PRIORITY, &too_low, sizeof(too_low)),
+            ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtSetStreamConfigOpt(config, ACL_RT_STREAM_PRIORITY, nullptr, 4), ACL_ERROR_INVALID_PARAM);
+  ASSERT_ACL_OK(aclrtDestroyStreamConfigHandle(config));
+  EXPECT_EQ(aclrtDestroyStreamConfigHandle(nullptr), ACL_ERROR_INVALID_PARAM);
+  ASSERT_ACL_OK(aclrtCreateStreamV2(&stream, nullptr));  // null config: a plain stream
+  int32_t id = 0;
+  uint32_t value = 0;
+  EXPECT_EQ(aclrtStreamGetId(stream, nullptr), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtStreamGetFlags(stream, nullptr), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtStreamGetPriority(stream, nullptr), ACL_ERROR_INVALID_PARAM);
+  ASSERT_ACL_OK(aclrtDestroyStream(stream));
+  EXPECT_EQ(aclrtStreamGetId(stream, &id), ACL_ERROR_RT_INVALID_HANDLE);
+  EXPECT_EQ(aclrtStreamGetFlags(stream, &value), ACL_ERROR_RT_INVALID_HANDLE);
+  EXPECT_EQ(aclrtStreamGetPriority(stream, &value), ACL_ERROR_RT_INVALID_HANDLE);
+}
+
+// --- device queries ---
+
+TEST_F(StreamConfigTest, ErrorVerboseReportsNoHardwareError) {
+  aclrtErrorInfo info{};
+  info.errorType = ACL_RT_ERROR_OTHERS;
+  info.tryRepair = 1;
+  ASSERT_ACL_OK(aclrtGetErrorVerbose(0, &info));
+  EXPECT_EQ(info.errorType, ACL_RT_NO_ERROR);
+  EXPECT_EQ(info.tryRepair, 0);
+  EXPECT_EQ(info.hasDetail, 0);
+  EXPECT_EQ(aclrtGetErrorVerbose(0, nullptr), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtGetErrorVerbose(-1, &info), ACL_ERROR_RT_INVALID_DEVICEID);
+}
+
+TEST_F(StreamConfigTest, DeviceCapabilityAndArchCompatibility) {
+  int32_t value = -1;
+  ASSERT_ACL_OK(aclrtGetDeviceCapability(0, ACL_FEATURE_TSCPU_TASK_UPDATE_SUPPORT_AIC_AIV, &value));
+  EXPECT_EQ(value, 0);
+  EXPECT_EQ(aclrtGetDeviceCapability(0, static_cast<aclrtDevFeatureType>(2), &value), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtGetDeviceCapability(1 << 20, ACL_FEATURE_TSCPU_TASK_UPDATE_SUPPORT_AIC_AIV, &value),
+            ACL_ERROR_RT_INVALID_DEVICEID);
+  EXPECT_EQ(aclrtGetDeviceCapability(0, ACL_FEATURE_TSCPU_TASK_UPDATE_SUPPORT_AIC_AIV, nullptr),
+            ACL_ERROR_INVALID_PARAM);
+  int32_t compatible = -1;
+  ASSERT_ACL_OK(aclrtCheckArchCompatibility(aclrtGetSocName(), &compatible));
+  EXPECT_EQ(compatible, 1);
+  ASSERT_ACL_OK(aclrtCheckArchCompatibility("Ascend310P3", &compatible));
+  EXPECT_EQ(compatible, 0);
+  EXPECT_EQ(aclrtCheckArchCompatibility(nullptr, &compatible), ACL_ERROR_INVALID_PARAM);
+}
+
+TEST_F(StreamConfigTest, ResInCurrentThreadNeedsAContext) {
+  uint32_t cube = 0;
+  uint32_t vector = 0;
+  ASSERT_ACL_OK(aclrtGetResInCurrentThread(ACL_RT_DEV_RES_CUBE_CORE, &cube));
+  ASSERT_ACL_OK(aclrtGetResInCurrentThread(ACL_RT_DEV_RES_VECTOR_CORE, &vector));
+  EXPECT_EQ(cube, 24u);
+  EXPECT_EQ(vector, 48u);
+  EXPECT_EQ(aclrtGetResInCurrentThread(static_cast<aclrtDevResLimitType>(2), &cube), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtGetResInCurrentThread(ACL_RT_DEV_RES_CUBE_CORE, nullptr), ACL_ERROR_INVALID_PARAM);
+  ASSERT_ACL_OK(aclrtResetDeviceForce(0));
+  EXPECT_NE(aclrtGetResInCurrentThread(ACL_RT_DEV_RES_CUBE_CORE, &cube), ACL_SUCCESS);
+}
+
+TEST_F(StreamConfigTest, CannAttributes) {
+  const aclCannAttr* list = nullptr;
+  size_t count = 0;
+  ASSERT_ACL_OK(aclGetCannAttributeList(&list, &count));
+  ASSERT_EQ(count, 2u);
+  for (size_t i = 0; i < count; ++i) {
+    int32_t value = 0;
+    ASSERT_ACL_OK(aclGetCannAttribute(list[i], &value));
+    EXPECT_EQ(value, 1) << list[i];
+  }
+  int32_t jit = -1;
+  ASSERT_ACL_OK(aclGetCannAttribute(ACL_CANN_ATTR_JIT_COMPILE, &jit));
+  EXPECT_EQ(jit, 0);
+  EXPECT_EQ(aclGetCannAttribute(ACL_CANN_ATTR_UNDEFINED, &jit), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclGetCannAttribute(ACL_CANN_ATTR_BF16, nullptr), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclGetCannAttributeList(nullptr, &count), ACL_ERROR_INVALID_PARAM);
+}
+
+}  // namespace
+}  // namespace distbarrier::testing
