@@ -128,6 +128,14 @@ typedef enum {
     ACL_RT_DEV_RES_INT_RANGE_ = -2147483647 - 1
 } aclrtDevResLimitType;
 
+typedef enum {
+    ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM = 10,
+    ACL_RT_MEMCPY_SDMA_AUTOMATIC_MAX = 11,
+    ACL_RT_MEMCPY_SDMA_AUTOMATIC_MIN = 12,
+    ACL_RT_MEMCPY_SDMA_AUTOMATIC_EQUAL = 13,
+    ACL_RT_REDUCE_KIND_INT_RANGE_ = -2147483647 - 1
+} aclrtReduceKind;
+
 typedef void (*aclrtHostFunc)(void *args);
 typedef void (*aclrtCallback)(void *userData);
 
@@ -312,6 +320,12 @@ ACL_FUNC_VISIBILITY aclError aclrtGetDeviceCapability(int32_t deviceId, aclrtDev
                                                       int32_t *value);
 ACL_FUNC_VISIBILITY aclError aclrtCheckArchCompatibility(const char *socVersion, int32_t *canCompatible);
 ACL_FUNC_VISIBILITY aclError aclrtGetResInCurrentThread(aclrtDevResLimitType type, uint32_t *value);
+
+/* Stream-ordered dst[i] = kind(dst[i], src[i]) over count bytes of device memory; SUM, MAX and
+ * MIN of int8, int16, int32, fp16, bf16 (combined in fp32) and fp32, as on Atlas A3. EQUAL,
+ * whose meaning CANN does not document, is ACL_ERROR_RT_FEATURE_NOT_SUPPORT. */
+ACL_FUNC_VISIBILITY aclError aclrtReduceAsync(void *dst, const void *src, uint64_t count, aclrtReduceKind kind,
+                                              aclDataType type, aclrtStream stream, void *reserve);
 
 #ifdef __cplusplus
 }

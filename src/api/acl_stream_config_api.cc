@@ -1,17 +1,19 @@
 // Streams made with a configuration and the getters that report it (aclrtCreateStreamV2,
 // aclrtStreamGetId/Priority/Flags, ...), and the device queries of CANN's runtime examples
 // (aclrtGetErrorVerbose, aclrtGetDeviceCapability, aclrtCheckArchCompatibility,
-// aclrtGetResInCurrentThread, aclGetCannAttribute). docs/DESIGN.md says what a simulated
-// device reports and why.
+// aclrtGetResInCurrentThread, aclGetCannAttribute), and the built-in aclrtReduceAsync. docs/DESIGN.md says what a
+// simulated device reports and why.
 #include <cstdlib>
 #include <cstring>
 
 #include "acl/acl.h"
 #include "api/guard.h"
+#include "comm/collectives/reduce.h"
 #include "common/error.h"
 #include "runtime/runtime.h"
 
 using distbarrier::Fail;
+using distbarrier::runtime::MemoryKind;
 using distbarrier::runtime::Runtime;
 using distbarrier::runtime::Stream;
 
@@ -218,5 +220,69 @@ aclError aclGetCannAttribute(aclCannAttr cannAttr, int32_t* value) try {
     default:
       return Fail(ACL_ERROR_INVALID_PARAM, "aclGetCannAttribute: {} is not an aclCannAttr", static_cast<int>(cannAttr));
   }
+}
+DISTBARRIER_ACL_GUARD
+
+// --- built-in tasks ---
+
+aclError aclrtReduceAsync(void* dst, const void* src, uint64_t count, aclrtReduceKind kind, aclDataType type,
+                          aclrtStream stream, void* reserve) try {
+  constexpr const char* kApi = "aclrtReduceAsync";
+  if (dst == nullptr || src == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "{}: dst or src is null", kApi);
+  if (reserve != nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "{}: reserve must be null", kApi);
+  HcclReduceOp op = HCCL_REDUCE_SUM;
+  switch (kind) {
+    case ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM: op = HCCL_REDUCE_SUM; break;
+    case ACL_RT_MEMCPY_SDMA_AUTOMATIC_MAX: op = HCCL_REDUCE_MAX; break;
+    case ACL_RT_MEMCPY_SDMA_AUTOMATIC_MIN: op = HCCL_REDUCE_MIN; break;
+    case ACL_RT_MEMCPY_SDMA_AUTOMATIC_EQUAL:
+      return Fail(ACL_ERROR_RT_FEATURE_NOT_SUPPORT, "{}: ACL_RT_MEMCPY_SDMA_AUTOMATIC_EQUAL is not supported", kApi);
+    default:
+      return Fail(ACL_ERROR_INVALID_PARAM, "{}: kind {} is not an aclrtReduceKind", kApi, static_cast<int>(kind));
+  }
+  HcclDataType hccl_type = HCCL_DATA_TYPE_FP32;
+  switch (type) {
+    case ACL_INT8: hccl_type = HCCL_DATA_TYPE_INT8; break;
+    case ACL_INT16: hccl_type = HCCL_DATA_TYPE_INT16; break;
+    case ACL_INT32: hccl_type = HCCL_DATA_TYPE_INT32; break;
+    case ACL_FLOAT16: hccl_type = HCCL_DATA_TYPE_FP16; break;
+    case ACL_BF16: hccl_type = HCCL_DATA_TYPE_BFP16; break;
+    case ACL_FLOAT: hccl_type = HCCL_DATA_TYPE_FP32; break;
+    default:
+      return Fail(ACL_ERROR_INVALID_PARAM, "{}: type {} is not int8, int16, int32, fp16, bf16 or fp32", kApi,
+                  static_cast<int>(type));
+  }
+  const size_t element = distbarrier::comm::collectives::ElementBytes(hccl_type);
+  if (count % element != 0) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "{}: count {} bytes is not a whole number of {}-byte elements", kApi, count,
+                element);
+  }
+  auto& memory = Runtime::Instance().Memory();
+  auto dst_block = memory.Find(dst, count, MemoryKind::kDevice);
+  auto src_block = memory.Find(src, count, MemoryKind::kDevice);
+  if (!dst_block || !src_block) {
+    return Fail(ACL_ERROR_INVALID_PARAM, "{}: {} (+{} bytes) is not inside device memory from aclrtMalloc", kApi,
+                dst_block ? src : dst, count);
+  }
+  aclError error = ACL_SUCCESS;
+  auto resolved = Runtime::Instance().ResolveStream(stream, &error);
+  if (!resolved) return error;
+  // The task holds both blocks: an aclrtFree before it ran leaves them alive (as aclrtMemcpyAsync).
+  resolved->Enqueue(distbarrier::runtime::Task{
+      .run = [dst, src, count, element, hccl_type, op,
+              keep = std::pair{std::move(dst_block), std::move(src_block)}](const std::stop_token&) {
+        auto* out = static_cast<std::byte*>(dst);
+        const auto* in = static_cast<const std::byte*>(src);
+        // dst is read and written chunk by chunk: ReduceSources reads a chunk of each source
+        // before it writes that chunk of the output.
+        distbarrier::comm::collectives::ReduceSources(
+            hccl_type, op, 2, count / element,
+            [&](int source, size_t first, size_t n, std::byte* into) {
+              std::memcpy(into, (source == 0 ? out : in) + first * element, n * element);
+            },
+            out);
+        return distbarrier::runtime::TaskStatus::Ok();
+      }});
+  return ACL_SUCCESS;
 }
 DISTBARRIER_ACL_GUARD

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <set>
+#include <vector>
 
 #include "acl/acl.h"
 #include "unit/runtime_fixture.h"
@@ -164,6 +165,76 @@ TEST_F(StreamConfigTest, CannAttributes) {
   EXPECT_EQ(aclGetCannAttribute(ACL_CANN_ATTR_UNDEFINED, &jit), ACL_ERROR_INVALID_PARAM);
   EXPECT_EQ(aclGetCannAttribute(ACL_CANN_ATTR_BF16, nullptr), ACL_ERROR_INVALID_PARAM);
   EXPECT_EQ(aclGetCannAttributeList(nullptr, &count), ACL_ERROR_INVALID_PARAM);
+}
+
+}  // namespace
+}  // namespace distbarrier::testing
+
+namespace distbarrier::testing {
+namespace {
+
+class ReduceAsyncTest : public StreamTest {
+ protected:
+  void SetUp() override { ASSERT_ACL_OK(aclrtSetDevice(0)); }
+
+  void* Device(const void* host, size_t bytes) {
+    void* device = nullptr;
+    EXPECT_ACL_OK(aclrtMalloc(&device, bytes, ACL_MEM_MALLOC_HUGE_FIRST));
+    EXPECT_ACL_OK(aclrtMemcpy(device, bytes, host, bytes, ACL_MEMCPY_HOST_TO_DEVICE));
+    return device;
+  }
+};
+
+TEST_F(ReduceAsyncTest, SumMaxMinInStreamOrder) {
+  const std::vector<float> a = {1, -2, 3.5f, 4}, b = {10, 20, -30, 0.25f};
+  void* dst = Device(a.data(), 16);
+  void* src = Device(b.data(), 16);
+  aclrtStream stream = NewStream();
+  Gate& gate = Block(stream);  // the reduction waits for the stream, not for the call
+  ASSERT_ACL_OK(aclrtReduceAsync(dst, src, 16, ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM, ACL_FLOAT, stream, nullptr));
+  std::vector<float> got(4);
+  ASSERT_ACL_OK(aclrtMemcpy(got.data(), 16, dst, 16, ACL_MEMCPY_DEVICE_TO_HOST));
+  EXPECT_EQ(got, a);
+  gate.Open();
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  ASSERT_ACL_OK(aclrtMemcpy(got.data(), 16, dst, 16, ACL_MEMCPY_DEVICE_TO_HOST));
+  EXPECT_EQ(got, (std::vector<float>{11, 18, -26.5f, 4.25f}));
+  ASSERT_ACL_OK(aclrtReduceAsync(dst, src, 16, ACL_RT_MEMCPY_SDMA_AUTOMATIC_MIN, ACL_FLOAT, stream, nullptr));
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  ASSERT_ACL_OK(aclrtMemcpy(got.data(), 16, dst, 16, ACL_MEMCPY_DEVICE_TO_HOST));
+  EXPECT_EQ(got, (std::vector<float>{10, 18, -30, 0.25f}));
+  const std::vector<int16_t> c = {-5, 7, 300}, d = {4, 8, -300};
+  void* dst16 = Device(c.data(), 6);
+  void* src16 = Device(d.data(), 6);
+  ASSERT_ACL_OK(aclrtReduceAsync(dst16, src16, 6, ACL_RT_MEMCPY_SDMA_AUTOMATIC_MAX, ACL_INT16, stream, nullptr));
+  ASSERT_ACL_OK(aclrtSynchronizeStream(stream));
+  std::vector<int16_t> got16(3);
+  ASSERT_ACL_OK(aclrtMemcpy(got16.data(), 6, dst16, 6, ACL_MEMCPY_DEVICE_TO_HOST));
+  EXPECT_EQ(got16, (std::vector<int16_t>{4, 8, 300}));
+}
+
+TEST_F(ReduceAsyncTest, BadArgumentsFail) {
+  const std::vector<float> a(4, 1.0f);
+  void* dst = Device(a.data(), 16);
+  void* src = Device(a.data(), 16);
+  std::vector<float> host(4);
+  int reserve = 0;
+  EXPECT_EQ(aclrtReduceAsync(nullptr, src, 16, ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM, ACL_FLOAT, nullptr, nullptr),
+            ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtReduceAsync(dst, src, 16, ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM, ACL_FLOAT, nullptr, &reserve),
+            ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtReduceAsync(dst, src, 14, ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM, ACL_FLOAT, nullptr, nullptr),
+            ACL_ERROR_INVALID_PARAM);  // not whole elements
+  EXPECT_EQ(aclrtReduceAsync(dst, src, 32, ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM, ACL_FLOAT, nullptr, nullptr),
+            ACL_ERROR_INVALID_PARAM);  // beyond the allocation
+  EXPECT_EQ(aclrtReduceAsync(dst, host.data(), 16, ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM, ACL_FLOAT, nullptr, nullptr),
+            ACL_ERROR_INVALID_PARAM);  // host memory
+  EXPECT_EQ(aclrtReduceAsync(dst, src, 16, ACL_RT_MEMCPY_SDMA_AUTOMATIC_SUM, ACL_DOUBLE, nullptr, nullptr),
+            ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtReduceAsync(dst, src, 16, static_cast<aclrtReduceKind>(1), ACL_FLOAT, nullptr, nullptr),
+            ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtReduceAsync(dst, src, 16, ACL_RT_MEMCPY_SDMA_AUTOMATIC_EQUAL, ACL_FLOAT, nullptr, nullptr),
+            ACL_ERROR_RT_FEATURE_NOT_SUPPORT);
 }
 
 }  // namespace
