@@ -463,7 +463,8 @@ HcclResult HcclReduceScatterV(void* sendBuf, const void* sendCounts, const void*
                       .send_counts = std::vector<uint64_t>(counts, counts + ranks),
                       .send_displs = std::vector<uint64_t>(displs, displs + ranks),
                       .recv_counts = std::vector<uint64_t>(ranks, recvCount),
-                      .recv_displs = {}};
+                      .recv_displs = {},
+                      .keep_alive = staged};  // even if the stream drops the reduction after it
   for (size_t peer = 0; peer < ranks; ++peer) args.recv_displs.push_back(peer * recvCount);
   if (error = distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream); error != HCCL_SUCCESS) {
     return error;
