@@ -46,6 +46,7 @@ set(DISTBARRIER_SOURCES
   op/hccl/hccl_collectives.cc
   api/acl_api.cc
   api/acl_compat_api.cc
+  api/acl_random_api.cc
   api/acl_stream_config_api.cc
   api/acl_virtual_memory_api.cc
   api/aclnn_api.cc

@@ -2,7 +2,9 @@
 // examples, through the public C API, with their error paths.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <set>
 #include <vector>
 
@@ -235,6 +237,156 @@ TEST_F(ReduceAsyncTest, BadArgumentsFail) {
             ACL_ERROR_INVALID_PARAM);
   EXPECT_EQ(aclrtReduceAsync(dst, src, 16, ACL_RT_MEMCPY_SDMA_AUTOMATIC_EQUAL, ACL_FLOAT, nullptr, nullptr),
             ACL_ERROR_RT_FEATURE_NOT_SUPPORT);
+}
+
+}  // namespace
+}  // namespace distbarrier::testing
+
+namespace distbarrier::testing {
+namespace {
+
+class RandomNumTest : public StreamTest {
+ protected:
+  void SetUp() override {
+    ASSERT_ACL_OK(aclrtSetDevice(0));
+    ASSERT_ACL_OK(aclrtMalloc(&counter_, 16, ACL_MEM_MALLOC_HUGE_FIRST));
+    ASSERT_ACL_OK(aclrtMemset(counter_, 16, 0, 16));
+    ASSERT_ACL_OK(aclrtMalloc(&result_, kNum * 8, ACL_MEM_MALLOC_HUGE_FIRST));
+  }
+
+  template <typename T>
+  static void Put(aclrtRandomParaInfo* info, T value) {
+    *info = aclrtRandomParaInfo{};
+    std::memcpy(info->valueOrAddr, &value, sizeof value);
+    info->size = sizeof value;
+  }
+
+  aclrtRandomNumTaskInfo Task(aclrtRandomNumFuncType kind, aclDataType type, uint64_t seed = 7) {
+    aclrtRandomNumTaskInfo info{};
+    info.dataType = type;
+    info.randomNumFuncParaInfo.funcType = kind;
+    info.randomResultAddr = result_;
+    info.randomCounterAddr = counter_;
+    Put(&info.randomSeed, seed);
+    Put(&info.randomNum, kNum);
+    return info;
+  }
+
+  template <typename T>
+  std::vector<T> Run(const aclrtRandomNumTaskInfo& info) {
+    EXPECT_ACL_OK(aclrtRandomNumAsync(&info, nullptr, nullptr));
+    EXPECT_ACL_OK(aclrtSynchronizeStream(nullptr));
+    std::vector<T> out(kNum);
+    EXPECT_ACL_OK(aclrtMemcpy(out.data(), kNum * sizeof(T), result_, kNum * sizeof(T), ACL_MEMCPY_DEVICE_TO_HOST));
+    return out;
+  }
+
+  static constexpr uint64_t kNum = 4096;
+  void* counter_ = nullptr;
+  void* result_ = nullptr;
+};
+
+TEST_F(RandomNumTest, UniformIsInRangeAndTheCounterMovesOn) {
+  aclrtRandomNumTaskInfo info = Task(ACL_RT_RANDOM_NUM_FUNC_TYPE_UNIFORM_DIS, ACL_FLOAT);
+  Put(&info.randomNumFuncParaInfo.paramInfo.uniformDisInfo.min, 1.0f);
+  Put(&info.randomNumFuncParaInfo.paramInfo.uniformDisInfo.max, 2.0f);
+  std::vector<float> first = Run<float>(info);
+  double sum = 0;
+  for (float v : first) {
+    EXPECT_GE(v, 1.0f);
+    EXPECT_LT(v, 2.0f);
+    sum += v;
+  }
+  EXPECT_NEAR(sum / kNum, 1.5, 0.05);
+  uint64_t counter[2] = {};
+  ASSERT_ACL_OK(aclrtMemcpy(counter, 16, counter_, 16, ACL_MEMCPY_DEVICE_TO_HOST));
+  EXPECT_EQ(counter[0], kNum);
+  EXPECT_NE(Run<float>(info), first);  // the counter moved on
+  ASSERT_ACL_OK(aclrtMemset(counter_, 16, 0, 16));
+  EXPECT_EQ(Run<float>(info), first);  // same seed and counter: same numbers
+}
+
+TEST_F(RandomNumTest, UniformIntegersNormalsAndDropout) {
+  aclrtRandomNumTaskInfo ints = Task(ACL_RT_RANDOM_NUM_FUNC_TYPE_UNIFORM_DIS, ACL_INT32);
+  Put(&ints.randomNumFuncParaInfo.paramInfo.uniformDisInfo.min, int32_t{-3});
+  Put(&ints.randomNumFuncParaInfo.paramInfo.uniformDisInfo.max, int32_t{4});
+  std::set<int32_t> seen;
+  for (int32_t v : Run<int32_t>(ints)) seen.insert(v);
+  EXPECT_EQ(seen, (std::set<int32_t>{-3, -2, -1, 0, 1, 2, 3}));
+
+  aclrtRandomNumTaskInfo normal = Task(ACL_RT_RANDOM_NUM_FUNC_TYPE_NORMAL_DIS, ACL_FLOAT);
+  Put(&normal.randomNumFuncParaInfo.paramInfo.normalDisInfo.mean, 3.0f);
+  Put(&normal.randomNumFuncParaInfo.paramInfo.normalDisInfo.stddev, 2.0f);
+  std::vector<float> values = Run<float>(normal);
+  double sum = 0, squares = 0;
+  for (float v : values) sum += v;
+  const double mean = sum / kNum;
+  for (float v : values) squares += (v - mean) * (v - mean);
+  EXPECT_NEAR(mean, 3.0, 0.15);
+  EXPECT_NEAR(std::sqrt(squares / kNum), 2.0, 0.15);
+
+  aclrtRandomNumTaskInfo truncated = normal;
+  truncated.randomNumFuncParaInfo.funcType = ACL_RT_RANDOM_NUM_FUNC_TYPE_TRUNCATED_NORMAL_DIS;
+  for (float v : Run<float>(truncated)) {
+    EXPECT_GE(v, 3.0f - 4.0f);
+    EXPECT_LE(v, 3.0f + 4.0f);
+  }
+
+  aclrtRandomNumTaskInfo dropout = Task(ACL_RT_RANDOM_NUM_FUNC_TYPE_DROPOUT_BITMASK, ACL_FLOAT);
+  Put(&dropout.randomNumFuncParaInfo.paramInfo.dropoutBitmaskInfo.dropoutRation, 0.25f);
+  std::vector<uint8_t> mask = Run<uint8_t>(dropout);
+  size_t kept = 0;
+  for (size_t i = 0; i < kNum / 8; ++i) kept += static_cast<size_t>(__builtin_popcount(mask[i]));
+  EXPECT_NEAR(static_cast<double>(kept) / kNum, 0.75, 0.03);
+}
+
+TEST_F(RandomNumTest, ParametersMayLieInDeviceMemory) {
+  void* bounds = nullptr;
+  const float host[2] = {10.0f, 11.0f};
+  ASSERT_ACL_OK(aclrtMalloc(&bounds, 8, ACL_MEM_MALLOC_HUGE_FIRST));
+  ASSERT_ACL_OK(aclrtMemcpy(bounds, 8, host, 8, ACL_MEMCPY_HOST_TO_DEVICE));
+  aclrtRandomNumTaskInfo info = Task(ACL_RT_RANDOM_NUM_FUNC_TYPE_UNIFORM_DIS, ACL_FLOAT);
+  aclrtUniformDisInfo& uniform = info.randomNumFuncParaInfo.paramInfo.uniformDisInfo;
+  Put(&uniform.min, bounds);
+  uniform.min.isAddr = 1;
+  uniform.min.size = 4;
+  Put(&uniform.max, static_cast<void*>(static_cast<char*>(bounds) + 4));
+  uniform.max.isAddr = 1;
+  uniform.max.size = 4;
+  for (float v : Run<float>(info)) {
+    EXPECT_GE(v, 10.0f);
+    EXPECT_LT(v, 11.0f);
+  }
+}
+
+TEST_F(RandomNumTest, BadArgumentsFail) {
+  aclrtRandomNumTaskInfo info = Task(ACL_RT_RANDOM_NUM_FUNC_TYPE_NORMAL_DIS, ACL_FLOAT);
+  Put(&info.randomNumFuncParaInfo.paramInfo.normalDisInfo.mean, 0.0f);
+  Put(&info.randomNumFuncParaInfo.paramInfo.normalDisInfo.stddev, 1.0f);
+  int reserve = 0;
+  EXPECT_EQ(aclrtRandomNumAsync(nullptr, nullptr, nullptr), ACL_ERROR_INVALID_PARAM);
+  EXPECT_EQ(aclrtRandomNumAsync(&info, nullptr, &reserve), ACL_ERROR_INVALID_PARAM);
+  aclrtRandomNumTaskInfo bad = info;
+  bad.dataType = ACL_INT32;  // normals are floating point
+  EXPECT_EQ(aclrtRandomNumAsync(&bad, nullptr, nullptr), ACL_ERROR_INVALID_PARAM);
+  bad = info;
+  bad.randomNumFuncParaInfo.funcType = static_cast<aclrtRandomNumFuncType>(9);
+  EXPECT_EQ(aclrtRandomNumAsync(&bad, nullptr, nullptr), ACL_ERROR_INVALID_PARAM);
+  bad = info;
+  std::vector<uint8_t> host_counter(16);
+  bad.randomCounterAddr = host_counter.data();
+  EXPECT_EQ(aclrtRandomNumAsync(&bad, nullptr, nullptr), ACL_ERROR_INVALID_PARAM);
+  bad = info;
+  bad.randomNumFuncParaInfo.paramInfo.normalDisInfo.mean.size = 2;  // not a float's size
+  EXPECT_EQ(aclrtRandomNumAsync(&bad, nullptr, nullptr), ACL_ERROR_INVALID_PARAM);
+  bad = info;
+  bad.randomSeed.size = 0;
+  EXPECT_EQ(aclrtRandomNumAsync(&bad, nullptr, nullptr), ACL_ERROR_INVALID_PARAM);
+  // More results than the buffer holds fail the stream when the task runs.
+  bad = info;
+  Put(&bad.randomNum, kNum * 4);
+  ASSERT_ACL_OK(aclrtRandomNumAsync(&bad, nullptr, nullptr));
+  EXPECT_EQ(aclrtSynchronizeStream(nullptr), ACL_ERROR_INVALID_PARAM);
 }
 
 }  // namespace
