@@ -33,6 +33,7 @@ set(DISTBARRIER_SOURCES
   runtime/memory.cc
   runtime/runtime.cc
   runtime/stream.cc
+  runtime/virtual_memory.cc
   op/caller_rank.cc
   op/tensor.cc
   op/collective_call.cc
@@ -45,6 +46,9 @@ set(DISTBARRIER_SOURCES
   op/hccl/hccl_collectives.cc
   api/acl_api.cc
   api/acl_compat_api.cc
+  api/acl_random_api.cc
+  api/acl_stream_config_api.cc
+  api/acl_virtual_memory_api.cc
   api/aclnn_api.cc
   api/aclnn_meta_api.cc
   api/distbarrier_api.cc

@@ -40,6 +40,7 @@ typedef uint16_t aclFloat16;
 #define ACL_ERROR_RT_INVALID_DEVICEID 107001
 #define ACL_ERROR_RT_CONTEXT_NULL 107002
 #define ACL_ERROR_RT_STREAM_CONTEXT 107003
+#define ACL_ERROR_RT_ADDR_UNALIGNED 107008
 #define ACL_ERROR_RT_STREAM_SUBSCRIBE 107011
 #define ACL_ERROR_RT_THREAD_SUBSCRIBE 107012
 #define ACL_ERROR_RT_STREAM_NO_CB_REG 107015
@@ -118,6 +119,19 @@ ACL_FUNC_VISIBILITY const char *aclrtGetSocName(void);
 
 /* The message of the most recent error on the calling thread ("" when none). */
 ACL_FUNC_VISIBILITY const char *aclGetRecentErrMsg(void);
+
+/* CANN attributes: a simulated device computes infinities and NaNs as IEEE floats do (INF_NAN)
+ * and BF16 (reduced in fp32); it compiles no kernels (JIT_COMPILE is 0 and not in the list). */
+typedef enum aclCannAttr {
+    ACL_CANN_ATTR_UNDEFINED = -1,
+    ACL_CANN_ATTR_INF_NAN = 0,
+    ACL_CANN_ATTR_BF16 = 1,
+    ACL_CANN_ATTR_JIT_COMPILE = 2,
+    /* Not a value: widens the enum to all of int (see aclrtMemMallocPolicy). */
+    ACL_CANN_ATTR_INT_RANGE_ = -2147483647 - 1
+} aclCannAttr;
+ACL_FUNC_VISIBILITY aclError aclGetCannAttributeList(const aclCannAttr **cannAttrList, size_t *num);
+ACL_FUNC_VISIBILITY aclError aclGetCannAttribute(aclCannAttr cannAttr, int32_t *value);
 
 #ifdef __cplusplus
 }

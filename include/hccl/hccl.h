@@ -50,6 +50,16 @@ ACL_FUNC_VISIBILITY HcclResult HcclAlltoAllV(const void *sendBuf, const void *se
                                              HcclDataType sendType, const void *recvBuf, const void *recvCounts,
                                              const void *rdispls, HcclDataType recvType, HcclComm comm,
                                              aclrtStream stream);
+/* AllGatherV: rank i's sendCount elements land at recvDispls[i] (elements) of every rank's
+ * recvBuf; recvCounts[i] must equal rank i's sendCount. ReduceScatterV: rank i gets, at recvBuf,
+ * the reduction over all ranks of their sendCounts[i] elements at sendDispls[i]; recvCount must
+ * equal every rank's sendCounts[i], and recvBuf must not be sendBuf. rankSize uint64_t per array. */
+ACL_FUNC_VISIBILITY HcclResult HcclAllGatherV(void *sendBuf, uint64_t sendCount, void *recvBuf, const void *recvCounts,
+                                              const void *recvDispls, HcclDataType dataType, HcclComm comm,
+                                              aclrtStream stream);
+ACL_FUNC_VISIBILITY HcclResult HcclReduceScatterV(void *sendBuf, const void *sendCounts, const void *sendDispls,
+                                                  void *recvBuf, uint64_t recvCount, HcclDataType dataType,
+                                                  HcclReduceOp op, HcclComm comm, aclrtStream stream);
 /* sendCountMatrix: rankSize x rankSize uint64_t, entry [i][j] the elements rank i sends to j. */
 /* Point to point: the k-th send from rank A to rank B meets the k-th receive of B from A. A
  * send completes when its receiver has taken the data; HcclBatchSendRecv moves all its items

@@ -11,6 +11,7 @@
 #include "comm/bootstrap/bootstrap.h"
 #include "comm/bootstrap/cluster.h"
 #include "comm/bootstrap/rank_table.h"
+#include "comm/collectives/reduce.h"
 #include "comm/group.h"
 #include "common/env.h"
 #include "common/error.h"
@@ -383,6 +384,105 @@ HcclResult HcclAlltoAllVC(const void* sendBuf, const void* sendCountMatrix, Hccl
     received = in > UINT64_MAX - received ? UINT64_MAX : received + in;
   }
   return distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+// AllGatherV is an AlltoAllV in which every rank sends the same elements to each peer: the
+// descriptor exchange then checks each rank's sendCount against every peer's recvCounts.
+HcclResult HcclAllGatherV(void* sendBuf, uint64_t sendCount, void* recvBuf, const void* recvCounts,
+                          const void* recvDispls, HcclDataType dataType, HcclComm comm, aclrtStream stream) try {
+  constexpr const char* kApi = "HcclAllGatherV";
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm(kApi, comm, &error);
+  if (!member) return error;
+  if (recvCounts == nullptr || recvDispls == nullptr) {
+    return Fail(HCCL_E_PTR, "{}: {} is null", kApi, recvCounts == nullptr ? "recvCounts" : "recvDispls");
+  }
+  const size_t ranks = static_cast<size_t>(member->group->Size());
+  const auto* counts = static_cast<const uint64_t*>(recvCounts);
+  const auto* displs = static_cast<const uint64_t*>(recvDispls);
+  CollectiveArgs args{.kind = CollectiveKind::kAlltoAllV,
+                      .api = kApi,
+                      .send = sendBuf,
+                      .recv = recvBuf,
+                      .type = dataType,
+                      .send_counts = std::vector<uint64_t>(ranks, sendCount),
+                      .send_displs = std::vector<uint64_t>(ranks, 0),
+                      .recv_counts = std::vector<uint64_t>(counts, counts + ranks),
+                      .recv_displs = std::vector<uint64_t>(displs, displs + ranks)};
+  return distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream);
+}
+DISTBARRIER_HCCL_GUARD
+
+// ReduceScatterV: an AlltoAllV brings every rank's part for this rank into a staging area
+// (rankSize x recvCount elements), then a task on the same stream reduces it into recvBuf in
+// rank order (as HcclReduceScatter does). The exchange checks recvCount against every rank's
+// sendCounts[this rank].
+HcclResult HcclReduceScatterV(void* sendBuf, const void* sendCounts, const void* sendDispls, void* recvBuf,
+                              uint64_t recvCount, HcclDataType dataType, HcclReduceOp op, HcclComm comm,
+                              aclrtStream stream) try {
+  namespace collectives = distbarrier::comm::collectives;
+  constexpr const char* kApi = "HcclReduceScatterV";
+  HcclResult error = HCCL_SUCCESS;
+  auto member = FindComm(kApi, comm, &error);
+  if (!member) return error;
+  if (sendCounts == nullptr || sendDispls == nullptr) {
+    return Fail(HCCL_E_PTR, "{}: {} is null", kApi, sendCounts == nullptr ? "sendCounts" : "sendDispls");
+  }
+  if (recvBuf == nullptr) return Fail(HCCL_E_PTR, "{}: recvBuf is null", kApi);
+  if (recvBuf == sendBuf) return Fail(HCCL_E_PARA, "{}: recvBuf and sendBuf are the same address {}", kApi, recvBuf);
+  const size_t element = collectives::ElementBytes(dataType);
+  if (element == 0)
+    return Fail(HCCL_E_PARA, "{}: dataType {} is not an HCCL data type", kApi, static_cast<int>(dataType));
+  if (op < HCCL_REDUCE_SUM || op > HCCL_REDUCE_MIN) {
+    return Fail(HCCL_E_PARA, "{}: op {} is not an HcclReduceOp (SUM 0, PROD 1, MAX 2, MIN 3)", kApi,
+                static_cast<int>(op));
+  }
+  if (!collectives::Reducible(dataType)) {
+    return Fail(HCCL_E_NOT_SUPPORT, "{}: dataType {} cannot be reduced (op {})", kApi,
+                collectives::DataTypeName(dataType), collectives::ReduceOpName(op));
+  }
+  const size_t ranks = static_cast<size_t>(member->group->Size());
+  constexpr uint64_t kMaxStagedBytes = uint64_t{1} << 40;
+  if (recvCount > kMaxStagedBytes / element / ranks) {
+    return Fail(HCCL_E_PARA, "{}: recvCount {} is too large: {} ranks x {} x {}-byte elements", kApi, recvCount, ranks,
+                recvCount, element);
+  }
+  aclError stream_error = ACL_SUCCESS;
+  auto resolved = distbarrier::runtime::Runtime::Instance().ResolveStream(stream, &stream_error);
+  if (!resolved) return Fail(HCCL_E_PARA, "{}: stream {} is not usable", kApi, stream);
+  // Never empty: the exchange refuses a null receive buffer even when nothing arrives.
+  auto staged = std::make_shared<std::vector<std::byte>>(std::max<size_t>(ranks * recvCount * element, 1));
+  const auto* counts = static_cast<const uint64_t*>(sendCounts);
+  const auto* displs = static_cast<const uint64_t*>(sendDispls);
+  CollectiveArgs args{.kind = CollectiveKind::kAlltoAllV,
+                      .api = kApi,
+                      .send = sendBuf,
+                      .recv = staged->data(),
+                      .type = dataType,
+                      .send_counts = std::vector<uint64_t>(counts, counts + ranks),
+                      .send_displs = std::vector<uint64_t>(displs, displs + ranks),
+                      .recv_counts = std::vector<uint64_t>(ranks, recvCount),
+                      .recv_displs = {},
+                      .keep_alive = staged};  // even if the stream drops the reduction after it
+  for (size_t peer = 0; peer < ranks; ++peer) args.recv_displs.push_back(peer * recvCount);
+  if (error = distbarrier::op::hccl::EnqueueCollective(*member, std::move(args), stream); error != HCCL_SUCCESS) {
+    return error;
+  }
+  if (recvCount == 0) return HCCL_SUCCESS;
+  auto* out = static_cast<std::byte*>(recvBuf);
+  resolved->Enqueue(
+      distbarrier::runtime::Task{.run = [staged, out, recvCount, element, ranks, dataType, op](const std::stop_token&) {
+        const size_t part = recvCount * element;
+        collectives::ReduceSources(
+            dataType, op, static_cast<int>(ranks), recvCount,
+            [&](int source, size_t first, size_t count, std::byte* into) {
+              std::memcpy(into, staged->data() + static_cast<size_t>(source) * part + first * element, count * element);
+            },
+            out);
+        return distbarrier::runtime::TaskStatus::Ok();
+      }});
+  return HCCL_SUCCESS;
 }
 DISTBARRIER_HCCL_GUARD
 

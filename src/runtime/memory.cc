@@ -12,7 +12,7 @@ constexpr size_t kMaxAllocation = size_t{1} << 40;
 }  // namespace
 
 MemoryBlock::~MemoryBlock() {
-  std::free(base_);
+  if (owned_) std::free(base_);
 }
 
 void* MemoryRegistry::Allocate(size_t size, MemoryKind kind) {
@@ -36,10 +36,25 @@ bool MemoryRegistry::Free(void* pointer, MemoryKind kind) {
   std::shared_ptr<MemoryBlock> block;  // released after the lock: it may be the last reference
   std::lock_guard lock(mutex_);
   auto it = blocks_.find(reinterpret_cast<uintptr_t>(pointer));
-  if (it == blocks_.end() || it->second->Kind() != kind) return false;
+  if (it == blocks_.end() || it->second->Kind() != kind || !it->second->Owned()) return false;
   block = std::move(it->second);
   blocks_.erase(it);
   return true;
+}
+
+void MemoryRegistry::Register(void* pointer, size_t size, MemoryKind kind) {
+  auto block = std::make_shared<MemoryBlock>(pointer, size, kind, /*owned=*/false);
+  std::lock_guard lock(mutex_);
+  blocks_.insert_or_assign(reinterpret_cast<uintptr_t>(pointer), std::move(block));
+}
+
+void MemoryRegistry::Unregister(void* pointer) {
+  std::shared_ptr<MemoryBlock> block;  // released after the lock
+  std::lock_guard lock(mutex_);
+  auto it = blocks_.find(reinterpret_cast<uintptr_t>(pointer));
+  if (it == blocks_.end() || it->second->Owned()) return;
+  block = std::move(it->second);
+  blocks_.erase(it);
 }
 
 const std::shared_ptr<MemoryBlock>* MemoryRegistry::FindLocked(uintptr_t address) const {

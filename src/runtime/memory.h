@@ -22,7 +22,10 @@ enum class MemoryKind { kDevice, kHost };
 // One allocation; its bytes are freed with the last reference.
 class MemoryBlock {
  public:
-  MemoryBlock(void* base, size_t size, MemoryKind kind) : base_(base), size_(size), kind_(kind) {}
+  // `owned`: freed with the last reference. A mapping of virtual memory is not: aclrtUnmapMem
+  // unmaps it (runtime/virtual_memory.h).
+  MemoryBlock(void* base, size_t size, MemoryKind kind, bool owned = true)
+      : base_(base), size_(size), kind_(kind), owned_(owned) {}
   ~MemoryBlock();
   MemoryBlock(const MemoryBlock&) = delete;
   MemoryBlock& operator=(const MemoryBlock&) = delete;
@@ -30,11 +33,13 @@ class MemoryBlock {
   uintptr_t Begin() const { return reinterpret_cast<uintptr_t>(base_); }
   size_t Size() const { return size_; }
   MemoryKind Kind() const { return kind_; }
+  bool Owned() const { return owned_; }
 
  private:
   void* const base_;
   const size_t size_;
   const MemoryKind kind_;
+  const bool owned_;
 };
 
 // What a queued task holds to keep the memory it uses alive.
@@ -44,9 +49,14 @@ class MemoryRegistry {
  public:
   // Null when out of memory or `size` is beyond any simulated device.
   void* Allocate(size_t size, MemoryKind kind);
-  // False when `pointer` is not the start of a live allocation of `kind`. The bytes stay
-  // until queued tasks that use them have finished.
+  // False when `pointer` is not the start of a live allocation of `kind` (or is a mapping of
+  // virtual memory, which aclrtFree must not take). The bytes stay until queued tasks that use
+  // them have finished.
   bool Free(void* pointer, MemoryKind kind);
+  // Memory the registry does not own but copies and memsets may use as device memory: a
+  // mapping of virtual memory, from aclrtMapMem until aclrtUnmapMem unregisters it.
+  void Register(void* pointer, size_t size, MemoryKind kind);
+  void Unregister(void* pointer);
   // The live allocation of `kind` holding all of [pointer, pointer + size); null when none.
   MemoryRef Find(const void* pointer, size_t size, MemoryKind kind) const;
   // True when [pointer, pointer + size) lies inside one live allocation of `kind`.

@@ -179,13 +179,13 @@ std::shared_ptr<Stream> Runtime::ResolveStream(void* handle, aclError* error) {
   return context->default_stream;
 }
 
-aclError Runtime::CreateStream(void** handle) {
+aclError Runtime::CreateStream(void** handle, Stream::Config config) {
   if (handle == nullptr) return Fail(ACL_ERROR_INVALID_PARAM, "aclrtCreateStream: stream is null");
   aclError error = ACL_SUCCESS;
   std::shared_ptr<Context> context = CurrentContext(&error);
   if (!context) return error;
   ReapRetired();
-  auto stream = Stream::Create(context->device);
+  auto stream = Stream::Create(context->device, config);
   void* new_handle = streams_.Add(stream);
   {
     std::lock_guard lock(context->mutex);
@@ -280,6 +280,7 @@ aclError Runtime::Finalize() {
   for (auto& stream : streams) stream->Join();
   events_.TakeAll();
   memory_.FreeAll();
+  virtual_memory_.ReleaseAll();
   current_context = nullptr;
   in_use_.store(false, std::memory_order_relaxed);
   return ACL_SUCCESS;

@@ -13,6 +13,7 @@
 #include "runtime/event.h"
 #include "runtime/memory.h"
 #include "runtime/stream.h"
+#include "runtime/virtual_memory.h"
 
 namespace distbarrier::runtime {
 
@@ -52,13 +53,14 @@ class Runtime {
   // why and sets *error.
   std::shared_ptr<Stream> ResolveStream(void* handle, aclError* error);
 
-  aclError CreateStream(void** handle);
+  aclError CreateStream(void** handle, Stream::Config config = {});
   aclError DestroyStream(void* handle);
   // Every stream of `device`.
   std::vector<std::shared_ptr<Stream>> StreamsOfDevice(int device);
 
   HandleTable<Event>& Events() { return events_; }
   MemoryRegistry& Memory() { return memory_; }
+  VirtualMemory& Virtual() { return virtual_memory_; }
 
   // After fork(): true in a child of a process whose runtime was in use (it had a context).
   // The parent's stream workers do not exist in the child, so nothing inherited may be used,
@@ -85,16 +87,17 @@ class Runtime {
   void ReapRetired();
 
   const int device_count_;
-  std::mutex mutex_;                  // guards the per-device state and retired_
-  std::vector<int> device_users_;     // SetDevice count per device
-  std::vector<void*> default_context_;  // handle per device, null until SetDevice
+  std::mutex mutex_;                              // guards the per-device state and retired_
+  std::vector<int> device_users_;                 // SetDevice count per device
+  std::vector<void*> default_context_;            // handle per device, null until SetDevice
   std::vector<std::shared_ptr<Stream>> retired_;  // destroyed, finishing their queue
   HandleTable<Context> contexts_{HandleKind::kContext};
   HandleTable<Stream> streams_{HandleKind::kStream};
   HandleTable<Event> events_{HandleKind::kEvent};
   MemoryRegistry memory_;
-  std::atomic<bool> in_use_{false};     // a context was made since the start or aclFinalize
-  std::atomic<bool> inherited_{false};  // forked while in use: see InheritedAcrossFork
+  VirtualMemory virtual_memory_{memory_};  // after memory_: it unregisters its mappings there
+  std::atomic<bool> in_use_{false};        // a context was made since the start or aclFinalize
+  std::atomic<bool> inherited_{false};     // forked while in use: see InheritedAcrossFork
 };
 
 }  // namespace distbarrier::runtime

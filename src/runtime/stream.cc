@@ -13,6 +13,12 @@
 
 namespace distbarrier::runtime {
 namespace {
+// Stream ids (aclrtStreamGetId): relaxed, only uniqueness matters.
+std::atomic<int32_t> g_next_stream_id{0};
+int32_t NextStreamId() {
+  return g_next_stream_id.fetch_add(1, std::memory_order_relaxed);
+}
+
 // Before sleeping on a condition variable, an idle worker (waiting for work) and a
 // synchronizer (waiting for the stream) yield this many times watching the counter they wait
 // for: when the other side is about to come, a hand-off costs a yield instead of two futex
@@ -61,8 +67,10 @@ void Stream::DrainResumes() {
   t_pending.clear();
 }
 
-std::shared_ptr<Stream> Stream::Create(int device) {
-  return std::shared_ptr<Stream>(new Stream(device), Release);
+Stream::Stream(int device, Config config) : device_(device), config_(config), id_(NextStreamId()) {}
+
+std::shared_ptr<Stream> Stream::Create(int device, Config config) {
+  return std::shared_ptr<Stream>(new Stream(device, config), Release);
 }
 
 const Stream* Stream::CurrentWorker() {

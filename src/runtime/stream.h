@@ -31,14 +31,22 @@
 
 namespace distbarrier::runtime {
 
+// What aclrtCreateStreamWithConfig/aclrtCreateStreamV2 ask for. Recorded and reported by the
+// getters; a simulated stream runs the same whatever they say (docs/DESIGN.md).
+struct StreamConfig {
+  uint32_t priority = 0;  // 0 (highest) to 7
+  uint32_t flags = 0;     // ACL_STREAM_FAST_LAUNCH | ...
+};
+
 class Stream {
  public:
-  explicit Stream(int device) : device_(device) {}
+  using Config = StreamConfig;
+  explicit Stream(int device, Config config = {});
   ~Stream();  // aborts what is left and joins the worker
   // A shared stream. Its last reference may be dropped by one of its own tasks (on its
   // worker), which can neither join itself nor free the object it still runs on: then the
   // stream is aborted and the worker deletes it as it exits.
-  static std::shared_ptr<Stream> Create(int device);
+  static std::shared_ptr<Stream> Create(int device, Config config = {});
   // The stream whose worker is the calling thread (it runs that stream's host functions);
   // null on any other thread.
   static const Stream* CurrentWorker();
@@ -51,6 +59,9 @@ class Stream {
   Stream& operator=(const Stream&) = delete;
 
   int Device() const { return device_; }
+  // A number unique among the process's streams, from 0 in creation order (aclrtStreamGetId).
+  int32_t Id() const { return id_; }
+  const Config& Configuration() const { return config_; }
 
   // Queues `task`, or drops it (on_drop) when the stream is closing. Throws std::system_error
   // when the stream's worker thread cannot start (RLIMIT_NPROC); then nothing is queued and
@@ -119,6 +130,8 @@ class Stream {
   void FinishLocked(TaskStatus failure);
 
   const int device_;
+  const Config config_;
+  const int32_t id_;
   // Launches only touch the inbox (and read runner_), so a thread launching onto a stream
   // that another thread is running does not contend for the stream's lock; the runner moves
   // the inbox into queue_ in batches. Lock order: mutex_, then inbox_mutex_.

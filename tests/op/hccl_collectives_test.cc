@@ -476,3 +476,124 @@ TEST_F(HcclCollectivesTest, BadArgumentsAreRefusedWithAMessage) {
 
 }  // namespace
 }  // namespace distbarrier::testing
+
+namespace distbarrier::testing {
+namespace {
+
+// HcclAllGatherV and HcclReduceScatterV: ranks contribute different counts (some zero), blocks
+// lie one element apart; every reducible type and reduction; 2 to 16 ranks.
+TEST_F(HcclCollectivesTest, VectorVariantsOnTwoToSixteenRanks) {
+  for (int ranks : {2, 5, 16}) {
+    std::vector<Case> cases;
+    uint64_t salt = 500;
+    for (HcclDataType type : {HCCL_DATA_TYPE_INT8, HCCL_DATA_TYPE_BFP16, HCCL_DATA_TYPE_INT128, HCCL_DATA_TYPE_FP64}) {
+      for (uint64_t count : {0, 1, 333}) {
+        cases.push_back({.kind = Kind::kAllGatherV, .type = type, .count = count, .salt = ++salt});
+      }
+    }
+    for (HcclDataType type : hccl::ReducibleTypes()) {
+      for (HcclReduceOp op : {HCCL_REDUCE_SUM, HCCL_REDUCE_PROD, HCCL_REDUCE_MAX, HCCL_REDUCE_MIN}) {
+        for (uint64_t count : {0, 1, 333}) {
+          if (ranks == 16 && count != 333) continue;
+          cases.push_back({.kind = Kind::kReduceScatterV, .type = type, .op = op, .count = count, .salt = ++salt});
+        }
+      }
+    }
+    EXPECT_THAT(RunOnThreads(ranks, cases), ::testing::IsEmpty()) << ranks << " ranks";
+  }
+}
+
+TEST_F(HcclCollectivesTest, VectorVariantsLargerThanTheBufferMoveInPieces) {
+  ASSERT_EQ(setenv("HCCL_BUFFSIZE", "1", 1), 0);
+  std::vector<Case> cases = {
+      {.kind = Kind::kAllGatherV, .type = HCCL_DATA_TYPE_FP32, .count = 600001, .salt = 1},
+      {.kind = Kind::kReduceScatterV, .type = HCCL_DATA_TYPE_FP32, .count = 600001, .salt = 2},
+      {.kind = Kind::kReduceScatterV, .type = HCCL_DATA_TYPE_FP16, .op = HCCL_REDUCE_MAX, .count = 900001, .salt = 3}};
+  EXPECT_THAT(RunOnThreads(3, cases), ::testing::IsEmpty());
+}
+
+TEST_F(HcclCollectivesTest, MismatchedVectorVariantCountsFailNamingTheRanks) {
+  std::vector<float> send(3 * 64), recv(3 * 64);
+  std::vector<std::string> errors = StreamErrors(3, [&](int rank, HcclComm comm, aclrtStream stream) {
+    std::vector<uint64_t> counts = {4, 4, 4}, displs = {0, 8, 16};
+    if (rank == 1) counts[0] = 5;  // expects 5 from rank 0, which sends 4
+    return HcclAllGatherV(send.data() + rank * 64, 4, recv.data() + rank * 64, counts.data(), displs.data(),
+                          HCCL_DATA_TYPE_FP32, comm, stream);
+  });
+  for (const std::string& error : errors) {
+    EXPECT_THAT(error, ::testing::HasSubstr("HcclAllGatherV"));
+    EXPECT_THAT(error, ::testing::HasSubstr("rank 0 sends 4 elements to rank 1, but rank 1 expects 5 from rank 0"));
+  }
+  errors = StreamErrors(3, [&](int rank, HcclComm comm, aclrtStream stream) {
+    std::vector<uint64_t> counts = {4, 4, 4}, displs = {0, 8, 16};
+    return HcclReduceScatterV(send.data() + rank * 64, counts.data(), displs.data(), recv.data() + rank * 64,
+                              rank == 2 ? 3 : 4, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM, comm, stream);
+  });
+  for (const std::string& error : errors) {
+    EXPECT_THAT(error, ::testing::HasSubstr("HcclReduceScatterV"));
+    EXPECT_THAT(error, ::testing::HasSubstr("rank 0 sends 4 elements to rank 2, but rank 2 expects 3 from rank 0"));
+  }
+}
+
+TEST_F(HcclCollectivesTest, BadVectorVariantArgumentsAreRefusedWithAMessage) {
+  std::vector<HcclComm> comms = MakeGroup(FirstDevices(2));
+  ASSERT_EQ(aclrtSetDevice(0), 0);
+  aclrtStream stream = NewStream();
+  std::vector<float> a(16), b(16);
+  std::vector<uint64_t> counts(2, 1), displs = {0, 1};
+  HcclComm comm = comms[0];
+  struct Expectation {
+    const char* what;
+    std::function<HcclResult()> call;
+    HcclResult code;
+    const char* message;
+  };
+  const std::vector<Expectation> expectations = {
+      {"null comm",
+       [&] {
+         return HcclAllGatherV(a.data(), 1, b.data(), counts.data(), displs.data(), HCCL_DATA_TYPE_FP32, nullptr,
+                               stream);
+       },
+       HCCL_E_PTR, "HcclAllGatherV: comm is null"},
+      {"null recvCounts",
+       [&] { return HcclAllGatherV(a.data(), 1, b.data(), nullptr, displs.data(), HCCL_DATA_TYPE_FP32, comm, stream); },
+       HCCL_E_PTR, "HcclAllGatherV: recvCounts is null"},
+      {"null recvBuf",
+       [&] {
+         return HcclAllGatherV(a.data(), 1, nullptr, counts.data(), displs.data(), HCCL_DATA_TYPE_FP32, comm, stream);
+       },
+       HCCL_E_PTR, "HcclAllGatherV: recvBuf is null"},
+      {"null sendDispls",
+       [&] {
+         return HcclReduceScatterV(a.data(), counts.data(), nullptr, b.data(), 1, HCCL_DATA_TYPE_FP32, HCCL_REDUCE_SUM,
+                                   comm, stream);
+       },
+       HCCL_E_PTR, "HcclReduceScatterV: sendDispls is null"},
+      {"same buffers",
+       [&] {
+         return HcclReduceScatterV(a.data(), counts.data(), displs.data(), a.data(), 1, HCCL_DATA_TYPE_FP32,
+                                   HCCL_REDUCE_SUM, comm, stream);
+       },
+       HCCL_E_PARA, "HcclReduceScatterV: recvBuf and sendBuf are the same address"},
+      {"int128",
+       [&] {
+         return HcclReduceScatterV(a.data(), counts.data(), displs.data(), b.data(), 1, HCCL_DATA_TYPE_INT128,
+                                   HCCL_REDUCE_SUM, comm, stream);
+       },
+       HCCL_E_NOT_SUPPORT, "HcclReduceScatterV: dataType int128 cannot be reduced"},
+      {"op 7",
+       [&] {
+         return HcclReduceScatterV(a.data(), counts.data(), displs.data(), b.data(), 1, HCCL_DATA_TYPE_FP32,
+                                   static_cast<HcclReduceOp>(7), comm, stream);
+       },
+       HCCL_E_PARA, "HcclReduceScatterV: op 7 is not an HcclReduceOp"},
+  };
+  for (const Expectation& e : expectations) {
+    EXPECT_EQ(e.call(), e.code) << e.what;
+    EXPECT_THAT(aclGetRecentErrMsg(), ::testing::HasSubstr(e.message)) << e.what;
+  }
+  for (HcclComm c : comms) HcclCommDestroy(c);
+}
+
+}  // namespace
+}  // namespace distbarrier::testing

@@ -26,12 +26,15 @@ enum class Kind {
   kAlltoAll,
   kAlltoAllV,
   kAlltoAllVC,
-  kScatter
+  kScatter,
+  kAllGatherV,
+  kReduceScatterV
 };
 
 inline const char* KindName(Kind kind) {
-  static constexpr const char* kNames[] = {"AllReduce", "Broadcast", "AllGather",  "ReduceScatter", "Reduce",
-                                           "AlltoAll",  "AlltoAllV", "AlltoAllVC", "Scatter"};
+  static constexpr const char* kNames[] = {"AllReduce", "Broadcast",  "AllGather",     "ReduceScatter",
+                                           "Reduce",    "AlltoAll",   "AlltoAllV",     "AlltoAllVC",
+                                           "Scatter",   "AllGatherV", "ReduceScatterV"};
   return kNames[static_cast<int>(kind)];
 }
 
@@ -181,6 +184,11 @@ inline uint64_t PairCount(const Case& c, int i, int j) {
   return (static_cast<uint64_t>(i * 7 + j * 3) % 4) * c.count / 3;
 }
 
+// AllGatherV: elements rank r sends; ReduceScatterV: elements rank r receives (some zero).
+inline uint64_t VCount(const Case& c, int r) {
+  return (static_cast<uint64_t>(r * 5 + 1) % 4) * c.count / 3;
+}
+
 // Runs `c` on this rank (comm, stream) and compares its output with the host reference.
 // Returns "" or what went wrong.
 inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
@@ -220,6 +228,22 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
       }
       break;
     }
+    case Kind::kAllGatherV:  // blocks at rdispls, one element apart
+      send_elements = VCount(c, me);
+      for (int r = 0; r < ranks; ++r) {
+        recv_counts[r] = VCount(c, r);
+        rdispls[r] = recv_elements;
+        recv_elements += recv_counts[r] + 1;
+      }
+      break;
+    case Kind::kReduceScatterV:  // every rank's input has the same layout: rank j's part at sdispls[j]
+      for (int j = 0; j < ranks; ++j) {
+        send_counts[j] = VCount(c, j);
+        sdispls[j] = send_elements;
+        send_elements += send_counts[j] + 1;
+      }
+      recv_elements = VCount(c, me);
+      break;
   }
   for (int r = 0; r < ranks; ++r) {
     const uint64_t elements = c.kind == Kind::kAlltoAllV || c.kind == Kind::kAlltoAllVC
@@ -228,7 +252,8 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
                                       for (int j = 0; j < ranks; ++j) total += PairCount(c, r, j) + (c.kind == Kind::kAlltoAllV);
                                       return total;
                                     }()
-                                  : send_elements;
+                                  : c.kind == Kind::kAllGatherV ? VCount(c, r)
+                                                                : send_elements;
     inputs[r] = DrawMany(c.type, r, elements, c.salt);
   }
 
@@ -265,6 +290,15 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
         CopyBytes(expected.data() + rdispls[r] * s, inputs[r].data() + offset * s, recv_counts[r] * s);
       }
       break;
+    case Kind::kAllGatherV:
+      for (int r = 0; r < ranks; ++r) CopyBytes(expected.data() + rdispls[r] * s, inputs[r].data(), recv_counts[r] * s);
+      break;
+    case Kind::kReduceScatterV: {
+      std::vector<const std::byte*> mine;
+      for (auto& in : inputs) mine.push_back(in.data() + sdispls[me] * s);
+      ReduceReference(c.type, c.op, mine, recv_elements, expected.data());
+      break;
+    }
   }
 
   // Device buffers: one for both in place (laid out as CANN expects), else two.
@@ -311,6 +345,13 @@ inline std::string RunCase(const Case& c, HcclComm comm, aclrtStream stream) {
                              c.type, comm, stream);
       break;
     case Kind::kAlltoAllVC: result = HcclAlltoAllVC(send, matrix.data(), c.type, recv, c.type, comm, stream); break;
+    case Kind::kAllGatherV:
+      result = HcclAllGatherV(send, send_elements, recv, recv_counts.data(), rdispls.data(), c.type, comm, stream);
+      break;
+    case Kind::kReduceScatterV:
+      result =
+          HcclReduceScatterV(send, send_counts.data(), sdispls.data(), recv, recv_elements, c.type, c.op, comm, stream);
+      break;
   }
   std::string error;
   if (result != HCCL_SUCCESS) {

@@ -128,6 +128,12 @@ std::vector<Case> EveryCollective(uint64_t count, uint32_t root) {
        {Kind::kBroadcast, Kind::kAllGather, Kind::kAlltoAll, Kind::kAlltoAllV, Kind::kAlltoAllVC, Kind::kScatter}) {
     cases.push_back({.kind = kind, .type = HCCL_DATA_TYPE_INT128, .count = count, .root = root, .salt = ++salt});
   }
+  cases.push_back({.kind = Kind::kAllGatherV, .type = HCCL_DATA_TYPE_INT128, .count = count, .salt = ++salt});
+  cases.push_back({.kind = Kind::kReduceScatterV,
+                   .type = HCCL_DATA_TYPE_BFP16,
+                   .op = HCCL_REDUCE_SUM,
+                   .count = count,
+                   .salt = ++salt});
   return cases;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "comm/group.h"
@@ -38,6 +39,9 @@ struct CollectiveArgs {
   uint32_t root = 0;                  // Broadcast, Reduce, Scatter
   // AlltoAllV: elements and offsets (in elements) by peer.
   std::vector<uint64_t> send_counts{}, send_displs{}, recv_counts{}, recv_displs{};
+  // Held by the task until it is done or dropped: a buffer the caller made for it
+  // (HcclReduceScatterV's staging area).
+  std::shared_ptr<const void> keep_alive{};
 };
 
 // Checks the arguments (HCCL_E_PTR, HCCL_E_PARA, HCCL_E_NOT_SUPPORT, each with a message as
