@@ -140,7 +140,10 @@ int Threads(int argc, char** argv) {
   }
   if (mode == "abort" || mode == "segv") {
     for (std::thread& thread : threads) thread.join();
-    if (mode == "segv") raise(SIGSEGV);  // the fatal-signal path other than abort's
+    if (mode == "segv") {
+      raise(SIGSEGV);  // the fatal-signal path other than abort's
+      std::_Exit(3);   // reached only if the signal was swallowed
+    }
     std::abort();
   }
   for (;;) pause();  // stall: until the test kills the process
