@@ -117,6 +117,19 @@ wait_running() {
   done
 }
 
+# wait_survivors SECONDS RANKS...: until each named rank's process has ended; past SECONDS the
+# case fails (a hang), with the logs.
+wait_survivors() {
+  local limit=$(( $(date +%s) + $1 ))
+  shift
+  for rank in "$@"; do
+    while kill -0 "${rank_pids[$rank]}" 2>/dev/null; do
+      [ "$(date +%s)" -ge "$limit" ] && { echo "FAIL: rank $rank did not finish (hangs)"; show_logs; exit 1; }
+      sleep 0.05
+    done
+  done
+}
+
 # death CUT ELASTIC [HOSTS]: 8 ranks on HOSTS hosts (default 2); the last host is killed
 # (CUT=kill) or cut off (CUT=link), or only its second rank, a process that is not its host's
 # leader, is killed (CUT=rank). The survivors must fail with 507057 naming the dead ranks within
@@ -142,13 +155,7 @@ death() {
   esac
   local survivors=()
   for ((r = 0; r < 8; ++r)); do [[ " ${victims[*]} " == *" $r "* ]] || survivors+=("$r"); done
-  local limit=$(( $(date +%s) + 60 ))
-  for rank in "${survivors[@]}"; do
-    while kill -0 "${rank_pids[$rank]}" 2>/dev/null; do
-      [ "$(date +%s)" -ge "$limit" ] && { echo "FAIL: rank $rank did not finish"; show_logs; exit 1; }
-      sleep 0.05
-    done
-  done
+  wait_survivors 60 "${survivors[@]}"
   [ "$cut" = link ] && for victim in "${victims[@]}"; do kill -9 "${rank_pids[$victim]}" 2>/dev/null; done
   show_logs
   # Every survivor fails the same barrier: one that passed a barrier another failed would count
@@ -204,13 +211,7 @@ collectives_death() {
     survivors=(0 1 2) victims="3"
     kill -9 "${rank_pids[3]}"
   fi
-  local limit=$(( $(date +%s) + 30 ))
-  for rank in "${survivors[@]}"; do
-    while kill -0 "${rank_pids[$rank]}" 2>/dev/null; do
-      [ "$(date +%s)" -ge "$limit" ] && { echo "FAIL: rank $rank did not finish (hangs)"; show_logs; exit 1; }
-      sleep 0.05
-    done
-  done
+  wait_survivors 30 "${survivors[@]}"
   show_logs
   for rank in "${survivors[@]}"; do
     local line at ms
