@@ -281,16 +281,21 @@ int64_t BarrierWindow::ArrivalNs(int rank, uint64_t seq) const {
   return slots_[rank].arrival_ns[seq & 1].load(std::memory_order_relaxed);
 }
 
-WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
-                               const std::stop_token& stop) {
+bool BarrierWindow::SpinForRelease(uint64_t seq) const {
   for (int i = 0; i < kSpinChecks; ++i) {
-    if (Released(seq)) return WaitResult::kReleased;
+    if (Released(seq)) return true;
     CpuRelax();
   }
   for (int i = 0; i < kYieldChecks; ++i) {
-    if (Released(seq)) return WaitResult::kReleased;
+    if (Released(seq)) return true;
     sched_yield();
   }
+  return Released(seq);
+}
+
+WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
+                               const std::stop_token& stop) {
+  if (SpinForRelease(seq)) return WaitResult::kReleased;
   bool warned = false;
   for (;;) {
     const uint32_t word = header_->release_word.load(std::memory_order_seq_cst);

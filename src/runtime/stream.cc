@@ -238,7 +238,18 @@ void Stream::RunTasks(std::unique_lock<AdaptiveMutex>& lock, bool may_block) {
       if (task.on_drop) task.on_drop(drop_cause);
       status = TaskStatus::Ok();  // the stream's failure is already recorded
     } else if (task.suspendable) {
-      StepResult step = Step(task, StepCall::kStart);
+      StepResult step = Step(task, task.blocking_rest ? StepCall::kBlock : StepCall::kStart);
+      if (step.kind == StepResult::Kind::kBlocks && !may_block) {
+        // Its start ran inline (a launch); the rest is the worker's, still first in line.
+        task.blocking_rest = true;
+        task.may_run_inline = false;
+        lock.lock();
+        queue_.push_front(std::move(task));
+        runner_.store(Runner::kNone, std::memory_order_relaxed);
+        work_ready_.notify_one();
+        return;
+      }
+      if (step.kind == StepResult::Kind::kBlocks) step = Step(task, StepCall::kBlock);  // the worker
       if (step.kind != StepResult::Kind::kDone) {
         lock.lock();
         if (Suspend(std::move(task), step, &status)) return;
@@ -294,6 +305,7 @@ void Stream::PollSuspended(std::unique_lock<AdaptiveMutex>& lock) {
     case StepResult::Kind::kDone: FinishSuspended(lock, std::move(step.status), Runner::kWorker); return;
     case StepResult::Kind::kSuspended: suspended_wake_ = step.wake_at; return;
     case StepResult::Kind::kResumeComing: resume_coming_ = true; return;
+    case StepResult::Kind::kBlocks: break;  // a start's answer only, never a poll's
   }
 }
 

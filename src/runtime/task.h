@@ -37,6 +37,7 @@ class Resumer {
 enum class StepCall {
   kStart,  // the stream reached the task
   kPoll,   // the task is suspended, and its wake time came or the stream is being aborted
+  kBlock,  // the task's start said the rest blocks (kBlocks): run it to the end, on the worker
 };
 
 struct StepResult {
@@ -44,6 +45,9 @@ struct StepResult {
     kDone,          // finished with `status`
     kSuspended,     // someone will call Resume; poll again at `wake_at`
     kResumeComing,  // someone already took the task over and will call Resume; do not poll
+    kBlocks,        // the rest blocks with nobody to resume it: the stream's worker finishes it
+                    // with Step(kBlock) (on the worker at once; from another thread, it hands
+                    // the task over and returns: a launch that ran the start inline)
   };
   Kind kind = Kind::kDone;
   TaskStatus status;
@@ -52,6 +56,7 @@ struct StepResult {
   static StepResult Done(TaskStatus status) { return {Kind::kDone, std::move(status), {}}; }
   static StepResult Suspended(std::chrono::steady_clock::time_point wake_at) { return {Kind::kSuspended, {}, wake_at}; }
   static StepResult ResumeComing() { return {Kind::kResumeComing, {}, {}}; }
+  static StepResult Blocks() { return {Kind::kBlocks, {}, {}}; }
 };
 
 // A task that waits without holding a thread (a barrier): Step(kStart) runs where the stream
@@ -74,6 +79,8 @@ struct Task {
   std::function<void(const TaskStatus& cause)> on_drop{};
   // Instead of `run`: a suspendable task.
   std::unique_ptr<SuspendableTask> suspendable{};
+  // Its start stepped to kBlocks on a thread that may not block: the worker goes on with kBlock.
+  bool blocking_rest = false;
   // Cheap and never blocks on user code: may run on whichever thread drives the stream (the
   // launching thread, or one that resumed the stream), not only on the stream's worker.
   bool may_run_inline = false;

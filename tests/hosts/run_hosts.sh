@@ -343,7 +343,9 @@ PY
     # PERF_ITERS: with more spinning ranks than cores each MPI barrier takes milliseconds, and
     # mpi_yield_when_idle, which OpenMPI sets itself when it sees a host oversubscribed, is on
     # because it cannot see that the namespaces share the cores). One line per round:
-    # "hosts=H round=R barrier_us=X ucx_round_trip_us=Y mpi_barrier_us=Z" (Z "-" without MPI).
+    # "hosts=H round=R barrier_us=X ucx_round_trip_us=Y ucx_dissemination_us=F mpi_barrier_us=Z"
+    # (Z "-" without MPI). F: H processes, one per host, running a dissemination barrier of bare
+    # UCX active messages (hosts_pingpong with HOSTS), polling with a yield as MPI does here.
     hosts=${case_name#perf-}
     rounds=${PERF_ROUNDS:-1}
     iterations=${PERF_ITERS:-2000}
@@ -357,14 +359,19 @@ PY
       binary="$(dirname "$binary")/hosts_pingpong"
       start_rank 0 100 0 "$work" "$iterations"
       start_rank 1 101 1 "$work" "$iterations"
-      binary=$binary_for_pingpong
       wait_all 60 || { show_logs; exit 1; }
+      rm -f "$work"/pp.*
+      rank_pids=()
+      for ((r = 0; r < hosts; ++r)); do start_rank "$r" $(( 300 + r )) "$r" "$work" "$iterations" "$hosts"; done
+      binary=$binary_for_pingpong
+      wait_all 120 || { show_logs; exit 1; }
       rank_pids=()
       for ((r = 0; r < hosts; ++r)); do start_rank "$r" "$r" perf "$hosts" "$r" "$work" "$iterations"; done
       wait_all 120 || { show_logs; exit 1; }
       rtt=$(grep -ho 'PINGPONG [0-9.]*' "$work/rank101.log" | cut -d' ' -f2)
+      floor=$(grep -ho 'DISSEMINATION [0-9.]*' "$work/rank300.log" | cut -d' ' -f2)
       barrier=$(grep -ho 'PERF [0-9.]*' "$work/rank0.log" | cut -d' ' -f2)
-      [ -n "$rtt" ] && [ -n "$barrier" ] || { show_logs; exit 1; }
+      [ -n "$rtt" ] && [ -n "$floor" ] && [ -n "$barrier" ] || { show_logs; exit 1; }
       rm -f "$work"/root.bin "$work"/tickets "$work"/running.* "$work"/pp.*  # the next round starts afresh
       mpi=-
       if [ -n "${PERF_MPI_PROGRAM:-}" ]; then
@@ -389,7 +396,7 @@ PY
         ns=$(grep -ho 'ns_per_barrier [0-9.]*' "$work/mpi.log" | cut -d' ' -f2)
         if [ -n "$ns" ]; then mpi=$(awk -v ns="$ns" 'BEGIN { printf "%.2f", ns / 1000 }'); else cat "$work/mpi.log" >&2; fi
       fi
-      echo "hosts=$hosts round=$round barrier_us=$barrier ucx_round_trip_us=$rtt mpi_barrier_us=$mpi"
+      echo "hosts=$hosts round=$round barrier_us=$barrier ucx_round_trip_us=$rtt ucx_dissemination_us=$floor mpi_barrier_us=$mpi"
     done
     ;;
   *) echo "unknown case $case_name"; exit 2 ;;

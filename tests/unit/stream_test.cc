@@ -49,7 +49,8 @@ class ManualTask final : public SuspendableTask {
     switch (shared_->poll_answer) {
       case StepResult::Kind::kDone: return StepResult::Done(shared_->poll_status);
       case StepResult::Kind::kResumeComing: return StepResult::ResumeComing();
-      case StepResult::Kind::kSuspended: break;
+      case StepResult::Kind::kSuspended:
+      case StepResult::Kind::kBlocks: break;
     }
     return StepResult::Suspended(Clock::time_point::max());
   }
@@ -131,6 +132,67 @@ TEST(StreamSuspendTest, TheResumingThreadRunsTheInlineTasksThatFollowAndLeavesTh
   EXPECT_NE(blocking_ran_on, std::thread::id());
   EXPECT_NE(blocking_ran_on, resumed_on);
   EXPECT_NE(blocking_ran_on, std::this_thread::get_id());
+}
+
+// A task whose start says the rest blocks (a barrier over processes): it records where each
+// step ran; the blocking step waits for the test's go.
+class BlocksAfterStart final : public SuspendableTask {
+ public:
+  struct Shared {
+    std::thread::id started_on, blocked_on;
+    std::promise<void> blocking;
+    std::shared_future<void> go;
+  };
+  explicit BlocksAfterStart(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+  StepResult Step(StepCall call, const Resumer&, const std::stop_token&) override {
+    if (call == StepCall::kStart) {
+      shared_->started_on = std::this_thread::get_id();
+      return StepResult::Blocks();
+    }
+    EXPECT_EQ(call, StepCall::kBlock);
+    shared_->blocked_on = std::this_thread::get_id();
+    shared_->blocking.set_value();
+    shared_->go.wait();
+    return StepResult::Done({ACL_ERROR_RT_PARAM_INVALID, "the blocking rest's result"});
+  }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+};
+
+TEST(StreamSuspendTest, AnInlineStartThatBlocksHandsTheRestToTheWorkerAndTheLaunchReturns) {
+  Stream stream(0);
+  auto shared = std::make_shared<BlocksAfterStart::Shared>();
+  std::promise<void> go;
+  shared->go = go.get_future().share();
+  Task task;
+  task.suspendable = std::make_unique<BlocksAfterStart>(shared);
+  task.may_run_inline = true;
+  std::thread::id after;
+  stream.Enqueue(std::move(task));  // returns: the blocking rest is not run here
+  EXPECT_EQ(shared->started_on, std::this_thread::get_id());
+  stream.Enqueue(RecordThread(&after, /*may_run_inline=*/true));
+  shared->blocking.get_future().get();
+  EXPECT_NE(shared->blocked_on, std::this_thread::get_id());  // the worker's
+  EXPECT_EQ(after, std::thread::id());                        // still behind it
+  go.set_value();
+  EXPECT_EQ(stream.Synchronize(), ACL_ERROR_RT_PARAM_INVALID);  // the rest's result is the task's
+  EXPECT_EQ(after, std::thread::id());                          // dropped: the stream failed
+}
+
+TEST(StreamSuspendTest, AStartThatBlocksOnTheWorkerGoesOnThere) {
+  Stream stream(0);
+  auto shared = std::make_shared<BlocksAfterStart::Shared>();
+  std::promise<void> go;
+  go.set_value();
+  shared->go = go.get_future().share();
+  Task task;
+  task.suspendable = std::make_unique<BlocksAfterStart>(shared);
+  task.may_run_inline = false;
+  stream.Enqueue(std::move(task));
+  EXPECT_EQ(stream.Synchronize(), ACL_ERROR_RT_PARAM_INVALID);
+  EXPECT_NE(shared->started_on, std::this_thread::get_id());
+  EXPECT_EQ(shared->blocked_on, shared->started_on);
 }
 
 // The task arranges a resume that comes before the stream has recorded the suspension.

@@ -1,5 +1,6 @@
 # Runs distbarrier-perf --hosts 2 briefly and checks its table: the "#" lines, the column line
-# and one row for 2 hosts with a figure in every column (MPI may be "-"). No timing is asserted.
+# and one row for 2 hosts with a figure in every column (MPI may be "-"; the UCX dissemination
+# floor may not). No timing is asserted.
 # Not root: the tool prints "# hosts: skipped" and the test is skipped (SKIP_REGULAR_EXPRESSION).
 #   cmake -DPERF=path -P check_hosts.cmake
 execute_process(
@@ -23,9 +24,9 @@ set(n "[0-9]+\\.[0-9]+")
 foreach(line IN LISTS lines)
   if(line MATCHES "^# distbarrier-perf --hosts: H network namespaces .*-n 200 -w 200 --repeat 1 ")
     set(header TRUE)
-  elseif(line MATCHES "^ +hosts +barrier +barrier\\.range +UCX\\.RTT +log2H +ratio +goal +MPI +barrier/MPI$")
+  elseif(line MATCHES "^ +hosts +barrier +barrier\\.range +UCX\\.RTT +log2H +ratio +goal +UCX\\.dissem +dissem\\.ratio +barrier/dissem +MPI +barrier/MPI$")
     set(columns TRUE)
-  elseif(line MATCHES "^ +([0-9]+) +${n} +${n}-${n} +${n} +1 +${n} +1\\.5 +(${n}|-) +([0-9]+\\.[0-9]+|-)$")
+  elseif(line MATCHES "^ +([0-9]+) +${n} +${n}-${n} +${n} +1 +${n} +1\\.5 +${n} +${n} +${n} +(${n}|-) +([0-9]+\\.[0-9]+|-)$")
     list(APPEND rows "${CMAKE_MATCH_1}")
   elseif(line MATCHES "^#" OR line STREQUAL "")
   else()

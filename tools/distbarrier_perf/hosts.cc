@@ -83,7 +83,7 @@ double Field(const std::string& line, const std::string& key) {
 
 struct HostsRow {
   int hosts = 0;
-  std::vector<double> barrier, rtt, mpi;  // us, one per round
+  std::vector<double> barrier, rtt, floor, mpi;  // us, one per round
 };
 
 std::string Cell(double value, const char* format) {
@@ -94,13 +94,15 @@ std::string Cell(double value, const char* format) {
 }
 
 void PrintHostsRow(const HostsRow& row) {
-  const double barrier = Median(row.barrier), rtt = Median(row.rtt), mpi = Median(row.mpi);
+  const double barrier = Median(row.barrier), rtt = Median(row.rtt), floor = Median(row.floor), mpi = Median(row.mpi);
   const auto [low, high] = std::minmax_element(row.barrier.begin(), row.barrier.end());
   const int rounds = static_cast<int>(std::ceil(std::log2(row.hosts)));
   const double ratio = rtt > 0 && rounds > 0 ? barrier / (rounds * rtt) : NAN;
-  std::printf("%6d %11s %15s %9s %6d %11s %5.1f %10s %11s\n", row.hosts, Cell(barrier, "%.1f").c_str(),
+  const double floor_ratio = rtt > 0 && rounds > 0 ? floor / (rounds * rtt) : NAN;
+  std::printf("%6d %11s %15s %9s %6d %11s %5.1f %10s %11s %13s %10s %11s\n", row.hosts, Cell(barrier, "%.1f").c_str(),
               (Cell(*low, "%.1f") + "-" + Cell(*high, "%.1f")).c_str(), Cell(rtt, "%.1f").c_str(), rounds,
-              Cell(ratio, "%.2f").c_str(), kGoal, Cell(mpi, "%.1f").c_str(),
+              Cell(ratio, "%.2f").c_str(), kGoal, Cell(floor, "%.1f").c_str(), Cell(floor_ratio, "%.2f").c_str(),
+              Cell(floor > 0 ? barrier / floor : NAN, "%.2f").c_str(), Cell(mpi, "%.1f").c_str(),
               Cell(mpi > 0 ? barrier / mpi : NAN, "%.3f").c_str());
   std::fflush(stdout);
 }
@@ -132,13 +134,16 @@ int RunHosts(const Options& o, const std::vector<int>& hosts) {
       sysconf(_SC_NPROCESSORS_ONLN), o.iterations, o.repeat, mpi_iterations);
   std::printf(
       "# barrier: aclnnDistributeBarrierV2 + aclrtSynchronizeStream on rank 0; RTT: UCX active message "
-      "round trip host 0 <-> 1; ratio: barrier / (log2H x RTT), goal <= %.1f; MPI: MPI_Barrier over TCP "
-      "(mpirun through ip netns exec); all in us, median of the rounds\n",
+      "round trip host 0 <-> 1; ratio: barrier / (log2H x RTT), goal <= %.1f; UCX.dissem: a dissemination "
+      "barrier of bare UCX active messages, one process per host polling with a yield (what the cores allow "
+      "without a runtime), and its own ratio; MPI: MPI_Barrier over TCP (mpirun through ip netns exec); all in "
+      "us, median of the rounds\n",
       kGoal);
   if (mpirun.empty() || mpi_program.empty())
     std::printf("# MPI: not measured: %s\n", mpirun.empty() ? "no mpirun in PATH" : "distbarrier_perf_mpi not built");
-  std::printf("%6s %11s %15s %9s %6s %11s %5s %10s %11s\n", "hosts", "barrier", "barrier.range", "UCX.RTT", "log2H",
-              "ratio", "goal", "MPI", "barrier/MPI");
+  std::printf("%6s %11s %15s %9s %6s %11s %5s %10s %11s %13s %10s %11s\n", "hosts", "barrier", "barrier.range",
+              "UCX.RTT", "log2H", "ratio", "goal", "UCX.dissem", "dissem.ratio", "barrier/dissem", "MPI",
+              "barrier/MPI");
   std::fflush(stdout);
   for (int count : hosts) {
     std::vector<std::string> env = {"PERF_ROUNDS=" + std::to_string(o.repeat),
@@ -159,6 +164,7 @@ int RunHosts(const Options& o, const std::vector<int>& hosts) {
       if (line.rfind("hosts=", 0) != 0) continue;
       row.barrier.push_back(Field(line, "barrier_us"));
       row.rtt.push_back(Field(line, "ucx_round_trip_us"));
+      row.floor.push_back(Field(line, "ucx_dissemination_us"));
       const double mpi = Field(line, "mpi_barrier_us");
       if (!std::isnan(mpi)) row.mpi.push_back(mpi);
     }

@@ -160,18 +160,29 @@ class BarrierRun final : public runtime::SuspendableTask {
       : plan_(std::move(plan)), group_(*plan_->member.group), rank_(plan_->member.rank) {}
 
   StepResult Step(runtime::StepCall call, const runtime::Resumer& resumer, const std::stop_token& stop) override {
-    return call == runtime::StepCall::kStart ? Start(resumer, stop) : Poll(stop);
+    switch (call) {
+      case runtime::StepCall::kStart: return Start(resumer);
+      case runtime::StepCall::kPoll: return Poll(stop);
+      case runtime::StepCall::kBlock: return StepResult::Done(WaitBlocking(stop));
+    }
+    return StepResult::Done(WaitBlocking(stop));
   }
 
  private:
-  StepResult Start(const runtime::Resumer& resumer, const std::stop_token& stop) {
+  StepResult Start(const runtime::Resumer& resumer) {
     if (std::optional<runtime::TaskStatus> error = Prepare()) return StepResult::Done(std::move(*error));
     comm::BarrierWindow& window = group_.Window();
     seq_ = group_.NextSequence(rank_);
     start_ = Clock::now();
     const bool released_here = window.Arrive(rank_, seq_, start_.time_since_epoch().count(), *required_);
     if (released_here) RecordStatistics();
-    if (!group_.AllLocal()) return StepResult::Done(WaitBlocking(stop));
+    if (!group_.AllLocal()) {
+      // Ranks in other processes: the wait blocks on the window. Often the others are there
+      // already or about to be: a short spin here (on the launching thread, when the launch
+      // runs this inline) saves handing the barrier to the stream's worker and back.
+      if (released_here || window.SpinForRelease(seq_)) return StepResult::Done(Finish(comm::WaitResult::kReleased));
+      return StepResult::Blocks();
+    }
     if (released_here) {
       runtime::TaskStatus mine = Finish(comm::WaitResult::kReleased);
       ResumeParked();
@@ -342,7 +353,9 @@ class BarrierRun final : public runtime::SuspendableTask {
 
 runtime::Task MakeBarrierTask(std::shared_ptr<const BarrierPlan> plan) {
   runtime::Task task;
-  task.may_run_inline = plan->member.group->AllLocal();
+  // Threads: arrival and park never block. Processes: the start spins briefly, then hands the
+  // blocking rest to the worker (StepResult::Blocks).
+  task.may_run_inline = true;
   task.suspendable = std::make_unique<BarrierRun>(std::move(plan));
   return task;
 }
