@@ -281,13 +281,17 @@ int64_t BarrierWindow::ArrivalNs(int rank, uint64_t seq) const {
   return slots_[rank].arrival_ns[seq & 1].load(std::memory_order_relaxed);
 }
 
-bool BarrierWindow::SpinForRelease(uint64_t seq) const {
+bool BarrierWindow::SpinForRelease(uint64_t seq, std::optional<Clock::duration> limit) const {
   for (int i = 0; i < kSpinChecks; ++i) {
     if (Released(seq)) return true;
     CpuRelax();
   }
+  // A yield gives the core to whatever else wants it, for a whole time slice when a core is
+  // oversubscribed: the limit bounds the spin in time, not only in yields.
+  const Clock::time_point give_up = limit ? Clock::now() + *limit : Clock::time_point::max();
   for (int i = 0; i < kYieldChecks; ++i) {
     if (Released(seq)) return true;
+    if (limit && Clock::now() >= give_up) return false;
     sched_yield();
   }
   return Released(seq);
@@ -295,7 +299,7 @@ bool BarrierWindow::SpinForRelease(uint64_t seq) const {
 
 WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
                                const std::stop_token& stop) {
-  if (SpinForRelease(seq)) return WaitResult::kReleased;
+  if (SpinForRelease(seq, std::nullopt)) return WaitResult::kReleased;
   bool warned = false;
   for (;;) {
     const uint32_t word = header_->release_word.load(std::memory_order_seq_cst);

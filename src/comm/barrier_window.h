@@ -119,9 +119,9 @@ class BarrierWindow {
   // When `rank` arrived at `seq`; valid while its sequence is seq or seq + 1.
   int64_t ArrivalNs(int rank, uint64_t seq) const;
 
-  // The first, short part of Wait: spins a little, then yields a little, watching for the
-  // release of `seq`. True when it came.
-  bool SpinForRelease(uint64_t seq) const;
+  // The first, short part of Wait: spins a little, then yields a little (for at most `limit`),
+  // watching for the release of `seq`. True when it came.
+  bool SpinForRelease(uint64_t seq, std::optional<Clock::duration> limit) const;
   // Waits for the release of `seq`. Returns kPeerDied when a rank in `required` that has not
   // arrived is marked dead.
   WaitResult Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options, const std::stop_token& stop);

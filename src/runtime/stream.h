@@ -10,6 +10,9 @@
 // tasks. So when every rank of a barrier is in this process, one thread can carry all ranks
 // through a run of barriers without a single context switch. The worker still keeps the
 // suspended task's clock: it polls it at its wake time (timeouts, hang warnings) and on abort.
+// A task whose start finds that the rest must block (a barrier waiting for other processes)
+// says so (StepResult::kBlocks): started inline, it goes back to the head of the queue for the
+// worker, and the launch returns.
 #pragma once
 
 #include <atomic>

@@ -150,6 +150,10 @@ namespace {
 
 using runtime::StepResult;
 
+// How long a barrier's start spins for the release before the stream's worker takes the wait
+// over: about the round trip of a group across hosts on a quiet network (tens of us).
+constexpr std::chrono::microseconds kInlineSpin{50};
+
 // One launched barrier of one rank: arrival, wait, result. Ranks of a group in this process
 // park while they wait (ParkedRanks) and are finished by the releasing arrival; ranks of a
 // group spread over processes block their stream's worker on the window, which other
@@ -179,8 +183,9 @@ class BarrierRun final : public runtime::SuspendableTask {
     if (!group_.AllLocal()) {
       // Ranks in other processes: the wait blocks on the window. Often the others are there
       // already or about to be: a short spin here (on the launching thread, when the launch
-      // runs this inline) saves handing the barrier to the stream's worker and back.
-      if (released_here || window.SpinForRelease(seq_)) return StepResult::Done(Finish(comm::WaitResult::kReleased));
+      // runs this inline; at most kInlineSpin, so a launch stays short) saves handing the
+      // barrier to the stream's worker and back.
+      if (released_here || window.SpinForRelease(seq_, kInlineSpin)) return StepResult::Done(Finish(comm::WaitResult::kReleased));
       return StepResult::Blocks();
     }
     if (released_here) {
