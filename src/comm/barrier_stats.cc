@@ -38,12 +38,16 @@ void SetStatsEnabled(bool enabled) {
 }
 
 // recorded_seq and the word readers sleep on follow the window's release protocol: the
-// recorder raises recorded_seq, bumps the word, then wakes only if a reader counts itself
+// recorder raises recorded_seq, then bumps the word and wakes only if a reader counts itself
 // asleep; a reader counts itself, then re-checks recorded_seq before sleeping (all seq_cst: the
-// Dekker pairing), so no wake-up is lost.
+// Dekker pairing), so no wake-up is lost, and a record with no reader waiting writes no more
+// than recorded_seq there.
 struct BarrierStats::Header {
   alignas(kLine) std::atomic<uint64_t> recorded_seq{0};
   std::atomic<uint32_t> recorded_word{0};
+  // Barriers that required every rank: counted once here instead of in each rank's counters
+  // (one read-modify-write per record instead of one per rank); Lateness adds it.
+  std::atomic<uint64_t> all_ranks_barriers{0};
   alignas(kLine) std::atomic<uint32_t> readers_waiting{0};
 };
 
@@ -113,17 +117,24 @@ std::atomic<int64_t>* BarrierStats::Relative(uint64_t seq) const {
 }
 
 BarrierSummary BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
+  std::vector<int64_t> arrival_ns(required.size());
+  for (size_t i = 0; i < required.size(); ++i) arrival_ns[i] = window.ArrivalNs(required[i], seq);
+  return RecordReleased(seq, required, arrival_ns);
+}
+
+BarrierSummary BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required,
+                                            std::span<const int64_t> arrival_ns) {
   int64_t first = INT64_MAX;
   int64_t last = INT64_MIN;
   int last_rank = -1;
-  for (int rank : required) {
-    const int64_t arrival = window.ArrivalNs(rank, seq);
-    first = std::min(first, arrival);
-    if (arrival > last) last = arrival, last_rank = rank;
+  for (size_t i = 0; i < required.size(); ++i) {
+    first = std::min(first, arrival_ns[i]);
+    if (arrival_ns[i] > last) last = arrival_ns[i], last_rank = required[i];
   }
 
   RecordSlot& slot = Slot(seq);
   std::atomic<int64_t>* relative = Relative(seq);
+  const bool all_ranks = required.size() == static_cast<size_t>(rank_count_);  // ranks are distinct
   // A seqlock without fences (TSan does not model them): every field is stored with release
   // after the odd version, so a reader that reads any new field (with acquire) also sees the
   // odd version, or a later one, when it checks the version again. On x86 both are plain moves.
@@ -133,23 +144,34 @@ BarrierSummary BarrierStats::RecordReleased(uint64_t seq, std::span<const int> r
   slot.last_rank.store(last_rank, std::memory_order_release);
   slot.first_arrival_ns.store(first, std::memory_order_release);
   slot.spread_ns.store(last - first, std::memory_order_release);
-  for (int rank = 0; rank < rank_count_; ++rank) relative[rank].store(-1, std::memory_order_release);
-  for (int rank : required) {
-    const int64_t lateness = window.ArrivalNs(rank, seq) - first;
+  if (!all_ranks) {  // else every entry is written below
+    for (int rank = 0; rank < rank_count_; ++rank) relative[rank].store(-1, std::memory_order_release);
+  }
+  // The counters take read-modify-writes (a record may overlap another, see the header), but
+  // only where they change something: the first arrival adds no lateness, and every rank's
+  // barrier count moves at once for a barrier of all ranks.
+  for (size_t i = 0; i < required.size(); ++i) {
+    const int rank = required[i];
+    const int64_t lateness = arrival_ns[i] - first;
     relative[rank].store(lateness, std::memory_order_release);
     RankCounters& counters = counters_[rank];
-    counters.barriers.fetch_add(1, std::memory_order_relaxed);
-    counters.total_ns.fetch_add(lateness, std::memory_order_relaxed);
-    RaiseMax(counters.max_ns, lateness);
+    if (!all_ranks) counters.barriers.fetch_add(1, std::memory_order_relaxed);
+    if (lateness != 0) {
+      counters.total_ns.fetch_add(lateness, std::memory_order_relaxed);
+      RaiseMax(counters.max_ns, lateness);
+    }
   }
+  if (all_ranks) header_->all_ranks_barriers.fetch_add(1, std::memory_order_relaxed);
   if (last_rank >= 0) counters_[last_rank].times_last.fetch_add(1, std::memory_order_relaxed);
   slot.version.store(version + 2, std::memory_order_release);
 
   uint64_t recorded = header_->recorded_seq.load(std::memory_order_seq_cst);
   while (recorded < seq && !header_->recorded_seq.compare_exchange_weak(recorded, seq, std::memory_order_seq_cst)) {
   }
-  header_->recorded_word.fetch_add(1, std::memory_order_seq_cst);
-  if (header_->readers_waiting.load(std::memory_order_seq_cst) != 0) FutexWakeAll(header_->recorded_word);
+  if (header_->readers_waiting.load(std::memory_order_seq_cst) != 0) {
+    header_->recorded_word.fetch_add(1, std::memory_order_seq_cst);
+    FutexWakeAll(header_->recorded_word);
+  }
   return {first, last, last_rank};
 }
 
@@ -199,16 +221,19 @@ std::optional<BarrierRecord> BarrierStats::WaitFor(uint64_t seq) const {
 
 std::vector<RankLateness> BarrierStats::Lateness() const {
   std::vector<RankLateness> lateness(static_cast<size_t>(rank_count_));
+  const uint64_t all_ranks_barriers = header_->all_ranks_barriers.load(std::memory_order_relaxed);
   for (int rank = 0; rank < rank_count_; ++rank) {
     const RankCounters& counters = counters_[rank];
-    lateness[rank] = {
-        counters.barriers.load(std::memory_order_relaxed), counters.times_last.load(std::memory_order_relaxed),
-        counters.total_ns.load(std::memory_order_relaxed), counters.max_ns.load(std::memory_order_relaxed)};
+    lateness[rank] = {all_ranks_barriers + counters.barriers.load(std::memory_order_relaxed),
+                      counters.times_last.load(std::memory_order_relaxed),
+                      counters.total_ns.load(std::memory_order_relaxed),
+                      counters.max_ns.load(std::memory_order_relaxed)};
   }
   return lateness;
 }
 
 void BarrierStats::Reset() {
+  header_->all_ranks_barriers.store(0, std::memory_order_relaxed);
   for (int rank = 0; rank < rank_count_; ++rank) {
     RankCounters& counters = counters_[rank];
     counters.barriers.store(0, std::memory_order_relaxed);

@@ -66,6 +66,8 @@ class BarrierStats {
   // Records released barrier `seq`: called once per barrier, by the arrival that released it,
   // before that rank arrives at seq + 1. Returns what the flight recorder keeps of it.
   BarrierSummary RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window);
+  // The same from the arrival times of `required` (in that order), as Arrive read them.
+  BarrierSummary RecordReleased(uint64_t seq, std::span<const int> required, std::span<const int64_t> arrival_ns);
 
   // The record of barrier `seq` (which the caller has passed), waiting briefly for it if its
   // recorder is still at work; none if it was not recorded or has left the recent ones.

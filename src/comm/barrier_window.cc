@@ -96,7 +96,8 @@ BarrierWindow::~BarrierWindow() {
   std::free(heap_);
 }
 
-bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required) {
+bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required,
+                           std::span<int64_t> arrivals) {
   Slot& slot = slots_[rank];
   const bool cross_host = CrossHost();
   if (cross_host) {
@@ -109,7 +110,7 @@ bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span
   slot.arrival_ns[seq & 1].store(arrival_ns, std::memory_order_relaxed);
   slot.arrived_seq.store(seq, std::memory_order_seq_cst);  // also publishes arrival_ns and the set
   if (cross_host) WakeArrival();
-  return TryRelease(seq, required);
+  return TryRelease(seq, required, arrivals);
 }
 
 bool BarrierWindow::CrossHost() const {
@@ -214,7 +215,7 @@ uint64_t BarrierWindow::ReportedSequence(int rank) const {
 }
 
 // Across hosts the agent is one more participant (agent_seq); see the header.
-bool BarrierWindow::TryRelease(uint64_t seq, std::span<const int> required) {
+bool BarrierWindow::TryRelease(uint64_t seq, std::span<const int> required, std::span<int64_t> arrivals) {
   if (!Complete(seq, required)) return false;
   if (CrossHost() && header_->agent_seq.load(std::memory_order_seq_cst) < seq) return false;
   // Several arrivals may find the barrier complete; the one that raises the claim releases.
@@ -222,6 +223,9 @@ bool BarrierWindow::TryRelease(uint64_t seq, std::span<const int> required) {
   do {
     if (claimed >= seq) return false;
   } while (!header_->claimed_seq.compare_exchange_weak(claimed, seq, std::memory_order_seq_cst));
+  if (arrivals.size() == required.size()) {
+    for (size_t i = 0; i < required.size(); ++i) arrivals[i] = ArrivalNs(required[i], seq);
+  }
   Release(seq);
   return true;
 }

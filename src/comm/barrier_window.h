@@ -71,7 +71,11 @@ class BarrierWindow {
 
   // Publishes that `rank` reached barrier `seq` at `arrival_ns` (steady clock); if that
   // completes barrier `seq` for `required`, releases everyone waiting for it and returns true.
-  bool Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required);
+  // Then, when `arrivals` has required.size() entries, it holds each required rank's arrival
+  // time at `seq`, read before the release was published: no rank has moved on yet, so their
+  // lines are still in this CPU's cache (after it, each rank rewrites its line at once).
+  bool Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required,
+              std::span<int64_t> arrivals = {});
 
   // Across hosts: the agent writes the arrival of a rank of another host (no release check).
   void ArriveForAgent(int rank, uint64_t seq, int64_t arrival_ns);
@@ -164,7 +168,7 @@ class BarrierWindow {
   struct Slot;
 
   void Release(uint64_t seq);
-  bool TryRelease(uint64_t seq, std::span<const int> required);
+  bool TryRelease(uint64_t seq, std::span<const int> required, std::span<int64_t> arrivals = {});
   bool CrossHost() const;
   std::atomic<uint64_t>* RequiredWords(uint64_t seq) const;
 

@@ -104,6 +104,11 @@ void Group::RecordReleased(uint64_t seq, std::span<const int> required) {
   flight_->RecordReleased(seq, stats_.RecordReleased(seq, required, window_));
 }
 
+void Group::RecordReleased(uint64_t seq, std::span<const int> required, std::span<const int64_t> arrival_ns) {
+  if (!StatsEnabled()) return;
+  flight_->RecordReleased(seq, stats_.RecordReleased(seq, required, arrival_ns));
+}
+
 Group::~Group() {
   agent_.reset();  // its thread records released barriers: it stops first
   flight_->Retire();

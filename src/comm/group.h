@@ -99,6 +99,8 @@ class Group {
   // Barrier `seq` was released by an arrival of this process (a rank's, or the host agent's):
   // its one statistics record for the group, kept by this process's flight recorder too.
   void RecordReleased(uint64_t seq, std::span<const int> required);
+  // The same from the arrival times the releasing Arrive read (BarrierWindow::Arrive).
+  void RecordReleased(uint64_t seq, std::span<const int> required, std::span<const int64_t> arrival_ns);
 
   // Another rank of this process joins a group spread over processes (one thread per device,
   // as in CANN's HCCL examples); an error message when it cannot.

@@ -208,6 +208,30 @@ TEST(BarrierWindowTest, AWaiterStartingDuringTheReleaseSeesItWithoutSleeping) {
   BarrierWindow::SetReleaseHookForTesting(nullptr, nullptr);
 }
 
+// The releasing arrival hands out every required rank's arrival time, read before the release
+// is published (the statistics record uses them; after the release the ranks rewrite their lines).
+TEST(BarrierWindowTest, TheReleasingArrivalReadsTheArrivalTimesBeforePublishingTheRelease) {
+  struct Seen {
+    std::vector<int64_t> arrivals = std::vector<int64_t>(3, -1);
+    std::vector<int64_t> at_release;
+  } seen;
+  BarrierWindow window(4);
+  const std::vector<int> required = {0, 1, 3};
+  BarrierWindow::SetReleaseHookForTesting(
+      [](void* arg) {  // runs right after released_seq is raised
+        auto* s = static_cast<Seen*>(arg);
+        s->at_release = s->arrivals;
+      },
+      &seen);
+  EXPECT_FALSE(window.Arrive(3, 1, 300, required, seen.arrivals));
+  EXPECT_FALSE(window.Arrive(0, 1, 100, required, seen.arrivals));
+  EXPECT_EQ(seen.arrivals, (std::vector<int64_t>{-1, -1, -1}));  // not released: untouched
+  EXPECT_TRUE(window.Arrive(1, 1, 200, required, seen.arrivals));
+  BarrierWindow::SetReleaseHookForTesting(nullptr, nullptr);
+  EXPECT_EQ(seen.arrivals, (std::vector<int64_t>{100, 200, 300}));  // in the order of `required`
+  EXPECT_EQ(seen.at_release, seen.arrivals);
+}
+
 // Across hosts: while the agent polls the arrival word, arrivals move the word without a futex
 // wake-up; once it stops (or its polling time is past: an agent that died polling), they wake
 // the waiter again.

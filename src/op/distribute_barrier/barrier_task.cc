@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <array>
+#include <span>
 #include <stop_token>
 
 #include "comm/diagnosis/flight_recorder.h"
@@ -178,8 +180,13 @@ class BarrierRun final : public runtime::SuspendableTask {
     comm::BarrierWindow& window = group_.Window();
     seq_ = group_.NextSequence(rank_);
     start_ = Clock::now();
-    const bool released_here = window.Arrive(rank_, seq_, start_.time_since_epoch().count(), *required_);
-    if (released_here) RecordStatistics();
+    // Groups up to kSnapshotRanks: the arrival times, if this arrival releases, come from Arrive
+    // (read while still in this CPU's cache) rather than from the window after the release.
+    std::array<int64_t, kSnapshotRanks> arrivals;
+    const size_t snapshot = required_->size() <= kSnapshotRanks && comm::StatsEnabled() ? required_->size() : 0;
+    const bool released_here = window.Arrive(rank_, seq_, start_.time_since_epoch().count(), *required_,
+                                             std::span<int64_t>(arrivals.data(), snapshot));
+    if (released_here) RecordStatistics(std::span<const int64_t>(arrivals.data(), snapshot));
     if (!group_.AllLocal()) {
       // Ranks in other processes: the wait blocks on the window. Often the others are there
       // already or about to be: a short spin here (on the launching thread, when the launch
@@ -263,7 +270,15 @@ class BarrierRun final : public runtime::SuspendableTask {
 
   // One record per barrier of the group, by the arrival that released it (in whichever process),
   // after the release and before this rank's next arrival; that process's flight recorder keeps it.
-  void RecordStatistics() { group_.RecordReleased(seq_, *required_); }
+  void RecordStatistics(std::span<const int64_t> arrivals) {
+    if (arrivals.size() == required_->size()) {
+      group_.RecordReleased(seq_, *required_, arrivals);
+    } else {
+      group_.RecordReleased(seq_, *required_);
+    }
+  }
+
+  static constexpr size_t kSnapshotRanks = 64;
 
   runtime::TaskStatus WaitBlocking(const std::stop_token& stop) {
     comm::BarrierWindow& window = group_.Window();
