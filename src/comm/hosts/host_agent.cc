@@ -126,7 +126,7 @@ class HostAgent::Impl {
         state_(static_cast<size_t>(layout.host_count)),
         heartbeat_(milliseconds(std::max<int64_t>(10, EnvInt("DISTBARRIER_HEARTBEAT_MS", 250)))),
         host_timeout_(milliseconds(std::max<int64_t>(100, EnvInt("DISTBARRIER_HOST_TIMEOUT_MS", 1500)))),
-        spin_(std::chrono::microseconds(std::clamp<int64_t>(EnvInt("DISTBARRIER_AGENT_SPIN_US", 50), 0, 10000))),
+        spin_(std::chrono::microseconds(std::clamp<int64_t>(EnvInt("DISTBARRIER_AGENT_SPIN_US", 200), 0, 10000))),
         transport_(rank_count, static_cast<std::byte*>(memory) + GroupDataRegionOffset(rank_count),
                    transport::ShmTransport::SlotBytesFromEnvironment(), nullptr),
         shipped_progress_(static_cast<size_t>(rank_count)),
