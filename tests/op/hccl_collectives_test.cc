@@ -273,6 +273,21 @@ TEST_F(HcclCollectivesTest, ASendNobodyReceivesTimesOutNamingThePeer) {
   EXPECT_THAT(aclGetRecentErrMsg(), ::testing::HasSubstr("for ranks [2] to send or receive"));
 }
 
+// A bad call, the code it must return and a part of the message it must leave.
+struct Expectation {
+  const char* what;
+  std::function<HcclResult()> call;
+  HcclResult code;
+  const char* message;
+};
+
+void CheckRefusals(const std::vector<Expectation>& expectations) {
+  for (const Expectation& e : expectations) {
+    EXPECT_EQ(e.call(), e.code) << e.what;
+    EXPECT_THAT(aclGetRecentErrMsg(), ::testing::HasSubstr(e.message)) << e.what;
+  }
+}
+
 TEST_F(HcclCollectivesTest, BadSendReceiveArgumentsAreRefusedWithAMessage) {
   std::vector<HcclComm> comms = MakeGroup(FirstDevices(4));
   ASSERT_EQ(aclrtSetDevice(1), 0);
@@ -282,12 +297,6 @@ TEST_F(HcclCollectivesTest, BadSendReceiveArgumentsAreRefusedWithAMessage) {
   HcclSendRecvItem bad_type{static_cast<HcclSendRecvType>(7), a.data(), 1, HCCL_DATA_TYPE_FP32, 0};
   HcclSendRecvItem good{HCCL_SEND, a.data(), 1, HCCL_DATA_TYPE_FP32, 0};
   HcclSendRecvItem far{HCCL_RECV, a.data(), 1, HCCL_DATA_TYPE_FP32, 4};
-  struct Expectation {
-    const char* what;
-    std::function<HcclResult()> call;
-    HcclResult code;
-    const char* message;
-  };
   const std::vector<Expectation> expectations = {
       {"null comm", [&] { return HcclSend(a.data(), 1, HCCL_DATA_TYPE_FP32, 0, nullptr, stream); }, HCCL_E_PTR,
        "HcclSend: comm is null"},
@@ -316,10 +325,7 @@ TEST_F(HcclCollectivesTest, BadSendReceiveArgumentsAreRefusedWithAMessage) {
        },
        HCCL_E_PARA, "HcclBatchSendRecv: sendRecvInfo[0].remoteRank 4 is out of range [0, 4)"},
   };
-  for (const Expectation& e : expectations) {
-    EXPECT_EQ(e.call(), e.code) << e.what;
-    EXPECT_THAT(aclGetRecentErrMsg(), ::testing::HasSubstr(e.message)) << e.what;
-  }
+  CheckRefusals(expectations);
   for (HcclComm c : comms) HcclCommDestroy(c);
 }
 
@@ -400,12 +406,6 @@ TEST_F(HcclCollectivesTest, BadArgumentsAreRefusedWithAMessage) {
   ASSERT_EQ(aclrtSetDevice(0), 0);
   std::vector<float> a(16), b(64);
   std::vector<uint64_t> counts(4, 1), displs = {0, 1, 2, 3};
-  struct Expectation {
-    const char* what;
-    std::function<HcclResult()> call;
-    HcclResult code;
-    const char* message;
-  };
   HcclComm comm = comms[0];
   const std::vector<Expectation> expectations = {
       {"null comm",
@@ -467,10 +467,7 @@ TEST_F(HcclCollectivesTest, BadArgumentsAreRefusedWithAMessage) {
        },
        HCCL_E_PARA, "belongs to device 1, but rank 0 of group"},
   };
-  for (const Expectation& e : expectations) {
-    EXPECT_EQ(e.call(), e.code) << e.what;
-    EXPECT_THAT(aclGetRecentErrMsg(), ::testing::HasSubstr(e.message)) << e.what;
-  }
+  CheckRefusals(expectations);
   for (HcclComm c : comms) HcclCommDestroy(c);
 }
 
@@ -542,12 +539,6 @@ TEST_F(HcclCollectivesTest, BadVectorVariantArgumentsAreRefusedWithAMessage) {
   std::vector<float> a(16), b(16);
   std::vector<uint64_t> counts(2, 1), displs = {0, 1};
   HcclComm comm = comms[0];
-  struct Expectation {
-    const char* what;
-    std::function<HcclResult()> call;
-    HcclResult code;
-    const char* message;
-  };
   const std::vector<Expectation> expectations = {
       {"null comm",
        [&] {
@@ -588,10 +579,7 @@ TEST_F(HcclCollectivesTest, BadVectorVariantArgumentsAreRefusedWithAMessage) {
        },
        HCCL_E_PARA, "HcclReduceScatterV: op 7 is not an HcclReduceOp"},
   };
-  for (const Expectation& e : expectations) {
-    EXPECT_EQ(e.call(), e.code) << e.what;
-    EXPECT_THAT(aclGetRecentErrMsg(), ::testing::HasSubstr(e.message)) << e.what;
-  }
+  CheckRefusals(expectations);
   for (HcclComm c : comms) HcclCommDestroy(c);
 }
 
