@@ -68,13 +68,18 @@ void ShmTransport::LocalChange() {
   on_local_change_();
 }
 
-void ShmTransport::MarkBroken(const std::string& reason) {
+// The first reason stays: state 1 while it is written, 2 once it can be read (BrokenReason).
+void ShmTransport::RecordBroken(const std::string& reason) {
   uint32_t fine = 0;
   if (header_->broken.compare_exchange_strong(fine, 1, std::memory_order_acq_rel)) {
     std::snprintf(header_->reason, sizeof(header_->reason), "%s", reason.c_str());
     header_->broken.store(2, std::memory_order_release);
   }
   Changed();
+}
+
+void ShmTransport::MarkBroken(const std::string& reason) {
+  RecordBroken(reason);
   LocalChange();
 }
 
@@ -351,12 +356,7 @@ void ShmTransport::ApplyTaken(int from, int to, uint64_t taken, uint64_t rejecte
 }
 
 void ShmTransport::ApplyBroken(const std::string& reason) {
-  uint32_t fine = 0;
-  if (header_->broken.compare_exchange_strong(fine, 1, std::memory_order_acq_rel)) {
-    std::snprintf(header_->reason, sizeof(header_->reason), "%s", reason.c_str());
-    header_->broken.store(2, std::memory_order_release);
-  }
-  Changed();
+  RecordBroken(reason);  // another host's: no local change to ship back
 }
 
 }  // namespace distbarrier::comm::transport

@@ -99,6 +99,7 @@ class ShmTransport final : public Transport {
   void Changed();
   // After a change by a rank of this host: tells the host agent (across hosts).
   void LocalChange();
+  void RecordBroken(const std::string& reason);  // MarkBroken without LocalChange
   void MarkBroken(const std::string& reason);
   std::vector<int> Missing(uint64_t seq) const;
   // Whether every rank's `counter` has reached seq, read with seq_cst loads: after a seq_cst
