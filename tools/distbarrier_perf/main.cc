@@ -6,7 +6,7 @@
 //   distbarrier-perf --hosts 2 4 8 [-n 2000] [--repeat 5] [--timeout S]   (as root: namespaces)
 //
 // One row per rank count; every column is ns per barrier, measured in the same run on the same
-// ranks, each the median of --repeat rounds (implementations alternate within a round). A
+// ranks, each the median of --repeat rounds (implementations alternate within a round, in reverse order every other round). A
 // round's figure is the maximum over ranks of the rank's own steady_clock time for the timed
 // loop / iterations; the phases start together on a control barrier outside the timed region.
 //

@@ -31,7 +31,7 @@ struct RankContext {
   const Options* options;
   int ranks;
   Shared* shared;
-  double* figures;  // [impl][round][rank]
+  double* figures;              // [impl][round][rank]
   std::barrier<>* std_barrier;  // threads mode
   const char* group;
 };
@@ -111,7 +111,10 @@ void RunRank(const RankContext& c, int rank) {
   };
 
   for (int round = 0; round < o.repeat; ++round) {
-    for (int impl = 0; impl < kImplCount; ++impl) {
+    for (int position = 0; position < kImplCount; ++position) {
+      // Odd rounds run the implementations in reverse order, so that none is always the one
+      // that runs first (after the control barrier's wake-ups) or right after another's load.
+      const int impl = round % 2 == 0 ? position : kImplCount - 1 - position;
       if (!o.enabled[impl] || (impl == kStd && c.std_barrier == nullptr)) continue;
       // Statistics are switched per process (every rank of a process sets the same flag), and
       // back on only once every rank has left the phase.
@@ -207,8 +210,8 @@ void RunRankProcesses(int ranks, const std::function<void(int rank)>& body) {
       failed = true;
       const int rank = static_cast<int>(std::find(pids.begin(), pids.end(), pid) - pids.begin());
       std::fprintf(stderr, "distbarrier-perf: rank %d (pid %d) of %d %s %d\n", rank, pid, ranks,
-                   WIFSIGNALED(status) ? "was killed by signal" : "exited with", WIFSIGNALED(status) ?
-                   WTERMSIG(status) : WEXITSTATUS(status));
+                   WIFSIGNALED(status) ? "was killed by signal" : "exited with",
+                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
       for (pid_t other : pids) kill(other, SIGKILL);
     }
   }
