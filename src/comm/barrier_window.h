@@ -6,9 +6,10 @@
 // step: k is complete when every required rank's line is >= k.
 //
 // The arrival that finds barrier k complete claims it (exactly one does, by raising
-// claimed_seq to k) and publishes released_seq = k. Waiters watch that one word: they spin a
-// little, yield a little, then sleep on a futex word bumped by each release; a sleeper count
-// lets releases skip the wake syscall when nobody sleeps. Every access that decides
+// claimed_seq to k) and publishes released_seq = k. Waiters spin a little and yield a little,
+// watching that word or, on one host, the required arrival lines themselves (so the claim and
+// the release are not on their path), then sleep on a futex word bumped by each release; a
+// sleeper count lets releases skip the wake syscall when nobody sleeps. Every access that decides
 // "released" or "asleep" is seq_cst: a sleeper either is seen by the releaser (which then
 // wakes it) or itself sees the release before it sleeps (the Dekker pairing), so no wake-up
 // is lost.
@@ -124,8 +125,9 @@ class BarrierWindow {
   int64_t ArrivalNs(int rank, uint64_t seq) const;
 
   // The first, short part of Wait: spins a little, then yields a little (for at most `limit`),
-  // watching for the release of `seq`. True when it came.
-  bool SpinForRelease(uint64_t seq, std::optional<Clock::duration> limit) const;
+  // watching for the release of `seq` (on one host: for every rank of `required` to arrive at
+  // it, which the release only follows). True when it came: the caller may pass barrier seq.
+  bool SpinForRelease(uint64_t seq, std::span<const int> required, std::optional<Clock::duration> limit) const;
   // Waits for the release of `seq`. Returns kPeerDied when a rank in `required` that has not
   // arrived is marked dead.
   WaitResult Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options, const std::stop_token& stop);

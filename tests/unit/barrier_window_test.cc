@@ -253,5 +253,46 @@ TEST(BarrierWindowTest, ArrivalsSkipTheWakeUpOnlyWhileTheAgentPolls) {
   EXPECT_EQ(window.ArrivalWord(), before + 4);
 }
 
+// On one host a waiter passes barrier k once every required line shows k: the claim and the
+// release are the last arrival's to do after that. ArriveForAgent writes a line with no
+// release check, standing for a last arrival caught between its arrival and its claim.
+TEST(BarrierWindowTest, OnOneHostAWaiterPassesOnceEveryLineShowsTheBarrierBeforeTheRelease) {
+  BarrierWindow window(3);
+  const auto all = Ranks(3);
+  const auto no_time = std::chrono::nanoseconds(0);
+  window.Arrive(0, 1, 0, all);
+  window.Arrive(1, 1, 0, all);
+  EXPECT_FALSE(window.SpinForRelease(1, all, no_time)) << "rank 2 has not arrived";
+  window.ArriveForAgent(2, 1, 0);
+  EXPECT_FALSE(window.Released(1));
+  EXPECT_TRUE(window.SpinForRelease(1, all, no_time));
+  EXPECT_FALSE(window.SpinForRelease(2, all, no_time)) << "barrier 2 is a new barrier";
+}
+
+// Across hosts the agent is one more participant with no line: the lines alone never let a
+// waiter pass there, only the release does.
+TEST(BarrierWindowTest, AcrossHostsAWaiterPassesOnlyOnTheRelease) {
+  BarrierWindow window(2);
+  window.SetHosts(2, 0);
+  window.SetHost(1, 1);
+  const auto all = Ranks(2);
+  const auto no_time = std::chrono::nanoseconds(0);
+  window.Arrive(0, 1, 0, all);
+  window.ArriveForAgent(1, 1, 0);
+  EXPECT_FALSE(window.SpinForRelease(1, all, no_time)) << "the agent has not reached barrier 1";
+  EXPECT_TRUE(window.AgentReached(1, all));
+  EXPECT_TRUE(window.SpinForRelease(1, all, no_time));
+}
+
+// A waiter whose required set is larger than the releaser's (elastic ranks that disagree)
+// still passes on the release, as before the lines were watched.
+TEST(BarrierWindowTest, AReleaseByASmallerRequiredSetStillLetsTheWaiterPass) {
+  BarrierWindow window(3);
+  const std::vector<int> two = {0, 1};
+  window.Arrive(0, 1, 0, Ranks(3));
+  EXPECT_TRUE(window.Arrive(1, 1, 0, two));
+  EXPECT_TRUE(window.SpinForRelease(1, Ranks(3), std::chrono::nanoseconds(0)));
+}
+
 }  // namespace
 }  // namespace distbarrier::comm

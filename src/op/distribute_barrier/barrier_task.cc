@@ -192,7 +192,7 @@ class BarrierRun final : public runtime::SuspendableTask {
       // already or about to be: a short spin here (on the launching thread, when the launch
       // runs this inline; at most kInlineSpin, so a launch stays short) saves handing the
       // barrier to the stream's worker and back.
-      if (!released_here && !window.SpinForRelease(seq_, kInlineSpin)) return StepResult::Blocks();
+      if (!released_here && !window.SpinForRelease(seq_, *required_, kInlineSpin)) return StepResult::Blocks();
       return StepResult::Done(Finish(comm::WaitResult::kReleased));
     }
     if (released_here) {
