@@ -30,7 +30,6 @@ void RaiseTo(std::atomic<uint64_t>& word, uint64_t value) {
 }  // namespace
 
 struct BarrierWindow::Header {
-  alignas(kLine) std::atomic<uint64_t> claimed_seq{0};
   alignas(kLine) std::atomic<uint64_t> released_seq{0};
   alignas(kLine) std::atomic<uint32_t> release_word{0};
   alignas(kLine) std::atomic<uint32_t> sleepers{0};
@@ -216,17 +215,25 @@ uint64_t BarrierWindow::ReportedSequence(int rank) const {
 
 // Across hosts the agent is one more participant (agent_seq); see the header.
 bool BarrierWindow::TryRelease(uint64_t seq, std::span<const int> required, std::span<int64_t> arrivals) {
-  if (!Complete(seq, required)) return false;
-  if (CrossHost() && header_->agent_seq.load(std::memory_order_seq_cst) < seq) return false;
-  // Several arrivals may find the barrier complete; the one that raises the claim releases.
-  uint64_t claimed = header_->claimed_seq.load(std::memory_order_seq_cst);
-  do {
-    if (claimed >= seq) return false;
-  } while (!header_->claimed_seq.compare_exchange_weak(claimed, seq, std::memory_order_seq_cst));
-  if (arrivals.size() == required.size()) {
-    for (size_t i = 0; i < required.size(); ++i) arrivals[i] = ArrivalNs(required[i], seq);
+  // The arrival times are read with the lines that show the barrier complete, while they are in
+  // this CPU's cache: a rank that passes (on one host, as soon as it sees every line) rewrites
+  // its line at once, but it cannot reach seq + 2, which overwrites slot seq & 1, before this
+  // arrival reaches seq + 1.
+  const bool snapshot = arrivals.size() == required.size();
+  for (size_t i = 0; i < required.size(); ++i) {
+    const Slot& slot = slots_[required[i]];
+    if (slot.arrived_seq.load(std::memory_order_seq_cst) < seq) return false;
+    if (snapshot) arrivals[i] = slot.arrival_ns[seq & 1].load(std::memory_order_relaxed);
   }
-  Release(seq);
+  if (CrossHost() && header_->agent_seq.load(std::memory_order_seq_cst) < seq) return false;
+  // Several arrivals may find the barrier complete; the one that raises released_seq releases.
+  // Claiming and publishing are one write to one line: with a separate claim word, each barrier
+  // whose releaser is not the previous one's moved two lines between cores instead of one.
+  uint64_t released = header_->released_seq.load(std::memory_order_seq_cst);
+  do {
+    if (released >= seq) return false;
+  } while (!header_->released_seq.compare_exchange_weak(released, seq, std::memory_order_seq_cst));
+  WakeSleepers();
   return true;
 }
 
@@ -240,16 +247,16 @@ void BarrierWindow::SetReleaseHookForTesting(void (*hook)(void*), void* arg) {
   release_hook.store(hook, std::memory_order_seq_cst);
 }
 
-// The order matters: released_seq first, then the word. A waiter reads the word, then checks
-// released_seq, then sleeps on the word; bumping the word first would let it read the new
-// word, miss the release and sleep with no wake-up coming (BarrierWindowTest covers it).
+// The order matters: released_seq first (TryRelease), then the word. A waiter reads the word,
+// then checks released_seq, then sleeps on the word; bumping the word first would let it read
+// the new word, miss the release and sleep with no wake-up coming (BarrierWindowTest covers it).
 // The word is bumped only when someone counts itself asleep: a waiter that counts itself
 // after this release read sleepers == 0 re-checks released_seq afterwards and sees the release
 // (both seq_cst: the count's increment follows our read of it in the single total order, and
-// our RaiseTo precedes that read), so it never sleeps on a word that will not move. Most
-// releases find nobody asleep (ranks of one process park instead) and skip the shared write.
-void BarrierWindow::Release(uint64_t seq) {
-  RaiseTo(header_->released_seq, seq);
+// our raise of released_seq precedes that read), so it never sleeps on a word that will not
+// move. Most releases find nobody asleep (ranks of one process park instead) and skip the
+// shared write.
+void BarrierWindow::WakeSleepers() {
   if (auto* hook = release_hook.load(std::memory_order_relaxed)) hook(release_hook_arg.load(std::memory_order_relaxed));
   if (header_->sleepers.load(std::memory_order_seq_cst) == 0) return;
   header_->release_word.fetch_add(1, std::memory_order_seq_cst);
@@ -288,11 +295,11 @@ int64_t BarrierWindow::ArrivalNs(int rank, uint64_t seq) const {
 bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
                                    std::optional<Clock::duration> limit) const {
   // Ranks of one host watch the required arrival lines rather than the released word: once
-  // every line shows seq the barrier is theirs to pass, and the claim and release that follow
-  // are the last arrival's own business (its records, its waking of sleepers). That takes two
-  // cache-line hand-offs off the waiter's path (the last arrival's claim, and the released word
-  // it writes and the waiter reads back): on a machine whose cores are far apart (a hand-off of
-  // 200+ ns), most of a barrier. Lines only grow, so a line seen at seq is not read again.
+  // every line shows seq the barrier is theirs to pass, and the release that follows is the
+  // last arrival's own business (its records, its waking of sleepers). That takes two
+  // cache-line hand-offs off the waiter's path (the last arrival's write of the released word
+  // and the waiter's read of it): on a machine whose cores are far apart (a hand-off of 200+
+  // ns), a large part of a barrier. Lines only grow, so a line seen at seq is not read again.
   // Across hosts the agent is one more participant with no line: there the released word
   // decides. The released word is still read while yielding, for a required set that differs
   // from the releaser's (elastic ranks that disagree), where only the release says go.

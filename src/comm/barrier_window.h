@@ -5,10 +5,10 @@
 // only grow, so barrier k of one rank pairs with barrier k of every other with no reset
 // step: k is complete when every required rank's line is >= k.
 //
-// The arrival that finds barrier k complete claims it (exactly one does, by raising
-// claimed_seq to k) and publishes released_seq = k. Waiters spin a little and yield a little,
-// watching that word or, on one host, the required arrival lines themselves (so the claim and
-// the release are not on their path), then sleep on a futex word bumped by each release; a
+// The arrival that finds barrier k complete releases it: exactly one does, the one whose
+// compare-and-swap raises released_seq to k. Waiters spin a little and yield a little,
+// watching that word or, on one host, the required arrival lines themselves (so the release
+// is not on their path), then sleep on a futex word bumped by each release; a
 // sleeper count lets releases skip the wake syscall when nobody sleeps. Every access that decides
 // "released" or "asleep" is seq_cst: a sleeper either is seen by the releaser (which then
 // wakes it) or itself sees the release before it sleeps (the Dekker pairing), so no wake-up
@@ -73,8 +73,8 @@ class BarrierWindow {
   // Publishes that `rank` reached barrier `seq` at `arrival_ns` (steady clock); if that
   // completes barrier `seq` for `required`, releases everyone waiting for it and returns true.
   // Then, when `arrivals` has required.size() entries, it holds each required rank's arrival
-  // time at `seq`, read before the release was published: no rank has moved on yet, so their
-  // lines are still in this CPU's cache (after it, each rank rewrites its line at once).
+  // time at `seq`, read with the lines that showed the barrier complete (so from this CPU's
+  // cache; a rank that passes rewrites its line at once). Its entries mean nothing when false.
   bool Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span<const int> required,
               std::span<int64_t> arrivals = {});
 
@@ -169,7 +169,7 @@ class BarrierWindow {
   struct Header;
   struct Slot;
 
-  void Release(uint64_t seq);
+  void WakeSleepers();
   bool TryRelease(uint64_t seq, std::span<const int> required, std::span<int64_t> arrivals = {});
   bool CrossHost() const;
   std::atomic<uint64_t>* RequiredWords(uint64_t seq) const;
