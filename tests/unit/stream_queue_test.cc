@@ -1,0 +1,105 @@
+// A stream's bounded queue (DISTBARRIER_STREAM_QUEUE_DEPTH). The depth is read once per
+// process, so these cases live in their own program, every one setting the same small depth
+// before anything reads it (in stream_test, other cases' streams read the default first).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "runtime/stream.h"
+
+namespace distbarrier::runtime {
+namespace {
+
+constexpr int kTestQueueDepth = 4;
+
+void SetTestQueueDepth() {
+  setenv("DISTBARRIER_STREAM_QUEUE_DEPTH", std::to_string(kTestQueueDepth).c_str(), 1);
+  ASSERT_EQ(Stream::QueueDepth(), static_cast<uint64_t>(kTestQueueDepth));
+}
+
+Task BlockingTask(std::shared_future<void> gate, std::atomic<int>* finished) {
+  Task task;
+  task.run = [gate, finished](const std::stop_token&) {
+    gate.wait();
+    finished->fetch_add(1);
+    return TaskStatus::Ok();
+  };
+  return task;
+}
+
+// With the queue full, one more launch waits until one has finished: it cannot return
+// while the first task is held at its gate.
+TEST(StreamQueueTest, ALaunchIntoAFullQueueWaitsForRoom) {
+  SetTestQueueDepth();
+  Stream stream(0);
+  std::promise<void> open;
+  std::shared_future<void> gate = open.get_future().share();
+  std::atomic<int> finished{0};
+  for (int i = 0; i < kTestQueueDepth; ++i) stream.Enqueue(BlockingTask(gate, &finished));
+  std::atomic<bool> returned{false};
+  int finished_when_it_returned = -1;
+  std::thread launcher([&] {
+    stream.Enqueue(BlockingTask(gate, &finished));
+    finished_when_it_returned = finished.load();
+    returned = true;
+  });
+  while (stream.BlockedLaunches() == 0 && !returned.load()) std::this_thread::yield();
+  EXPECT_FALSE(returned.load()) << "the fifth launch did not wait for room";
+  open.set_value();
+  launcher.join();
+  EXPECT_GE(finished_when_it_returned, 1);
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+  EXPECT_EQ(finished.load(), kTestQueueDepth + 1);
+}
+
+// A host task launching onto its own full stream would wait for itself: it does not wait.
+TEST(StreamQueueTest, ATaskLaunchingOntoItsOwnFullStreamDoesNotWait) {
+  SetTestQueueDepth();
+  Stream stream(0);
+  std::atomic<int> ran{0};
+  Task launcher;
+  launcher.run = [&](const std::stop_token&) {
+    for (int i = 0; i < 2 * kTestQueueDepth; ++i) {
+      Task more;
+      more.run = [&](const std::stop_token&) {
+        ran.fetch_add(1);
+        return TaskStatus::Ok();
+      };
+      stream.Enqueue(std::move(more));
+    }
+    return TaskStatus::Ok();
+  };
+  stream.Enqueue(std::move(launcher));
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);  // the launcher ran: all its launches are queued
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);  // and now they ran too
+  EXPECT_EQ(ran.load(), 2 * kTestQueueDepth);
+}
+
+// Aborting the stream releases a launch waiting for room; the task is dropped, not lost.
+TEST(StreamQueueTest, AbortReleasesALaunchWaitingForRoom) {
+  SetTestQueueDepth();
+  Stream stream(0);
+  std::promise<void> open;
+  std::shared_future<void> gate = open.get_future().share();
+  std::atomic<int> finished{0};
+  for (int i = 0; i < kTestQueueDepth; ++i) stream.Enqueue(BlockingTask(gate, &finished));
+  std::promise<TaskStatus> dropped;
+  std::thread launcher([&] {
+    Task late;
+    late.run = [](const std::stop_token&) { return TaskStatus::Ok(); };
+    late.on_drop = [&](const TaskStatus& cause) { dropped.set_value(cause); };
+    stream.Enqueue(std::move(late));
+  });
+  while (stream.BlockedLaunches() == 0) std::this_thread::yield();
+  stream.Abort({ACL_ERROR_RT_STREAM_ABORT, "test abort"});
+  EXPECT_EQ(dropped.get_future().get().code, ACL_ERROR_RT_STREAM_ABORT);
+  launcher.join();
+  open.set_value();
+}
+
+}  // namespace
+}  // namespace distbarrier::runtime
