@@ -3,6 +3,7 @@
 // runs elastically, and never touches xRef. No sleeps: progress is observed through stream
 // state, host functions and the library's log listener.
 #include <atomic>
+#include <barrier>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -86,8 +87,8 @@ TEST_F(BarrierTest, ConsecutiveBarriersPairKthWithKth) {
   for (int i = 0; i < kBarriers; ++i) ASSERT_EQ(Enqueue(0), ACLNN_SUCCESS);
   std::atomic<int> rank0_done{0};
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  ASSERT_ACL_OK(aclrtLaunchHostFunc(streams_[0], [](void* arg) { static_cast<std::atomic<int>*>(arg)->store(1); },
-                                    &rank0_done));
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(
+      streams_[0], [](void* arg) { static_cast<std::atomic<int>*>(arg)->store(1); }, &rank0_done));
   // Ranks 1 and 2 go step by step; rank 0 can finish only after their last barrier.
   for (int i = 0; i < kBarriers; ++i) {
     EXPECT_EQ(rank0_done.load(), 0) << "rank 0 passed barrier " << kBarriers << " early, at step " << i;
@@ -125,7 +126,8 @@ TEST_F(BarrierTest, ABlockedBarrierDoesNotBlockAnotherStreamOfTheDevice) {
   ASSERT_ACL_OK(aclrtSetDevice(0));
   aclrtStream other = NewStream();
   std::atomic<bool> ran{false};
-  ASSERT_ACL_OK(aclrtLaunchHostFunc(other, [](void* arg) { static_cast<std::atomic<bool>*>(arg)->store(true); }, &ran));
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(
+      other, [](void* arg) { static_cast<std::atomic<bool>*>(arg)->store(true); }, &ran));
   EXPECT_ACL_OK(aclrtSynchronizeStream(other));
   EXPECT_TRUE(ran.load());
   EXPECT_EQ(Query(streams_[0]), ACL_STREAM_STATUS_NOT_READY);
@@ -140,7 +142,7 @@ TEST_F(BarrierTest, ARankWaitingOnTwoStreamsAtOncePassesBoth) {
   Setup(2);
   ASSERT_ACL_OK(aclrtSetDevice(0));
   aclrtStream second = NewStream();
-  ASSERT_EQ(Enqueue(0), ACLNN_SUCCESS);  // rank 0, barrier 1, parks
+  ASSERT_EQ(Enqueue(0), ACLNN_SUCCESS);                                            // rank 0, barrier 1, parks
   ASSERT_EQ(EnqueueBarrier(x_refs_[0].tensor, group_, 2, second), ACLNN_SUCCESS);  // barrier 2
   EXPECT_EQ(Query(streams_[0]), ACL_STREAM_STATUS_NOT_READY);
   EXPECT_EQ(Query(second), ACL_STREAM_STATUS_NOT_READY);
@@ -252,7 +254,8 @@ TEST_F(BarrierTest, V2TimeoutFailsTheStreamAndNamesTheMissingRank) {
   // The stream stays failed: later work is dropped and every sync reports the failure.
   std::atomic<bool> ran{false};
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  ASSERT_ACL_OK(aclrtLaunchHostFunc(streams_[0], [](void* arg) { static_cast<std::atomic<bool>*>(arg)->store(true); }, &ran));
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(
+      streams_[0], [](void* arg) { static_cast<std::atomic<bool>*>(arg)->store(true); }, &ran));
   EXPECT_EQ(aclrtSynchronizeStream(streams_[0]), ACL_ERROR_RT_VECTOR_CORE_TIMEOUT);
   EXPECT_FALSE(ran.load());
   EXPECT_EQ(aclrtSynchronizeStream(streams_[1]), ACL_ERROR_RT_VECTOR_CORE_TIMEOUT);
@@ -284,13 +287,14 @@ TEST_F(BarrierTest, V2TimeoutIsReadWhenTheBarrierRuns) {
     bool* open;
   } gate{&mutex, &cv, &open};
   ASSERT_ACL_OK(aclrtSetDevice(0));
-  ASSERT_ACL_OK(aclrtLaunchHostFunc(streams_[0],
-                                    [](void* arg) {
-                                      auto* g = static_cast<Gate*>(arg);
-                                      std::unique_lock lock(*g->mutex);
-                                      g->cv->wait(lock, [&] { return *g->open; });
-                                    },
-                                    &gate));
+  ASSERT_ACL_OK(aclrtLaunchHostFunc(
+      streams_[0],
+      [](void* arg) {
+        auto* g = static_cast<Gate*>(arg);
+        std::unique_lock lock(*g->mutex);
+        g->cv->wait(lock, [&] { return *g->open; });
+      },
+      &gate));
   ASSERT_EQ(EnqueueV2(0, timeout.tensor, nullptr), ACLNN_SUCCESS);
   const int32_t one_ms = 1000;
   ASSERT_ACL_OK(aclrtMemcpy(timeout.data, 4, &one_ms, 4, ACL_MEMCPY_HOST_TO_DEVICE));
@@ -442,10 +446,15 @@ TEST_F(BarrierTest, SurvivorsGoOnElasticallyAfterALostRank) {
   constexpr int kRanks = 4;
   constexpr int kLost = 2;
   Setup(kRanks);
-  DeviceTensor timeout = MakeInt32Tensor({10000});
+  // The survivors set off together and have half a second to arrive: only the lost rank may be
+  // missing when they time out. (With 10 ms and no start line, under ThreadSanitizer on 2 cores
+  // the last survivor's thread often started too late and was named missing too.)
+  DeviceTensor timeout = MakeInt32Tensor({500000});
   DeviceTensor elastic = MakeInt32Tensor(ElasticInfo(kRanks, {kLost}));
+  std::barrier start_line(kRanks - 1);
   RunRanks(kRanks, [&](int rank) {
     if (rank == kLost) return;
+    start_line.arrive_and_wait();
     ASSERT_EQ(EnqueueBarrierV2(x_refs_[rank].tensor, timeout.tensor, nullptr, group_, kRanks, streams_[rank]),
               ACLNN_SUCCESS);
     ASSERT_EQ(aclrtSynchronizeStream(streams_[rank]), ACL_ERROR_RT_VECTOR_CORE_TIMEOUT);
@@ -455,8 +464,7 @@ TEST_F(BarrierTest, SurvivorsGoOnElasticallyAfterALostRank) {
     // still end at the suite's limit.
     aclrtStream fresh = NewStream();
     for (int i = 0; i < 2; ++i) {
-      ASSERT_EQ(EnqueueBarrierV2(x_refs_[rank].tensor, nullptr, elastic.tensor, group_, kRanks, fresh),
-                ACLNN_SUCCESS);
+      ASSERT_EQ(EnqueueBarrierV2(x_refs_[rank].tensor, nullptr, elastic.tensor, group_, kRanks, fresh), ACLNN_SUCCESS);
     }
     EXPECT_ACL_OK(aclrtSynchronizeStream(fresh));
   });
