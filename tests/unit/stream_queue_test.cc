@@ -31,29 +31,37 @@ Task BlockingTask(std::shared_future<void> gate, std::atomic<int>* finished) {
   return task;
 }
 
-// With the queue full, one more launch waits until one has finished: it cannot return
-// while the first task is held at its gate.
-TEST(StreamQueueTest, ALaunchIntoAFullQueueWaitsForRoom) {
-  SetTestQueueDepth();
-  Stream stream(0);
+// A stream whose queue is full of tasks held at one gate until `open` is set.
+struct FullQueue {
+  FullQueue() {
+    SetTestQueueDepth();
+    for (int i = 0; i < kTestQueueDepth; ++i) stream.Enqueue(BlockingTask(gate, &finished));
+  }
   std::promise<void> open;
   std::shared_future<void> gate = open.get_future().share();
   std::atomic<int> finished{0};
-  for (int i = 0; i < kTestQueueDepth; ++i) stream.Enqueue(BlockingTask(gate, &finished));
+  Stream stream{0};  // last: destroyed first, while the tasks' gate and counter still exist
+};
+
+// With the queue full, one more launch waits until one has finished: it cannot return
+// while the first task is held at its gate.
+TEST(StreamQueueTest, ALaunchIntoAFullQueueWaitsForRoom) {
+  FullQueue full;
+  Stream& stream = full.stream;
   std::atomic<bool> returned{false};
   int finished_when_it_returned = -1;
   std::thread launcher([&] {
-    stream.Enqueue(BlockingTask(gate, &finished));
-    finished_when_it_returned = finished.load();
+    stream.Enqueue(BlockingTask(full.gate, &full.finished));
+    finished_when_it_returned = full.finished.load();
     returned = true;
   });
   while (stream.BlockedLaunches() == 0 && !returned.load()) std::this_thread::yield();
   EXPECT_FALSE(returned.load()) << "the fifth launch did not wait for room";
-  open.set_value();
+  full.open.set_value();
   launcher.join();
   EXPECT_GE(finished_when_it_returned, 1);
   EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
-  EXPECT_EQ(finished.load(), kTestQueueDepth + 1);
+  EXPECT_EQ(full.finished.load(), kTestQueueDepth + 1);
 }
 
 // A host task launching onto its own full stream would wait for itself: it does not wait.
@@ -81,12 +89,8 @@ TEST(StreamQueueTest, ATaskLaunchingOntoItsOwnFullStreamDoesNotWait) {
 
 // Aborting the stream releases a launch waiting for room; the task is dropped, not lost.
 TEST(StreamQueueTest, AbortReleasesALaunchWaitingForRoom) {
-  SetTestQueueDepth();
-  Stream stream(0);
-  std::promise<void> open;
-  std::shared_future<void> gate = open.get_future().share();
-  std::atomic<int> finished{0};
-  for (int i = 0; i < kTestQueueDepth; ++i) stream.Enqueue(BlockingTask(gate, &finished));
+  FullQueue full;
+  Stream& stream = full.stream;
   std::promise<TaskStatus> dropped;
   std::thread launcher([&] {
     Task late;
@@ -98,7 +102,7 @@ TEST(StreamQueueTest, AbortReleasesALaunchWaitingForRoom) {
   stream.Abort({ACL_ERROR_RT_STREAM_ABORT, "test abort"});
   EXPECT_EQ(dropped.get_future().get().code, ACL_ERROR_RT_STREAM_ABORT);
   launcher.join();
-  open.set_value();
+  full.open.set_value();
 }
 
 }  // namespace
