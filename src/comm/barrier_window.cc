@@ -219,12 +219,8 @@ bool BarrierWindow::TryRelease(uint64_t seq, std::span<const int> required, std:
   // this CPU's cache: a rank that passes (on one host, as soon as it sees every line) rewrites
   // its line at once, but it cannot reach seq + 2, which overwrites slot seq & 1, before this
   // arrival reaches seq + 1.
-  const bool snapshot = arrivals.size() == required.size();
-  for (size_t i = 0; i < required.size(); ++i) {
-    const Slot& slot = slots_[required[i]];
-    if (slot.arrived_seq.load(std::memory_order_seq_cst) < seq) return false;
-    if (snapshot) arrivals[i] = slot.arrival_ns[seq & 1].load(std::memory_order_relaxed);
-  }
+  if (arrivals.size() != required.size()) arrivals = {};
+  if (ArrivedFrom(0, seq, required, arrivals) < required.size()) return false;
   if (CrossHost() && header_->agent_seq.load(std::memory_order_seq_cst) < seq) return false;
   // Several arrivals may find the barrier complete; the one that raises released_seq releases.
   // Claiming and publishing are one write to one line: with a separate claim word, each barrier
@@ -272,8 +268,18 @@ uint64_t BarrierWindow::ReleasedSequence() const {
 }
 
 bool BarrierWindow::Complete(uint64_t seq, std::span<const int> required) const {
-  return std::all_of(required.begin(), required.end(),
-                     [&](int rank) { return slots_[rank].arrived_seq.load(std::memory_order_seq_cst) >= seq; });
+  return ArrivedFrom(0, seq, required) == required.size();
+}
+
+size_t BarrierWindow::ArrivedFrom(size_t first, uint64_t seq, std::span<const int> required,
+                                  std::span<int64_t> arrivals) const {
+  size_t next = first;
+  for (; next < required.size(); ++next) {
+    const Slot& slot = slots_[required[next]];
+    if (slot.arrived_seq.load(std::memory_order_seq_cst) < seq) break;
+    if (!arrivals.empty()) arrivals[next] = slot.arrival_ns[seq & 1].load(std::memory_order_relaxed);
+  }
+  return next;
 }
 
 std::vector<int> BarrierWindow::Missing(uint64_t seq, std::span<const int> required) const {
@@ -305,26 +311,23 @@ bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
   // from the releaser's (elastic ranks that disagree), where only the release says go.
   const bool watch_lines = !CrossHost();
   size_t seen = 0;
-  const auto all_arrived = [&] {
-    while (seen < required.size() && slots_[required[seen]].arrived_seq.load(std::memory_order_seq_cst) >= seq) {
-      ++seen;
-    }
-    return seen == required.size();
+  const auto passed = [&](bool yielding) {
+    if (watch_lines && (seen = ArrivedFrom(seen, seq, required)) == required.size()) return true;
+    return (yielding || !watch_lines) && Released(seq);
   };
-  const auto passed = [&] { return watch_lines ? all_arrived() : Released(seq); };
   for (int i = 0; i < kSpinChecks; ++i) {
-    if (passed()) return true;
+    if (passed(false)) return true;
     CpuRelax();
   }
   // A yield gives the core to whatever else wants it, for a whole time slice when a core is
   // oversubscribed: the limit bounds the spin in time, not only in yields.
   const Clock::time_point give_up = limit ? Clock::now() + *limit : Clock::time_point::max();
   for (int i = 0; i < kYieldChecks; ++i) {
-    if (passed() || Released(seq)) return true;
+    if (passed(true)) return true;
     if (limit && Clock::now() >= give_up) return false;
     sched_yield();
   }
-  return passed() || Released(seq);
+  return passed(true);
 }
 
 WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,

@@ -8,8 +8,8 @@
 // The arrival that finds barrier k complete releases it: exactly one does, the one whose
 // compare-and-swap raises released_seq to k. Waiters spin a little and yield a little,
 // watching that word or, on one host, the required arrival lines themselves (so the release
-// is not on their path), then sleep on a futex word bumped by each release; a
-// sleeper count lets releases skip the wake syscall when nobody sleeps. Every access that decides
+// is not on their path), then sleep on a futex word bumped by each release; a sleeper count
+// lets releases skip the wake syscall when nobody sleeps. Every access that decides
 // "released" or "asleep" is seq_cst: a sleeper either is seen by the releaser (which then
 // wakes it) or itself sees the release before it sleeps (the Dekker pairing), so no wake-up
 // is lost.
@@ -172,6 +172,9 @@ class BarrierWindow {
   void WakeSleepers();
   bool TryRelease(uint64_t seq, std::span<const int> required, std::span<int64_t> arrivals = {});
   bool CrossHost() const;
+  // How many of `required`, counting on from index `first`, have arrived at `seq` in a row (the
+  // index of the first that has not). Fills arrivals[i] for those, when `arrivals` is not empty.
+  size_t ArrivedFrom(size_t first, uint64_t seq, std::span<const int> required, std::span<int64_t> arrivals = {}) const;
   std::atomic<uint64_t>* RequiredWords(uint64_t seq) const;
 
   const int rank_count_;

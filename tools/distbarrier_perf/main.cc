@@ -6,9 +6,10 @@
 //   distbarrier-perf --hosts 2 4 8 [-n 2000] [--repeat 5] [--timeout S]   (as root: namespaces)
 //
 // One row per rank count; every column is ns per barrier, measured in the same run on the same
-// ranks, each the median of --repeat rounds (implementations alternate within a round, in reverse order every other round). A
-// round's figure is the maximum over ranks of the rank's own steady_clock time for the timed
-// loop / iterations; the phases start together on a control barrier outside the timed region.
+// ranks, each the median of --repeat rounds (implementations alternate within a round, in
+// reverse order every other round). A round's figure is the maximum over ranks of the rank's
+// own steady_clock time for the timed loop / iterations; the phases start together on a
+// control barrier outside the timed region.
 //
 //   b2b      distbarrier back to back: one repeatable executor, n aclnnDistributeBarrier on the
 //            rank's stream, then one aclrtSynchronizeStream
