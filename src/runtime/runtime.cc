@@ -3,6 +3,9 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "common/env.h"
 #include "common/error.h"
@@ -41,13 +44,17 @@ void Runtime::OnForkChild() {
   }
 }
 
+std::string Runtime::ForkedChildMessage(const char* api) {
+  return fmt::format(
+      "{}: this process was forked after the runtime was initialized; the parent's devices, streams and their "
+      "threads do not exist here. Call aclFinalize() in the child to forget them and start again, or fork before "
+      "the first aclrtSetDevice",
+      api);
+}
+
 aclError Runtime::CheckNotForked(const char* api) const {
   if (!InheritedAcrossFork()) return ACL_SUCCESS;
-  return Fail(ACL_ERROR_UNINITIALIZE,
-              "{}: this process was forked after the runtime was initialized; the parent's devices, streams and "
-              "their threads do not exist here. Call aclFinalize() in the child to forget them and start again, "
-              "or fork before the first aclrtSetDevice",
-              api);
+  return Fail(ACL_ERROR_UNINITIALIZE, "{}", ForkedChildMessage(api));
 }
 
 Runtime::Runtime()

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/handle_table.h"
@@ -69,6 +70,8 @@ class Runtime {
   bool InheritedAcrossFork() const { return inherited_.load(std::memory_order_relaxed); }
   // ACL_SUCCESS, or that error (recorded, naming `api`) in such a child.
   aclError CheckNotForked(const char* api) const;
+  // What such a child is told, for layers above that fail with their own codes.
+  static std::string ForkedChildMessage(const char* api);
 
   // Aborts all streams, joins their workers, frees all memory and forgets all handles. In a
   // forked child (InheritedAcrossFork) it forgets the inherited state without touching it: the

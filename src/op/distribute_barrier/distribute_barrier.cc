@@ -123,7 +123,6 @@ class PlanCache {
   // hit again (the counters only grow): they are dropped, so a destroyed communicator's group is
   // not kept alive by this cache beyond the thread's next stage 1.
   std::shared_ptr<const BarrierPlan> Find(const PlanKey& key, const PlanVersions& now) {
-    if (now.runtime->InheritedAcrossFork()) return nullptr;  // stage 1 must fail there
     for (Entry& entry : entries_) {
       if (!entry.plan) continue;
       if (entry.versions != now) {
@@ -201,6 +200,12 @@ aclnnStatus PrepareBarrier(const BarrierArgs& args) {
   if (args.world_size < kMinWorldSize || args.world_size > kMaxWorldSize) {
     return Fail(ACLNN_ERR_INNER_TILING_ERROR, "{}: worldSize {} is out of the supported range [{}, {}]", api,
                 args.world_size, kMinWorldSize, kMaxWorldSize);
+  }
+
+  // A forked child fails before any lookup: the parent's groups have no threads here, and a
+  // parent thread may have held a table's lock at the fork.
+  if (runtime::Runtime::Instance().InheritedAcrossFork()) {
+    return Fail(ACLNN_ERR_PARAM_INVALID, "{}", runtime::Runtime::ForkedChildMessage(api));
   }
 
   // Read before every lookup: what a cached answer is valid against.
