@@ -37,21 +37,21 @@ void SetStatsEnabled(bool enabled) {
   StatsFlag().store(enabled, std::memory_order_relaxed);
 }
 
-// recorded_seq and the word readers sleep on follow the window's release protocol: the
-// recorder raises recorded_seq, then bumps the word and wakes only if a reader counts itself
-// asleep; a reader counts itself, then re-checks recorded_seq before sleeping (all seq_cst: the
-// Dekker pairing), so no wake-up is lost, and a record with no reader waiting writes no more
-// than recorded_seq there.
+// A record is whole once its slot shows its seq and an even version. Readers sleep on a word
+// that follows the window's release protocol: the recorder ends the record, then bumps the word
+// and wakes only if a reader counts itself asleep; a reader counts itself, then re-checks the
+// slot before sleeping (all seq_cst: the Dekker pairing), so no wake-up is lost, and a record
+// with no reader waiting writes nothing here. Nothing in the header is written per record: a
+// line that every releasing rank writes is a cache miss on the releaser's way to its next
+// arrival whenever the releaser changes.
 struct BarrierStats::Header {
-  alignas(kLine) std::atomic<uint64_t> recorded_seq{0};
-  std::atomic<uint32_t> recorded_word{0};
-  // Barriers that required every rank: counted once here instead of in each rank's counters
-  // (one read-modify-write per record instead of one per rank); Lateness adds it.
-  std::atomic<uint64_t> all_ranks_barriers{0};
-  alignas(kLine) std::atomic<uint32_t> readers_waiting{0};
+  alignas(kLine) std::atomic<uint32_t> recorded_word{0};
+  std::atomic<uint32_t> readers_waiting{0};
 };
 
-struct alignas(kLine) BarrierStats::RecordSlot {
+// A row: this, then the relative arrival times of every rank, padded to whole lines, so one
+// record writes only its own lines (with up to 3 ranks, one line).
+struct BarrierStats::RecordSlot {
   std::atomic<uint64_t> version{0};  // odd while being written
   std::atomic<uint64_t> seq{0};
   std::atomic<int64_t> first_arrival_ns{0};
@@ -59,8 +59,11 @@ struct alignas(kLine) BarrierStats::RecordSlot {
   std::atomic<int32_t> last_rank{-1};
 };
 
-struct BarrierStats::RankCounters {
-  std::atomic<uint64_t> barriers{0};
+// A line per rank: only the rank's own releases write it (it is the last to arrive, the only
+// one with lateness, and counts barriers of all ranks that it released).
+struct alignas(kLine) BarrierStats::RankCounters {
+  std::atomic<uint64_t> barriers{0};  // barriers that required a subset of the ranks, this one among them
+  std::atomic<uint64_t> all_ranks_released{0};  // barriers of all ranks that this rank released
   std::atomic<uint64_t> times_last{0};
   std::atomic<int64_t> total_ns{0};
   std::atomic<int64_t> max_ns{0};
@@ -70,10 +73,13 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>
                   std::atomic<uint32_t>::is_always_lock_free,
               "the statistics must be usable in memory shared between processes");
 
+size_t BarrierStats::RowBytes(int rank_count) {
+  static_assert(sizeof(RecordSlot) % alignof(std::atomic<int64_t>) == 0, "the relative times follow the slot");
+  return RoundUp(sizeof(RecordSlot) + sizeof(std::atomic<int64_t>) * static_cast<size_t>(rank_count));
+}
+
 size_t BarrierStats::StateBytes(int rank_count) {
-  const auto ranks = static_cast<size_t>(rank_count);
-  return RoundUp(sizeof(Header)) + sizeof(RecordSlot) * kRecent +
-         RoundUp(sizeof(std::atomic<int64_t>) * kRecent * ranks) + RoundUp(sizeof(RankCounters) * ranks);
+  return RoundUp(sizeof(Header)) + RowBytes(rank_count) * kRecent + sizeof(RankCounters) * static_cast<size_t>(rank_count);
 }
 
 BarrierStats::BarrierStats(int rank_count)
@@ -81,25 +87,26 @@ BarrierStats::BarrierStats(int rank_count)
   heap_ = header_;
 }
 
-BarrierStats::BarrierStats(int rank_count, void* memory, bool initialize) : rank_count_(rank_count) {
+BarrierStats::BarrierStats(int rank_count, void* memory, bool initialize)
+    : rank_count_(rank_count), row_bytes_(RowBytes(rank_count)) {
   if (memory == nullptr) throw std::bad_alloc();
   auto* bytes = static_cast<char*>(memory);
   const auto ranks = static_cast<size_t>(rank_count);
-  char* slots = bytes + RoundUp(sizeof(Header));
-  char* relative = slots + sizeof(RecordSlot) * kRecent;
-  char* counters = relative + RoundUp(sizeof(std::atomic<int64_t>) * kRecent * ranks);
+  rows_ = bytes + RoundUp(sizeof(Header));
+  char* counters = rows_ + row_bytes_ * kRecent;
   if (initialize) {
     header_ = new (bytes) Header;
-    slots_ = new (slots) RecordSlot[kRecent];
-    relative_ = reinterpret_cast<std::atomic<int64_t>*>(relative);
-    for (size_t i = 0; i < kRecent * ranks; ++i) new (&relative_[i]) std::atomic<int64_t>(-1);
+    for (size_t row = 0; row < kRecent; ++row) {
+      char* at = rows_ + row * row_bytes_;
+      new (at) RecordSlot;
+      auto* relative = reinterpret_cast<std::atomic<int64_t>*>(at + sizeof(RecordSlot));
+      for (size_t rank = 0; rank < ranks; ++rank) new (&relative[rank]) std::atomic<int64_t>(-1);
+    }
     counters_ = reinterpret_cast<RankCounters*>(counters);
-    for (size_t i = 0; i < ranks; ++i) new (&counters_[i]) RankCounters;
+    for (size_t rank = 0; rank < ranks; ++rank) new (&counters_[rank]) RankCounters;
   } else {
     // Objects the initializing process constructed in this shared memory.
     header_ = std::launder(reinterpret_cast<Header*>(bytes));
-    slots_ = std::launder(reinterpret_cast<RecordSlot*>(slots));
-    relative_ = std::launder(reinterpret_cast<std::atomic<int64_t>*>(relative));
     counters_ = std::launder(reinterpret_cast<RankCounters*>(counters));
   }
 }
@@ -109,11 +116,11 @@ BarrierStats::~BarrierStats() {
 }
 
 BarrierStats::RecordSlot& BarrierStats::Slot(uint64_t seq) const {
-  return slots_[seq % kRecent];
+  return *std::launder(reinterpret_cast<RecordSlot*>(rows_ + (seq % kRecent) * row_bytes_));
 }
 
 std::atomic<int64_t>* BarrierStats::Relative(uint64_t seq) const {
-  return relative_ + (seq % kRecent) * static_cast<size_t>(rank_count_);
+  return std::launder(reinterpret_cast<std::atomic<int64_t>*>(rows_ + (seq % kRecent) * row_bytes_ + sizeof(RecordSlot)));
 }
 
 BarrierSummary BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {
@@ -140,7 +147,7 @@ BarrierSummary BarrierStats::RecordReleased(uint64_t seq, std::span<const int> r
   // odd version, or a later one, when it checks the version again. On x86 both are plain moves.
   const uint64_t version = slot.version.load(std::memory_order_relaxed);
   slot.version.store(version + 1, std::memory_order_relaxed);
-  slot.seq.store(seq, std::memory_order_release);
+  slot.seq.store(seq, std::memory_order_seq_cst);  // seq_cst: a reader's Recorded pairs with it (see Header)
   slot.last_rank.store(last_rank, std::memory_order_release);
   slot.first_arrival_ns.store(first, std::memory_order_release);
   slot.spread_ns.store(last - first, std::memory_order_release);
@@ -161,13 +168,13 @@ BarrierSummary BarrierStats::RecordReleased(uint64_t seq, std::span<const int> r
       RaiseMax(counters.max_ns, lateness);
     }
   }
-  if (all_ranks) header_->all_ranks_barriers.fetch_add(1, std::memory_order_relaxed);
-  if (last_rank >= 0) counters_[last_rank].times_last.fetch_add(1, std::memory_order_relaxed);
-  slot.version.store(version + 2, std::memory_order_release);
-
-  uint64_t recorded = header_->recorded_seq.load(std::memory_order_seq_cst);
-  while (recorded < seq && !header_->recorded_seq.compare_exchange_weak(recorded, seq, std::memory_order_seq_cst)) {
+  if (last_rank >= 0) {
+    RankCounters& releaser = counters_[last_rank];
+    if (all_ranks) releaser.all_ranks_released.fetch_add(1, std::memory_order_relaxed);
+    releaser.times_last.fetch_add(1, std::memory_order_relaxed);
   }
+  slot.version.store(version + 2, std::memory_order_seq_cst);  // the record is whole (see Recorded)
+
   if (header_->readers_waiting.load(std::memory_order_seq_cst) != 0) {
     header_->recorded_word.fetch_add(1, std::memory_order_seq_cst);
     FutexWakeAll(header_->recorded_word);
@@ -200,6 +207,14 @@ std::optional<BarrierRecord> BarrierStats::Copy(uint64_t seq, Clock::time_point 
   }
 }
 
+bool BarrierStats::Recorded(uint64_t seq) const {
+  const RecordSlot& slot = Slot(seq);
+  // The seq first: a slot that shows it also shows the odd version its writer stored before it,
+  // or a later version; an even one then is the end of that record (or of a later one).
+  if (slot.seq.load(std::memory_order_seq_cst) < seq) return false;
+  return (slot.version.load(std::memory_order_seq_cst) & 1) == 0;
+}
+
 std::optional<BarrierRecord> BarrierStats::WaitFor(uint64_t seq) const {
   if (seq == 0) return std::nullopt;
   // The recorder runs right after the release the caller saw; the bound only covers a
@@ -207,11 +222,11 @@ std::optional<BarrierRecord> BarrierStats::WaitFor(uint64_t seq) const {
   const Clock::time_point give_up = Clock::now() + std::chrono::seconds(1);
   for (;;) {
     const uint32_t word = header_->recorded_word.load(std::memory_order_seq_cst);
-    if (header_->recorded_seq.load(std::memory_order_seq_cst) >= seq || !StatsEnabled()) break;
+    if (Recorded(seq) || !StatsEnabled()) break;
     const Clock::time_point now = Clock::now();
     if (now >= give_up) break;
     header_->readers_waiting.fetch_add(1, std::memory_order_seq_cst);
-    if (header_->recorded_seq.load(std::memory_order_seq_cst) < seq) {
+    if (!Recorded(seq)) {
       FutexWait(header_->recorded_word, word, std::min<Clock::duration>(give_up - now, std::chrono::milliseconds(10)));
     }
     header_->readers_waiting.fetch_sub(1, std::memory_order_seq_cst);
@@ -221,7 +236,10 @@ std::optional<BarrierRecord> BarrierStats::WaitFor(uint64_t seq) const {
 
 std::vector<RankLateness> BarrierStats::Lateness() const {
   std::vector<RankLateness> lateness(static_cast<size_t>(rank_count_));
-  const uint64_t all_ranks_barriers = header_->all_ranks_barriers.load(std::memory_order_relaxed);
+  uint64_t all_ranks_barriers = 0;
+  for (int rank = 0; rank < rank_count_; ++rank) {
+    all_ranks_barriers += counters_[rank].all_ranks_released.load(std::memory_order_relaxed);
+  }
   for (int rank = 0; rank < rank_count_; ++rank) {
     const RankCounters& counters = counters_[rank];
     lateness[rank] = {all_ranks_barriers + counters.barriers.load(std::memory_order_relaxed),
@@ -233,10 +251,10 @@ std::vector<RankLateness> BarrierStats::Lateness() const {
 }
 
 void BarrierStats::Reset() {
-  header_->all_ranks_barriers.store(0, std::memory_order_relaxed);
   for (int rank = 0; rank < rank_count_; ++rank) {
     RankCounters& counters = counters_[rank];
     counters.barriers.store(0, std::memory_order_relaxed);
+    counters.all_ranks_released.store(0, std::memory_order_relaxed);
     counters.times_last.store(0, std::memory_order_relaxed);
     counters.total_ns.store(0, std::memory_order_relaxed);
     counters.max_ns.store(0, std::memory_order_relaxed);

@@ -82,15 +82,17 @@ class BarrierStats {
   static constexpr size_t kRecent = 4;  // a rank is never more than one barrier behind another
 
   std::optional<BarrierRecord> Copy(uint64_t seq, Clock::time_point give_up) const;
+  bool Recorded(uint64_t seq) const;  // the record of seq (or a later one in its slot) is whole
+  static size_t RowBytes(int rank_count);
   RecordSlot& Slot(uint64_t seq) const;
-  std::atomic<int64_t>* Relative(uint64_t seq) const;  // rank_count_ entries of that slot
+  std::atomic<int64_t>* Relative(uint64_t seq) const;  // rank_count_ entries right after that slot
 
   const int rank_count_;
+  const size_t row_bytes_;
   void* heap_ = nullptr;  // owned state, when not in shared memory
   Header* header_;
-  RecordSlot* slots_;               // [kRecent]
-  std::atomic<int64_t>* relative_;  // [kRecent][rank_count_]
-  RankCounters* counters_;          // [rank_count_]
+  char* rows_;               // [kRecent] rows: a RecordSlot, then rank_count_ relative times
+  RankCounters* counters_;   // [rank_count_]
 };
 
 // Whether barriers record statistics: DISTBARRIER_STATS (default 1), or distbarrierSetStatsEnabled.

@@ -42,6 +42,7 @@ struct PendingResume {
 };
 thread_local bool t_driving = false;
 thread_local Stream* t_worker_of = nullptr;  // the stream whose worker this thread is
+thread_local Stream* t_launching_onto = nullptr;  // the stream whose launch runs inline on this thread
 std::atomic<Stream::ThreadStarter> g_thread_starter{nullptr};
 thread_local std::vector<PendingResume> t_pending;
 }  // namespace
@@ -55,6 +56,10 @@ void Resumer::Resume(TaskStatus status) const {
   stream_->ResumeNow(std::move(status));
   Stream::DrainResumes();
   t_driving = false;
+}
+
+bool Resumer::OnTheStreamsOwnThread() const {
+  return t_worker_of == stream_ || t_launching_onto == stream_;
 }
 
 void Stream::DrainResumes() {
@@ -125,7 +130,9 @@ void Stream::Enqueue(Task task) {
   if (!t_driving && queue_.size() == 1 && queue_.front().may_run_inline && failure_.ok()) {
     runner_.store(Runner::kHelper, std::memory_order_relaxed);
     t_driving = true;
+    t_launching_onto = this;
     RunTasks(lock, /*may_block=*/false);
+    t_launching_onto = nullptr;
     lock.unlock();
     DrainResumes();
     t_driving = false;

@@ -28,6 +28,10 @@ class Resumer {
  public:
   explicit Resumer(Stream* stream) : stream_(stream) {}
   void Resume(TaskStatus status) const;
+  // Whether the step runs on the stream's own threads: its worker, or a launch onto it running
+  // the task inline. Not when another stream's thread runs it after a resume (a releaser going
+  // on with the tasks that waited behind a barrier it finished).
+  bool OnTheStreamsOwnThread() const;
 
  private:
   Stream* stream_;

@@ -70,6 +70,32 @@ TEST(BarrierStatsTest, ArrivalTimesFromTheReleaseRecordTheSameAsTheWindow) {
   EXPECT_EQ(from_release.Lateness()[2].total_ns, from_window.Lateness()[2].total_ns);
 }
 
+// Each recent barrier has its own row (the slot, then every rank's relative time): rows of a
+// group wider than a line keep their own values, and a row reused by a later barrier no longer
+// answers for the earlier one.
+TEST(BarrierStatsTest, RecentBarriersOfAWideGroupKeepTheirOwnRows) {
+  constexpr int kRanks = 20;
+  constexpr uint64_t kBarriers = 6;
+  BarrierWindow window(kRanks);
+  BarrierStats stats(kRanks);
+  std::vector<int> all(kRanks);
+  for (int rank = 0; rank < kRanks; ++rank) all[rank] = rank;
+  for (uint64_t seq = 1; seq <= kBarriers; ++seq) {
+    std::vector<int64_t> arrival_ns(kRanks);
+    for (int rank = 0; rank < kRanks; ++rank) arrival_ns[rank] = static_cast<int64_t>(seq * 1000 + rank * seq);
+    RecordBarrier(window, stats, seq, all, arrival_ns);
+  }
+  for (uint64_t seq = 3; seq <= kBarriers; ++seq) {
+    const std::optional<BarrierRecord> record = stats.WaitFor(seq);
+    ASSERT_TRUE(record.has_value()) << seq;
+    EXPECT_EQ(record->last_rank, kRanks - 1);
+    for (int rank = 0; rank < kRanks; ++rank) EXPECT_EQ(record->relative_ns[rank], static_cast<int64_t>(rank * seq));
+  }
+  EXPECT_FALSE(stats.WaitFor(1).has_value());  // its row holds barrier 5 now
+  EXPECT_EQ(stats.Lateness()[kRanks - 1].times_last, kBarriers);
+  EXPECT_EQ(stats.Lateness()[0].barriers, kBarriers);
+}
+
 TEST(BarrierStatsTest, ResetClearsEveryCounter) {
   BarrierWindow window(2);
   BarrierStats stats(2);

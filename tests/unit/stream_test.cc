@@ -30,6 +30,7 @@ class ManualTask final : public SuspendableTask {
     std::atomic<int> polls{0};
     std::atomic<bool> saw_stop{false};
     std::thread::id started_on;
+    bool started_on_own_thread = false;  // Resumer::OnTheStreamsOwnThread at the start
     Clock::time_point wake_at = Clock::time_point::max();
     // What a poll answers; kSuspended re-arms with `wake_at`.
     StepResult::Kind poll_answer = StepResult::Kind::kSuspended;
@@ -40,6 +41,7 @@ class ManualTask final : public SuspendableTask {
   StepResult Step(StepCall call, const Resumer& resumer, const std::stop_token& stop) override {
     if (call == StepCall::kStart) {
       shared_->started_on = std::this_thread::get_id();
+      shared_->started_on_own_thread = resumer.OnTheStreamsOwnThread();
       shared_->resumer.set_value(resumer);
       return StepResult::Suspended(shared_->wake_at);
     }
@@ -131,6 +133,34 @@ TEST(StreamSuspendTest, TheResumingThreadRunsTheInlineTasksThatFollowAndLeavesTh
   EXPECT_NE(blocking_ran_on, std::thread::id());
   EXPECT_NE(blocking_ran_on, resumed_on);
   EXPECT_NE(blocking_ran_on, std::this_thread::get_id());
+}
+
+// A barrier spins only on its stream's own threads: a start that a resuming thread runs may be
+// waiting for that very thread's rank.
+TEST(StreamSuspendTest, AStartKnowsWhetherItRunsOnItsStreamsOwnThread) {
+  Stream stream(0);
+  auto launched = std::make_shared<ManualTask::Shared>();
+  auto behind = std::make_shared<ManualTask::Shared>();
+  auto on_worker = std::make_shared<ManualTask::Shared>();
+  stream.Enqueue(Manual(launched, /*may_run_inline=*/true));  // inline: the launching thread
+  EXPECT_EQ(launched->started_on, std::this_thread::get_id());
+  EXPECT_TRUE(launched->started_on_own_thread);
+  stream.Enqueue(Manual(behind, /*may_run_inline=*/true));  // waits behind the suspended one
+  Resumer resumer = launched->resumer.get_future().get();
+  std::thread::id resumed_on;
+  std::thread resuming([&] {
+    resumed_on = std::this_thread::get_id();
+    resumer.Resume(TaskStatus::Ok());  // starts `behind` on this thread
+  });
+  resuming.join();
+  EXPECT_EQ(behind->started_on, resumed_on);
+  EXPECT_FALSE(behind->started_on_own_thread);
+  behind->resumer.get_future().get().Resume(TaskStatus::Ok());
+  stream.Enqueue(Manual(on_worker, /*may_run_inline=*/false));
+  on_worker->resumer.get_future().get().Resume(TaskStatus::Ok());
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+  EXPECT_NE(on_worker->started_on, std::this_thread::get_id());
+  EXPECT_TRUE(on_worker->started_on_own_thread);
 }
 
 // A task whose start says the rest blocks (a barrier over processes): it records where each

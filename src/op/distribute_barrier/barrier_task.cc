@@ -3,9 +3,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <array>
 #include <span>
 #include <stop_token>
+#include <thread>
 
 #include "comm/diagnosis/flight_recorder.h"
 #include "common/deadline.h"
@@ -153,11 +157,23 @@ namespace {
 using runtime::StepResult;
 
 // How long a barrier's start spins for the release before the stream's worker takes the wait
-// over: about the round trip of a group across hosts on a quiet network (tens of us).
+// over (processes) or it parks (threads): about the round trip of a group across hosts on a
+// quiet network (tens of us).
 constexpr std::chrono::microseconds kInlineSpin{50};
 
+size_t CpusForThisProcess() {
+  static const size_t cpus = [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<size_t>(CPU_COUNT(&set));
+    return static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return cpus;
+}
+
 // One launched barrier of one rank: arrival, wait, result. Ranks of a group in this process
-// park while they wait (ParkedRanks) and are finished by the releasing arrival; ranks of a
+// spin briefly where they fit the CPUs, then park while they wait (ParkedRanks) and are
+// finished by the releasing arrival; ranks of a
 // group spread over processes block their stream's worker on the window, which other
 // processes release.
 class BarrierRun final : public runtime::SuspendableTask {
@@ -199,6 +215,15 @@ class BarrierRun final : public runtime::SuspendableTask {
       runtime::TaskStatus mine = Finish(comm::WaitResult::kReleased);
       ResumeParked();
       return StepResult::Done(std::move(mine));
+    }
+    // Threads: where every rank of the group can be on a CPU at once, the others are likely
+    // there or about to be, and a short spin saves parking and the releaser's resume, a hand-off
+    // to this stream's worker. More ranks than CPUs: a spinner would hold a CPU a missing rank
+    // needs, so they park at once. So does a start that another rank's thread runs (it went on
+    // with this stream after a release): it may be the very rank this barrier waits for.
+    if (required_->size() <= CpusForThisProcess() && resumer.OnTheStreamsOwnThread() &&
+        window.SpinForRelease(seq_, *required_, kInlineSpin)) {
+      return StepResult::Done(Finish(comm::WaitResult::kReleased));
     }
     resumer_.emplace(resumer);
     return Park();
