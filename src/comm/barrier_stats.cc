@@ -59,10 +59,10 @@ struct BarrierStats::RecordSlot {
   std::atomic<int32_t> last_rank{-1};
 };
 
-// A line per rank: only the rank's own releases write it (it is the last to arrive, the only
-// one with lateness, and counts barriers of all ranks that it released).
+// A line per rank, so two ranks' counters never share one: a record writes those of the ranks
+// that were late (the releaser always) and, for a barrier of a subset, of every rank in it.
 struct alignas(kLine) BarrierStats::RankCounters {
-  std::atomic<uint64_t> barriers{0};  // barriers that required a subset of the ranks, this one among them
+  std::atomic<uint64_t> barriers{0};            // barriers of a subset of the ranks, this one among them
   std::atomic<uint64_t> all_ranks_released{0};  // barriers of all ranks that this rank released
   std::atomic<uint64_t> times_last{0};
   std::atomic<int64_t> total_ns{0};
@@ -79,7 +79,8 @@ size_t BarrierStats::RowBytes(int rank_count) {
 }
 
 size_t BarrierStats::StateBytes(int rank_count) {
-  return RoundUp(sizeof(Header)) + RowBytes(rank_count) * kRecent + sizeof(RankCounters) * static_cast<size_t>(rank_count);
+  return RoundUp(sizeof(Header)) + RowBytes(rank_count) * kRecent +
+         sizeof(RankCounters) * static_cast<size_t>(rank_count);
 }
 
 BarrierStats::BarrierStats(int rank_count)
@@ -120,7 +121,8 @@ BarrierStats::RecordSlot& BarrierStats::Slot(uint64_t seq) const {
 }
 
 std::atomic<int64_t>* BarrierStats::Relative(uint64_t seq) const {
-  return std::launder(reinterpret_cast<std::atomic<int64_t>*>(rows_ + (seq % kRecent) * row_bytes_ + sizeof(RecordSlot)));
+  return std::launder(
+      reinterpret_cast<std::atomic<int64_t>*>(rows_ + (seq % kRecent) * row_bytes_ + sizeof(RecordSlot)));
 }
 
 BarrierSummary BarrierStats::RecordReleased(uint64_t seq, std::span<const int> required, const BarrierWindow& window) {

@@ -91,8 +91,8 @@ class BarrierStats {
   const size_t row_bytes_;
   void* heap_ = nullptr;  // owned state, when not in shared memory
   Header* header_;
-  char* rows_;               // [kRecent] rows: a RecordSlot, then rank_count_ relative times
-  RankCounters* counters_;   // [rank_count_]
+  char* rows_;              // [kRecent] rows: a RecordSlot, then rank_count_ relative times
+  RankCounters* counters_;  // [rank_count_]
 };
 
 // Whether barriers record statistics: DISTBARRIER_STATS (default 1), or distbarrierSetStatsEnabled.

@@ -1,11 +1,10 @@
 #include "runtime/runtime.h"
 
+#include <fmt/format.h>
 #include <pthread.h>
 
 #include <algorithm>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "common/env.h"
 #include "common/error.h"

@@ -41,7 +41,7 @@ struct PendingResume {
   TaskStatus status;
 };
 thread_local bool t_driving = false;
-thread_local Stream* t_worker_of = nullptr;  // the stream whose worker this thread is
+thread_local Stream* t_worker_of = nullptr;       // the stream whose worker this thread is
 thread_local Stream* t_launching_onto = nullptr;  // the stream whose launch runs inline on this thread
 std::atomic<Stream::ThreadStarter> g_thread_starter{nullptr};
 thread_local std::vector<PendingResume> t_pending;

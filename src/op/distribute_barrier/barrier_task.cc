@@ -173,9 +173,8 @@ size_t CpusForThisProcess() {
 
 // One launched barrier of one rank: arrival, wait, result. Ranks of a group in this process
 // spin briefly where they fit the CPUs, then park while they wait (ParkedRanks) and are
-// finished by the releasing arrival; ranks of a
-// group spread over processes block their stream's worker on the window, which other
-// processes release.
+// finished by the releasing arrival; ranks of a group spread over processes block their
+// stream's worker on the window, which other processes release.
 class BarrierRun final : public runtime::SuspendableTask {
  public:
   explicit BarrierRun(std::shared_ptr<const BarrierPlan> plan)
