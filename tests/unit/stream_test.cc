@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <string>
@@ -67,6 +69,54 @@ Task Manual(std::shared_ptr<ManualTask::Shared> shared, bool may_run_inline = fa
   return task;
 }
 
+// Holds every stream worker started meanwhile at its start, until Release. A fresh stream's new
+// worker may otherwise take the stream's first task before the launching thread does (the
+// worker looks for work as it starts), so a case that checks that a launch ran its task inline
+// holds the workers. Declare it after the streams: it releases them as it goes, before the
+// streams join their workers.
+class WorkersHeldAtStart {
+ public:
+  WorkersHeldAtStart() {
+    SetHeld(true);
+    Stream::SetThreadStarterForTesting(Start);
+  }
+  ~WorkersHeldAtStart() {
+    Release();
+    Stream::SetThreadStarterForTesting(nullptr);
+  }
+  WorkersHeldAtStart(const WorkersHeldAtStart&) = delete;
+  WorkersHeldAtStart& operator=(const WorkersHeldAtStart&) = delete;
+
+  void Release() { SetHeld(false); }
+
+ private:
+  struct Gate {
+    std::mutex mutex;
+    std::condition_variable opened;
+    bool held = false;
+  };
+  static Gate& TheGate() {
+    static Gate gate;
+    return gate;
+  }
+  static void SetHeld(bool held) {
+    Gate& gate = TheGate();
+    std::lock_guard lock(gate.mutex);
+    gate.held = held;
+    gate.opened.notify_all();
+  }
+  static std::thread Start(std::function<void()> body) {
+    return std::thread([body = std::move(body)] {
+      Gate& gate = TheGate();
+      {
+        std::unique_lock lock(gate.mutex);
+        gate.opened.wait(lock, [&] { return !gate.held; });
+      }
+      body();
+    });
+  }
+};
+
 // A plain task that records the thread it ran on.
 Task RecordThread(std::thread::id* ran_on, bool may_run_inline) {
   Task task;
@@ -96,6 +146,7 @@ TEST(StreamSuspendTest, ASuspendedTaskHoldsTheStreamUntilResumed) {
 
 TEST(StreamSuspendTest, AnInlineTaskOnAnIdleStreamRunsOnTheLaunchingThread) {
   Stream stream(0);
+  WorkersHeldAtStart held;
   auto shared = std::make_shared<ManualTask::Shared>();
   stream.Enqueue(Manual(shared, /*may_run_inline=*/true));
   EXPECT_EQ(shared->started_on, std::this_thread::get_id());
@@ -139,12 +190,14 @@ TEST(StreamSuspendTest, TheResumingThreadRunsTheInlineTasksThatFollowAndLeavesTh
 // waiting for that very thread's rank.
 TEST(StreamSuspendTest, AStartKnowsWhetherItRunsOnItsStreamsOwnThread) {
   Stream stream(0);
+  WorkersHeldAtStart held;
   auto launched = std::make_shared<ManualTask::Shared>();
   auto behind = std::make_shared<ManualTask::Shared>();
   auto on_worker = std::make_shared<ManualTask::Shared>();
   stream.Enqueue(Manual(launched, /*may_run_inline=*/true));  // inline: the launching thread
   EXPECT_EQ(launched->started_on, std::this_thread::get_id());
   EXPECT_TRUE(launched->started_on_own_thread);
+  held.Release();
   stream.Enqueue(Manual(behind, /*may_run_inline=*/true));  // waits behind the suspended one
   Resumer resumer = launched->resumer.get_future().get();
   std::thread::id resumed_on;
@@ -191,6 +244,7 @@ class BlocksAfterStart final : public SuspendableTask {
 
 TEST(StreamSuspendTest, AnInlineStartThatBlocksHandsTheRestToTheWorkerAndTheLaunchReturns) {
   Stream stream(0);
+  WorkersHeldAtStart held;
   auto shared = std::make_shared<BlocksAfterStart::Shared>();
   std::promise<void> go;
   shared->go = go.get_future().share();
@@ -201,6 +255,7 @@ TEST(StreamSuspendTest, AnInlineStartThatBlocksHandsTheRestToTheWorkerAndTheLaun
   stream.Enqueue(std::move(task));  // returns: the blocking rest is not run here
   EXPECT_EQ(shared->started_on, std::this_thread::get_id());
   stream.Enqueue(RecordThread(&after, /*may_run_inline=*/true));
+  held.Release();  // the worker starts, and takes the blocking rest
   shared->blocking.get_future().get();
   EXPECT_NE(shared->blocked_on, std::this_thread::get_id());  // the worker's
   EXPECT_EQ(after, std::thread::id());                        // still behind it
@@ -308,6 +363,7 @@ class ResumesAnother final : public SuspendableTask {
 TEST(StreamSuspendTest, AResumeCausedByAStepRunsWhenTheStepReturns) {
   Stream waiting(0);
   Stream driving(1);
+  WorkersHeldAtStart held;  // both launches run inline
   auto shared = std::make_shared<ManualTask::Shared>();
   std::vector<int> order;
   waiting.Enqueue(Manual(shared, /*may_run_inline=*/true));  // suspended when Enqueue returns
