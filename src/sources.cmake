@@ -1,6 +1,7 @@
 # The library's sources, relative to src/. One list for the main build (src/CMakeLists.txt) and
 # the standalone fuzz/ and tools/soak/ builds, which compile the library themselves.
 set(DISTBARRIER_SOURCES
+  common/cpus.cc
   common/dtype.cc
   common/env.cc
   common/error.cc

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/cpus.h"
 #include "common/futex.h"
 
 namespace distbarrier::comm {
@@ -18,6 +19,11 @@ namespace {
 // since the spinner burns the core the late rank needs; 16 spins + 50 yields match it.
 constexpr int kSpinChecks = 16;
 constexpr int kYieldChecks = 50;
+// Unless every rank of the group has a CPU of its own (one host, ranks <= CPUs): then the
+// others are running, and a yield -- a system call, hundreds of nanoseconds in a VM -- would
+// miss an arrival a few hundred nanoseconds late. Spin for up to this long first.
+constexpr Clock::duration kSpinWhileRanksFitCpus = std::chrono::microseconds(5);
+constexpr int kChecksPerClockRead = 32;
 constexpr size_t kLine = 64;
 
 // Sequence words only grow: a barrier abandoned after a timeout is never released, and a
@@ -321,7 +327,17 @@ bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
   }
   // A yield gives the core to whatever else wants it, for a whole time slice when a core is
   // oversubscribed: the limit bounds the spin in time, not only in yields.
-  const Clock::time_point give_up = limit ? Clock::now() + *limit : Clock::time_point::max();
+  const Clock::time_point now = Clock::now();
+  const Clock::time_point give_up = limit ? now + *limit : Clock::time_point::max();
+  if (watch_lines && required.size() <= CpusForThisProcess()) {
+    const Clock::time_point stop_spinning = std::min(give_up, now + kSpinWhileRanksFitCpus);
+    do {
+      for (int i = 0; i < kChecksPerClockRead; ++i) {
+        if (passed(false)) return true;
+        CpuRelax();
+      }
+    } while (Clock::now() < stop_spinning);
+  }
   for (int i = 0; i < kYieldChecks; ++i) {
     if (passed(true)) return true;
     if (limit && Clock::now() >= give_up) return false;

@@ -69,7 +69,8 @@ class Stream {
   // Queues `task`, or drops it (on_drop) when the stream is closing. Throws std::system_error
   // when the stream's worker thread cannot start (RLIMIT_NPROC); then nothing is queued and
   // on_drop has been called. A stream holds at most QueueDepth() unfinished tasks, as a
-  // device's task queue does: a launch beyond that waits for room (printing once after
+  // device's task queue does: a launch beyond that waits until a quarter of them finished
+  // (room for a run of launches, so not one wake-up per task) (printing once after
   // DISTBARRIER_WARN_S that it waits, so a program that launches a rank far ahead of the ranks
   // it waits for is not silent). A task of this stream launching onto it never waits (it
   // would wait for itself).
@@ -106,7 +107,8 @@ class Stream {
   void RunWorker();
   // Starts the worker unless it runs or the stream is closing; may throw std::system_error.
   void StartWorker();
-  // Blocks while QueueDepth() tasks are unfinished (see Enqueue).
+  // Blocks while QueueDepth() tasks are unfinished (see Enqueue), then until a quarter of them
+  // finished.
   void WaitForRoom();
   // The deleter of Create: deletes now, or on its own worker hands the deletion to the worker's exit.
   static void Release(Stream* stream);
@@ -129,6 +131,9 @@ class Stream {
   // Lock held: moves the inbox's tasks to the end of queue_.
   void TakeInbox();
   bool InboxEmpty() const { return enqueued_seen_.load(std::memory_order_seq_cst) == taken_; }
+  uint64_t Unfinished() const {
+    return enqueued_seen_.load(std::memory_order_acquire) - finished_seen_.load(std::memory_order_acquire);
+  }
   // Lock held: counts a finished task; `failure` (if not ok) fails the stream.
   void FinishLocked(TaskStatus failure);
 

@@ -8,13 +8,14 @@
 #include <future>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "runtime/stream.h"
 
 namespace distbarrier::runtime {
 namespace {
 
-constexpr int kTestQueueDepth = 4;
+constexpr int kTestQueueDepth = 8;  // a launch into a full queue waits until 2 finished
 
 void SetTestQueueDepth() {
   setenv("DISTBARRIER_STREAM_QUEUE_DEPTH", std::to_string(kTestQueueDepth).c_str(), 1);
@@ -56,12 +57,58 @@ TEST(StreamQueueTest, ALaunchIntoAFullQueueWaitsForRoom) {
     returned = true;
   });
   while (stream.BlockedLaunches() == 0 && !returned.load()) std::this_thread::yield();
-  EXPECT_FALSE(returned.load()) << "the fifth launch did not wait for room";
+  EXPECT_FALSE(returned.load()) << "a launch into the full queue did not wait for room";
   full.open.set_value();
   launcher.join();
-  EXPECT_GE(finished_when_it_returned, 1);
+  EXPECT_GE(finished_when_it_returned, kTestQueueDepth / 4);
   EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
   EXPECT_EQ(full.finished.load(), kTestQueueDepth + 1);
+}
+
+// Room means a quarter of the queue, not one task: a launch waiting for room is not woken
+// for every task that finishes (a context switch per task of a launch loop running ahead).
+// Each task has its own gate; a task that started proves its predecessor's finish was counted.
+TEST(StreamQueueTest, ALaunchWaitingForRoomWaitsUntilAQuarterOfTheQueueFinished) {
+  SetTestQueueDepth();
+  constexpr int kHeld = kTestQueueDepth + 1;
+  std::vector<std::promise<void>> open(kHeld);
+  std::vector<std::promise<void>> started(kHeld);
+  std::atomic<int> finished{0};
+  Stream stream(0);  // after the promises: destroyed first, while its tasks can still use them
+  auto gated = [&](int i) {
+    Task task;
+    task.run = [&, i, gate = open[i].get_future().share()](const std::stop_token&) {
+      started[i].set_value();
+      gate.wait();
+      finished.fetch_add(1);
+      return TaskStatus::Ok();
+    };
+    return task;
+  };
+  for (int i = 0; i < kTestQueueDepth; ++i) stream.Enqueue(gated(i));
+  std::atomic<bool> returned{false};
+  int finished_when_it_returned = -1;
+  std::thread launcher([&] {
+    stream.Enqueue(gated(kTestQueueDepth));
+    finished_when_it_returned = finished.load();
+    returned = true;
+  });
+  while (stream.BlockedLaunches() == 0) std::this_thread::yield();
+  for (int i = 0; i + 1 < kTestQueueDepth / 4; ++i) {
+    open[i].set_value();
+    started[i + 1].get_future().wait();  // task i's finish was counted
+    // A launch woken too early needs a moment to return: give it that chance (this cannot make
+    // the case fail when the stream is right, only catch a wrong one more often).
+    for (int yields = 0; yields < 10000 && !returned.load(); ++yields) std::this_thread::yield();
+    EXPECT_FALSE(returned.load()) << "the launch took room after " << i + 1 << " of " << kTestQueueDepth
+                                  << " tasks finished";
+  }
+  open[kTestQueueDepth / 4 - 1].set_value();
+  launcher.join();  // returns now: a quarter finished
+  EXPECT_EQ(finished_when_it_returned, kTestQueueDepth / 4);
+  for (int i = kTestQueueDepth / 4; i < kHeld; ++i) open[i].set_value();
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+  EXPECT_EQ(finished.load(), kHeld);
 }
 
 // A host task launching onto its own full stream would wait for itself: it does not wait.

@@ -3,15 +3,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <sched.h>
-
 #include <algorithm>
 #include <array>
 #include <span>
 #include <stop_token>
-#include <thread>
 
 #include "comm/diagnosis/flight_recorder.h"
+#include "common/cpus.h"
 #include "common/deadline.h"
 #include "common/env.h"
 #include "common/log.h"
@@ -160,16 +158,6 @@ using runtime::StepResult;
 // over (processes) or it parks (threads): about the round trip of a group across hosts on a
 // quiet network (tens of us).
 constexpr std::chrono::microseconds kInlineSpin{50};
-
-size_t CpusForThisProcess() {
-  static const size_t cpus = [] {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<size_t>(CPU_COUNT(&set));
-    return static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency()));
-  }();
-  return cpus;
-}
 
 // One launched barrier of one rank: arrival, wait, result. Ranks of a group in this process
 // spin briefly where they fit the CPUs, then park while they wait (ParkedRanks) and are
