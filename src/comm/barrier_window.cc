@@ -20,10 +20,22 @@ namespace {
 constexpr int kSpinChecks = 16;
 constexpr int kYieldChecks = 50;
 // Unless every rank of the group has a CPU of its own (one host, ranks <= CPUs): then the
-// others are running, and a yield -- a system call, hundreds of nanoseconds in a VM -- would
-// miss an arrival a few hundred nanoseconds late. Spin for up to this long first.
+// others are likely running, and a yield -- a system call, hundreds of nanoseconds in a VM --
+// would miss an arrival a few hundred nanoseconds late. Spin for up to this long first, while
+// this thread's recent waits were shorter than that: on a machine loaded by other programs the
+// peer comes a time slice later, and spinning only takes CPU from it (2 processes next to two
+// CPU hogs: 6.3-8.5 us per barrier without the spin, 12-364 us with it always on).
 constexpr Clock::duration kSpinWhileRanksFitCpus = std::chrono::microseconds(5);
 constexpr int kChecksPerClockRead = 32;
+// This thread's recent waits in SpinForRelease (ns, each capped at 4x the spin, averaged with
+// weight 1/8), for groups that fit the CPUs.
+thread_local int64_t t_recent_wait_ns = 0;
+
+void NoteWait(Clock::duration waited) {
+  const int64_t ns = std::min<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count(),
+                                       4 * std::chrono::nanoseconds(kSpinWhileRanksFitCpus).count());
+  t_recent_wait_ns += (ns - t_recent_wait_ns) / 8;
+}
 constexpr size_t kLine = 64;
 
 // Sequence words only grow: a barrier abandoned after a timeout is never released, and a
@@ -321,29 +333,37 @@ bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
     if (watch_lines && (seen = ArrivedFrom(seen, seq, required)) == required.size()) return true;
     return (yielding || !watch_lines) && Released(seq);
   };
+  const bool ranks_fit_cpus = watch_lines && required.size() <= CpusForThisProcess();
   for (int i = 0; i < kSpinChecks; ++i) {
-    if (passed(false)) return true;
+    if (passed(false)) {
+      if (ranks_fit_cpus) NoteWait(Clock::duration::zero());
+      return true;
+    }
     CpuRelax();
   }
   // A yield gives the core to whatever else wants it, for a whole time slice when a core is
   // oversubscribed: the limit bounds the spin in time, not only in yields.
-  const Clock::time_point now = Clock::now();
-  const Clock::time_point give_up = limit ? now + *limit : Clock::time_point::max();
-  if (watch_lines && required.size() <= CpusForThisProcess()) {
-    const Clock::time_point stop_spinning = std::min(give_up, now + kSpinWhileRanksFitCpus);
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point give_up = limit ? start + *limit : Clock::time_point::max();
+  const auto noted = [&](bool came) {
+    if (ranks_fit_cpus) NoteWait(Clock::now() - start);
+    return came;
+  };
+  if (ranks_fit_cpus && t_recent_wait_ns < std::chrono::nanoseconds(kSpinWhileRanksFitCpus).count()) {
+    const Clock::time_point stop_spinning = std::min(give_up, start + kSpinWhileRanksFitCpus);
     do {
       for (int i = 0; i < kChecksPerClockRead; ++i) {
-        if (passed(false)) return true;
+        if (passed(false)) return noted(true);
         CpuRelax();
       }
     } while (Clock::now() < stop_spinning);
   }
   for (int i = 0; i < kYieldChecks; ++i) {
-    if (passed(true)) return true;
-    if (limit && Clock::now() >= give_up) return false;
+    if (passed(true)) return noted(true);
+    if (limit && Clock::now() >= give_up) return noted(false);
     sched_yield();
   }
-  return passed(true);
+  return noted(passed(true));
 }
 
 WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,

@@ -278,13 +278,22 @@ double LaunchNs(int launches) {
     const RankBarrier first(group, 2);
     CHECK_OK(aclrtSetDevice(1));
     const RankBarrier second(group, 2);
-    first.Launch();  // waits for rank 1
-    const auto begin = Clock::now();
-    for (int i = 0; i < launches; ++i) first.Launch();
-    ns = std::chrono::duration<double, std::nano>(Clock::now() - begin).count() / launches;
-    for (int i = 0; i <= launches; ++i) second.Launch();
-    CHECK_OK(aclrtSynchronizeStream(first.stream));
-    CHECK_OK(aclrtSynchronizeStream(second.stream));
+    // In runs that fit a stream's queue (DISTBARRIER_STREAM_QUEUE_DEPTH, default 4096): a launch
+    // into a full queue would wait for room that only rank 1's launches, after it, can make.
+    constexpr int kRun = 1024;
+    Clock::duration launching{};
+    for (int done = 0; done < launches;) {
+      const int run = std::min(kRun, launches - done);
+      first.Launch();  // waits for rank 1
+      const auto begin = Clock::now();
+      for (int i = 0; i < run; ++i) first.Launch();
+      launching += Clock::now() - begin;
+      for (int i = 0; i <= run; ++i) second.Launch();
+      CHECK_OK(aclrtSynchronizeStream(first.stream));
+      CHECK_OK(aclrtSynchronizeStream(second.stream));
+      done += run;
+    }
+    ns = std::chrono::duration<double, std::nano>(launching).count() / launches;
   }
   for (HcclComm comm : comms) CHECK_OK(HcclCommDestroy(comm));
   return ns;
