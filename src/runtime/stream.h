@@ -69,9 +69,9 @@ class Stream {
   // Queues `task`, or drops it (on_drop) when the stream is closing. Throws std::system_error
   // when the stream's worker thread cannot start (RLIMIT_NPROC); then nothing is queued and
   // on_drop has been called. A stream holds at most QueueDepth() unfinished tasks, as a
-  // device's task queue does: a launch beyond that waits until a quarter of them finished
-  // (room for a run of launches, so not one wake-up per task) (printing once after
-  // DISTBARRIER_WARN_S that it waits, so a program that launches a rank far ahead of the ranks
+  // device's task queue does. A launch beyond that waits until a quarter of them finished,
+  // room for a run of launches rather than a wake-up per task, and says once after
+  // DISTBARRIER_WARN_S that it waits (a program that launches a rank far ahead of the ranks
   // it waits for is not silent). A task of this stream launching onto it never waits (it
   // would wait for itself).
   void Enqueue(Task task);
