@@ -3,8 +3,8 @@
 // 8 devices (threads) share one barrier group. Device 5 "dies" before the barrier: it never
 // arrives. The other 7 run the barrier with a 200 ms timeout, see it fail with
 // ACL_ERROR_RT_VECTOR_CORE_TIMEOUT and a message naming the missing rank, then run the
-// barrier again on the same communicator in elastic mode, with an elasticInfo table that
-// leaves rank 5 out, and pass.
+// barrier again on the same communicator in elastic mode (with a 10 s timeout), with an
+// elasticInfo table that leaves rank 5 out, and pass.
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -20,6 +20,10 @@ namespace {
 constexpr int kWorldSize = 8;
 constexpr int kLostRank = 5;
 constexpr int32_t kTimeoutUs = 200 * 1000;
+// The survivors leave the first barrier when their own timeout expires, up to one timeout plus
+// their arrival spread apart (more on a loaded machine), so the elastic barrier that gathers
+// them again waits longer.
+constexpr int32_t kElasticTimeoutUs = 10 * 1000 * 1000;
 
 std::mutex print_mutex;
 
@@ -107,14 +111,16 @@ int RankMain(int rank, HcclComm comm)
     }
     table2.push_back(-1);  // pad to worldSize entries
     info.insert(info.end(), table2.begin(), table2.end());
-    DeviceInts elastic;
+    DeviceInts elastic, elasticTimeout;
     CHECK_OK(MakeDeviceInts(rank, info, &elastic));
-    ret = RunBarrier(rank, group, xRef, timeout, &elastic, stream);
+    CHECK_OK(MakeDeviceInts(rank, {kElasticTimeoutUs}, &elasticTimeout));
+    ret = RunBarrier(rank, group, xRef, elasticTimeout, &elastic, stream);
     {
         std::lock_guard<std::mutex> lock(print_mutex);
         std::printf("[INFO] rank %d: elastic barrier over the %d survivors returned %d\n", rank, kWorldSize - 1,
                     ret);
     }
+    FreeDeviceInts(elasticTimeout);
     FreeDeviceInts(elastic);
     FreeDeviceInts(timeout);
     FreeDeviceInts(xRef);
