@@ -30,7 +30,7 @@ constexpr int64_t kDefaultQueueDepth = 4096;
 
 // A launch that found the queue full waits until a quarter of it has drained, not one task:
 // woken for every finished task, a launch loop running ahead of its stream cost a wake-up and
-// a context switch per task (a 2-process barrier loop went from 1.5 to 33 us per barrier).
+// a context switch per task (a 2-process loop of 100,000 barriers: 19-26 us per barrier, now 1.0-1.1).
 uint64_t RoomMark(uint64_t depth) {
   return depth - std::max<uint64_t>(1, depth / 4);
 }
