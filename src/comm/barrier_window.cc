@@ -25,18 +25,19 @@ constexpr int kYieldChecks = 50;
 // this thread's recent waits were shorter than that: on a machine loaded by other programs the
 // peer comes a time slice later, and spinning only takes CPU from it (2 processes next to two
 // CPU hogs: 6.3-8.5 us per barrier without the spin, 12-364 us with it always on).
-constexpr Clock::duration kSpinWhileRanksFitCpus = std::chrono::microseconds(5);
+constexpr std::chrono::nanoseconds kSpinWhileRanksFitCpus = std::chrono::microseconds(5);
 constexpr int kChecksPerClockRead = 32;
+constexpr size_t kLine = 64;
+
 // This thread's recent waits in SpinForRelease (ns, each capped at 4x the spin, averaged with
 // weight 1/8), for groups that fit the CPUs.
 thread_local int64_t t_recent_wait_ns = 0;
 
 void NoteWait(Clock::duration waited) {
   const int64_t ns = std::min<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count(),
-                                       4 * std::chrono::nanoseconds(kSpinWhileRanksFitCpus).count());
+                                       4 * kSpinWhileRanksFitCpus.count());
   t_recent_wait_ns += (ns - t_recent_wait_ns) / 8;
 }
-constexpr size_t kLine = 64;
 
 // Sequence words only grow: a barrier abandoned after a timeout is never released, and a
 // later one's release covers it.
@@ -349,7 +350,7 @@ bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
     if (ranks_fit_cpus) NoteWait(Clock::now() - start);
     return came;
   };
-  if (ranks_fit_cpus && t_recent_wait_ns < std::chrono::nanoseconds(kSpinWhileRanksFitCpus).count()) {
+  if (ranks_fit_cpus && t_recent_wait_ns < kSpinWhileRanksFitCpus.count()) {
     const Clock::time_point stop_spinning = std::min(give_up, start + kSpinWhileRanksFitCpus);
     do {
       for (int i = 0; i < kChecksPerClockRead; ++i) {

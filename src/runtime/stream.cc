@@ -171,8 +171,7 @@ void Stream::WaitForRoom() {
       Log(LogLevel::kWarning,
           "a launch onto a stream of device {} has waited {} s for room: {} tasks are unfinished, the queue holds {} "
           "(DISTBARRIER_STREAM_QUEUE_DEPTH); still waiting",
-          device_, std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start).count(),
-          enqueued_seen_.load() - finished_, depth);
+          device_, std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start).count(), Unfinished(), depth);
     }
   }
   --room_waiters_;
