@@ -27,6 +27,10 @@ constexpr int kYieldChecks = 50;
 // CPU hogs: 6.3-8.5 us per barrier without the spin, 12-364 us with it always on).
 constexpr std::chrono::nanoseconds kSpinWhileRanksFitCpus = std::chrono::microseconds(5);
 constexpr int kChecksPerClockRead = 32;
+// Across hosts, a waiter that helps the agent does so for at most this long when its caller
+// sets no limit (the stream's worker, before it sleeps): a late peer (one preempted on a busy
+// machine) costs the worker's poll rather than a sleep and the agent thread's wake-up.
+constexpr std::chrono::microseconds kHelpAtMost{1000};
 constexpr size_t kLine = 64;
 
 // This thread's recent waits in SpinForRelease (ns, each capped at 4x the spin, averaged with
@@ -127,7 +131,9 @@ bool BarrierWindow::Arrive(int rank, uint64_t seq, int64_t arrival_ns, std::span
   }
   slot.arrival_ns[seq & 1].store(arrival_ns, std::memory_order_relaxed);
   slot.arrived_seq.store(seq, std::memory_order_seq_cst);  // also publishes arrival_ns and the set
-  if (cross_host) WakeArrival();
+  // With a helper, this thread does the agent's work next (SpinForRelease): no wake-up.
+  if (cross_host && helper_ != nullptr) header_->arrival_word.fetch_add(1, std::memory_order_seq_cst);
+  if (cross_host && helper_ == nullptr) WakeArrival();
   return TryRelease(seq, required, arrivals);
 }
 
@@ -329,6 +335,7 @@ bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
   // decides. The released word is still read while yielding, for a required set that differs
   // from the releaser's (elastic ranks that disagree), where only the release says go.
   const bool watch_lines = !CrossHost();
+  if (!watch_lines && helper_ != nullptr) return HelpUntilReleased(seq, limit);
   size_t seen = 0;
   const auto passed = [&](bool yielding) {
     if (watch_lines && (seen = ArrivedFrom(seen, seq, required)) == required.size()) return true;
@@ -367,9 +374,27 @@ bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
   return noted(passed(true));
 }
 
+// Like the bare dissemination barrier that bounds us (distbarrier-perf --hosts, UCX.dissem):
+// one thread per host polls the network and yields only when nothing came.
+bool BarrierWindow::HelpUntilReleased(uint64_t seq, std::optional<Clock::duration> limit) const {
+  if (Released(seq)) return true;
+  const Clock::time_point give_up = Clock::now() + std::min<Clock::duration>(limit.value_or(kHelpAtMost), kHelpAtMost);
+  helper_->BeginHelping();
+  for (;;) {
+    const bool moved = helper_->Help();
+    if (Released(seq) || Clock::now() >= give_up) break;
+    if (!moved) sched_yield();
+  }
+  helper_->EndHelping();
+  return Released(seq);
+}
+
 WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options,
                                const std::stop_token& stop) {
-  if (SpinForRelease(seq, required, std::nullopt)) return WaitResult::kReleased;
+  // Not past the deadline: a timeout is reported when it falls due, also while helping.
+  std::optional<Clock::duration> spin_limit;
+  if (options.deadline) spin_limit = std::max<Clock::duration>(*options.deadline - Clock::now(), {});
+  if (SpinForRelease(seq, required, spin_limit)) return WaitResult::kReleased;
   bool warned = false;
   for (;;) {
     const uint32_t word = header_->release_word.load(std::memory_order_seq_cst);
@@ -388,6 +413,9 @@ WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, cons
     if (options.deadline) wake_at = std::min(wake_at, *options.deadline);
     if (!warned && options.warn_at) wake_at = std::min(wake_at, *options.warn_at);
 
+    // A helper that gave up helping (a launch's short spin) left the agent's work to the next
+    // helper, this one: it hands it back to the agent's thread before it sleeps.
+    if (helper_ != nullptr && CrossHost()) helper_->StopHelping();
     header_->sleepers.fetch_add(1, std::memory_order_seq_cst);
     if (!Released(seq)) FutexWait(header_->release_word, word, wake_at - now);
     header_->sleepers.fetch_sub(1, std::memory_order_seq_cst);

@@ -54,6 +54,22 @@ struct WaitOptions {
   Clock::duration max_sleep = std::chrono::milliseconds(200);
 };
 
+// Across hosts, in the process of the host's agent: a waiter that spins for a release does the
+// agent's work itself (progress on the network, the exchange with the other hosts), so the
+// barrier's path has no hand-off to the agent's thread and back (comm/hosts/host_agent.h).
+class WaitHelper {
+ public:
+  virtual ~WaitHelper() = default;
+  // Around a waiter's turns: between them, local arrivals need not wake the agent's thread.
+  virtual void BeginHelping() = 0;
+  virtual void EndHelping() = 0;
+  // One turn of the agent's work on the calling thread, unless another thread takes it now.
+  // True when anything moved (a message came or went, a barrier advanced).
+  virtual bool Help() = 0;
+  // The waiter will sleep before the release: the agent's thread takes the work back at once.
+  virtual void StopHelping() = 0;
+};
+
 class BarrierWindow {
  public:
   // The bytes of state for `rank_count` ranks, for a caller that places it in shared memory.
@@ -127,7 +143,12 @@ class BarrierWindow {
   // The first, short part of Wait: spins a little, then yields a little (for at most `limit`),
   // watching for the release of `seq` (on one host: for every rank of `required` to arrive at
   // it, which the release only follows). True when it came: the caller may pass barrier seq.
+  // Across hosts, with a helper set: it does the agent's work while it waits (WaitHelper), for
+  // at most `limit` (none: kHelpAtMost).
   bool SpinForRelease(uint64_t seq, std::span<const int> required, std::optional<Clock::duration> limit) const;
+  // The agent of this host lives in this process: waiters help it (null: they don't). Set
+  // before any waiter runs and cleared after the last one, as the group does with its agent.
+  void SetWaitHelper(WaitHelper* helper) { helper_ = helper; }
   // Waits for the release of `seq`. Returns kPeerDied when a rank in `required` that has not
   // arrived is marked dead.
   WaitResult Wait(uint64_t seq, std::span<const int> required, const WaitOptions& options, const std::stop_token& stop);
@@ -176,11 +197,13 @@ class BarrierWindow {
   // index of the first that has not). Fills arrivals[i] for those, when `arrivals` is not empty.
   size_t ArrivedFrom(size_t first, uint64_t seq, std::span<const int> required, std::span<int64_t> arrivals = {}) const;
   std::atomic<uint64_t>* RequiredWords(uint64_t seq) const;
+  bool HelpUntilReleased(uint64_t seq, std::optional<Clock::duration> limit) const;
 
   const int rank_count_;
   void* heap_ = nullptr;  // owned state, when not in shared memory
   Header* header_;
   Slot* slots_;
+  WaitHelper* helper_ = nullptr;
 };
 
 }  // namespace distbarrier::comm

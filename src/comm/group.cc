@@ -97,6 +97,7 @@ void Group::AdoptAgent(std::unique_ptr<SharedMemory> memory, std::unique_ptr<Hos
   agent_ = std::move(agent);
   // Across hosts the agent's arrival releases most barriers, so it records them.
   agent_->OnRelease([this](uint64_t seq, std::span<const int> required) { RecordReleased(seq, required); });
+  window_.SetWaitHelper(agent_.get());  // this process's waiters do the agent's work as they spin
 }
 
 void Group::RecordReleased(uint64_t seq, std::span<const int> required) {
@@ -110,6 +111,7 @@ void Group::RecordReleased(uint64_t seq, std::span<const int> required, std::spa
 }
 
 Group::~Group() {
+  window_.SetWaitHelper(nullptr);
   agent_.reset();  // its thread records released barriers: it stops first
   flight_->Retire();
 }

@@ -283,6 +283,70 @@ TEST(BarrierWindowTest, AcrossHostsAWaiterPassesOnlyOnTheRelease) {
   EXPECT_TRUE(window.SpinForRelease(1, all, no_time));
 }
 
+// Stands for the host agent of this process: its work, done on a waiter's turn, is to reach
+// barrier `seq` on the `release_on`-th turn (0: never).
+class FakeAgent final : public WaitHelper {
+ public:
+  FakeAgent(BarrierWindow& window, std::vector<int> required, int release_on)
+      : window_(window), required_(std::move(required)), release_on_(release_on) {}
+  void BeginHelping() override { ++begun; }
+  void EndHelping() override { ++ended; }
+  bool Help() override {
+    ++turns;
+    helper_thread = std::this_thread::get_id();
+    if (turns == release_on_) window_.AgentReached(1, required_);
+    return false;
+  }
+  void StopHelping() override { ++stopped; }
+
+  int begun = 0, ended = 0, turns = 0, stopped = 0;
+  std::thread::id helper_thread;
+
+ private:
+  BarrierWindow& window_;
+  const std::vector<int> required_;
+  const int release_on_;
+};
+
+// Across hosts, in the agent's process, the waiter does the agent's work until the release
+// comes of it, on its own thread, and says when it starts and stops.
+TEST(BarrierWindowTest, AcrossHostsAWaiterDoesTheAgentsWorkUntilTheRelease) {
+  BarrierWindow window(2);
+  window.SetHosts(2, 0);
+  window.SetHost(1, 1);
+  const auto all = Ranks(2);
+  FakeAgent agent(window, all, /*release_on=*/3);
+  window.SetWaitHelper(&agent);
+  window.Arrive(0, 1, 0, all);
+  window.ArriveForAgent(1, 1, 0);
+  EXPECT_TRUE(window.SpinForRelease(1, all, std::chrono::seconds(60)));
+  EXPECT_EQ(agent.turns, 3) << "it stops helping once released";
+  EXPECT_EQ(agent.helper_thread, std::this_thread::get_id());
+  EXPECT_EQ(agent.begun, 1);
+  EXPECT_EQ(agent.ended, 1);
+  EXPECT_EQ(agent.stopped, 0) << "a waiter that was released hands nothing back";
+  window.SetWaitHelper(nullptr);
+}
+
+// A waiter that must sleep (here: until its deadline) first hands the agent's work back to the
+// agent's thread, and its turns are bounded by the deadline.
+TEST(BarrierWindowTest, AcrossHostsAHelperThatWillSleepHandsTheWorkBack) {
+  BarrierWindow window(2);
+  window.SetHosts(2, 0);
+  window.SetHost(1, 1);
+  const auto all = Ranks(2);
+  FakeAgent agent(window, all, /*release_on=*/0);
+  window.SetWaitHelper(&agent);
+  window.Arrive(0, 1, 0, all);
+  WaitOptions options;
+  options.deadline = Clock::now() + std::chrono::milliseconds(5);
+  EXPECT_EQ(window.Wait(1, all, options, std::stop_token{}), WaitResult::kTimedOut);
+  EXPECT_GE(agent.turns, 1);
+  EXPECT_EQ(agent.begun, agent.ended);
+  EXPECT_GE(agent.stopped, 1) << "it slept without handing the work back";
+  window.SetWaitHelper(nullptr);
+}
+
 // A waiter whose required set is larger than the releaser's (elastic ranks that disagree)
 // still passes on the release, as before the lines were watched.
 TEST(BarrierWindowTest, AReleaseByASmallerRequiredSetStillLetsTheWaiterPass) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -32,6 +33,11 @@ constexpr uint16_t kActiveMessageId = 17;
 constexpr uint32_t kDirectRound = 0xffffffffu;  // a message straight to every live host
 constexpr int kClockSamples = 8;
 constexpr auto kFlushLimit = std::chrono::seconds(1);  // at stop: what was sent gets this long to leave
+// After a waiter's last help, the agent's thread leaves the work to waiters this long: a program
+// that runs barriers back to back helps again well within it, and what comes meanwhile (a
+// heartbeat, another host's next barrier) waits at most this long. Local arrivals skip their
+// wake-up until then too (AgentPollsUntil): the thread looks at the window when it ends.
+constexpr std::chrono::nanoseconds kHelpedGrace = std::chrono::milliseconds(1);
 
 enum class Kind : uint32_t { kBarrier = 1, kHeartbeat = 2, kPing = 3, kPong = 4, kGoodbye = 5, kTransport = 6 };
 
@@ -165,7 +171,7 @@ class HostAgent::Impl {
     if (status != UCS_OK) return Fail(error, "ucp_init", status);
     ucp_worker_params_t worker_params{};
     worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
-    worker_params.thread_mode = UCS_THREAD_MODE_SINGLE;  // the agent's thread only (after Start)
+    worker_params.thread_mode = UCS_THREAD_MODE_SERIALIZED;  // the agent's thread or a helper, under work_mutex_
     status = Ucx().ucp_worker_create(context_, &worker_params, &worker_);
     if (status != UCS_OK) return Fail(error, "ucp_worker_create", status);
     ucp_address_t* address = nullptr;
@@ -220,16 +226,67 @@ class HostAgent::Impl {
       }
     }
     if (me_ == 0) window_.SetClockOffset(0, 0);
+    next_heartbeat_ = next_ping_ = Clock::now();
     try {
       bridge_ = std::thread([this] { Bridge(); });
       thread_ = std::thread([this] { Run(); });
     } catch (const std::system_error& failure) {
       return fmt::format("host agent: no thread: {}", failure.what());
     }
+    started_.store(true, std::memory_order_release);
     return std::nullopt;
   }
 
+  // --- waiters that help (WaitHelper) ---
+
+  void BeginHelping() {
+    helpers_.fetch_add(1, std::memory_order_seq_cst);
+    Promise(NowNs());
+  }
+
+  // A waiter's turn of the agent's work.
+  bool Help() {
+    if (!started_.load(std::memory_order_acquire)) return false;
+    const int64_t now = NowNs();
+    helped_until_ns_.store(now + kHelpedGrace.count(), std::memory_order_seq_cst);
+    if (promised_until_ns_.load(std::memory_order_relaxed) - now < kPromise.count() / 2) Promise(now);
+    std::unique_lock lock(work_mutex_, std::try_to_lock);
+    if (!lock.owns_lock()) return false;
+    return Iterate();
+  }
+
+  // The last helper out ends the promise; what arrived since the last turn (another process's
+  // rank, a collective's post) is the thread's to see, so it is woken for it.
+  void EndHelping() {
+    if (helpers_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
+    EndPromise();
+    if (window_.ArrivalWord() != word_seen_.load(std::memory_order_seq_cst)) Wake();
+  }
+
+  // Before a waiter sleeps: the thread takes the work back now.
+  void StopHelping() {
+    helped_until_ns_.store(0, std::memory_order_seq_cst);
+    Wake();
+  }
+
  private:
+  // While helpers work, local arrivals and collectives' changes skip their wake-up (the
+  // helpers see them; BarrierWindow::AgentPollsUntil). Refreshed at half time, not on every
+  // turn: it is a shared line other processes' arrivals read. A helper preempted for longer
+  // lets them wake the thread again.
+  static constexpr std::chrono::nanoseconds kPromise = std::chrono::milliseconds(1);
+  void Promise(int64_t now) {
+    const int64_t until = now + kPromise.count();
+    promised_until_ns_.store(until, std::memory_order_relaxed);
+    window_.AgentPollsUntil(until);
+  }
+  // Arrivals wake the thread again; whoever reads the window after this sees every arrival that
+  // skipped its wake-up (the seq_cst pairing of WakeArrival).
+  void EndPromise() {
+    if (promised_until_ns_.exchange(0, std::memory_order_seq_cst) == 0) return;
+    window_.AgentStopsPolling();
+  }
+
   struct EndpointArg {
     Impl* self = nullptr;
     int host = 0;
@@ -355,49 +412,86 @@ class HostAgent::Impl {
 
   // --- the loop ---
 
-  void Run() {
-    Clock::time_point next_heartbeat = Clock::now();
-    Clock::time_point next_ping = Clock::now();
-    while (!stop_.load(std::memory_order_seq_cst)) {
-      while (Ucx().ucp_worker_progress(worker_) != 0) {
-      }
-      HandleInbox();
-      // Barriers before deaths: a message that came before a connection broke is used first.
-      Advance();
+  // One turn of the agent's work, on its thread or a helper's, work_mutex_ held. True when
+  // anything moved.
+  bool Iterate() {
+    word_seen_.store(window_.ArrivalWord(), std::memory_order_seq_cst);
+    bool moved = false;
+    while (Ucx().ucp_worker_progress(worker_) != 0) moved = true;
+    moved = moved || !inbox_.empty() || !failures_.empty();
+    const uint64_t seq = cur_.seq;
+    const bool started = cur_.started;
+    const uint32_t round = cur_.round;
+    HandleInbox();
+    // Barriers before deaths: a message that came before a connection broke is used first.
+    Advance();
+    ApplyFailures();
+    Advance();
+    ShipTransport();
+    const Clock::time_point now = Clock::now();
+    if (now >= next_heartbeat_) {
+      SendHeartbeats();
+      CheckSilence(now);
       ApplyFailures();
-      Advance();
-      ShipTransport();
-      const Clock::time_point now = Clock::now();
-      if (now >= next_heartbeat) {
-        SendHeartbeats();
-        CheckSilence(now);
-        ApplyFailures();
-        next_heartbeat = now + heartbeat_;
-      }
-      if (me_ != 0 && samples_ < kClockSamples && !state_[0].dead && now >= next_ping) {
-        SendPing();
-        next_ping = now + milliseconds(200);  // a lost answer is replaced by a new question
-      }
-      ReapSends();
+      next_heartbeat_ = now + heartbeat_;
+    }
+    if (me_ != 0 && samples_ < kClockSamples && !state_[0].dead && now >= next_ping_) {
+      SendPing();
+      next_ping_ = now + milliseconds(200);  // a lost answer is replaced by a new question
+    }
+    ReapSends();
+    return moved || cur_.seq != seq || cur_.started != started || cur_.round != round;
+  }
+
+  void Run() {
+    while (!stop_.load(std::memory_order_seq_cst)) {
+      if (SleepWhileHelped()) continue;
+      std::unique_lock lock(work_mutex_);
+      Iterate();
       if (Ucx().ucp_worker_progress(worker_) != 0) continue;
       if (SpinAWhile()) continue;
+      if (Helped()) continue;
       const ucs_status_t armed = Ucx().ucp_worker_arm(worker_);
       if (armed == UCS_ERR_BUSY) continue;
-      Clock::time_point wake = next_heartbeat;
-      if (me_ != 0 && samples_ < kClockSamples) wake = std::min(wake, next_ping);
+      Clock::time_point wake = next_heartbeat_;
+      if (me_ != 0 && samples_ < kClockSamples) wake = std::min(wake, next_ping_);
       int timeout_ms =
           static_cast<int>(std::chrono::ceil<milliseconds>(std::max(wake - Clock::now(), Clock::duration{})).count());
       if (!sends_.empty()) timeout_ms = std::min(timeout_ms, 1);
+      lock.unlock();
       pollfd fds[2] = {{worker_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
       const int ready = poll(fds, 2, timeout_ms);
-      if (ready > 0 && fds[1].revents != 0) {
-        uint64_t count = 0;
-        if (read(wake_fd_, &count, sizeof(count)) < 0) {
-          // EAGAIN: another wake-up drained it; nothing to do.
-        }
-      }
+      if (ready > 0 && fds[1].revents != 0) DrainWake();
     }
+    std::lock_guard lock(work_mutex_);
     Leave();
+  }
+
+  bool Helped() const { return helped_until_ns_.load(std::memory_order_seq_cst) > NowNs(); }
+
+  // While waiters help, and for kHelpedGrace after, the thread sleeps on its eventfd alone:
+  // UCX's fd would wake it for every message a helper takes. A wake-up while no waiter helps
+  // (an arrival of another process, a collective's post, a helper that gave up, stop) ends the
+  // grace: the thread works as usual, UCX's messages included (a collective after a barrier
+  // does not wait for the grace to run out). True when it slept.
+  bool SleepWhileHelped() {
+    const int64_t until = helped_until_ns_.load(std::memory_order_seq_cst);
+    const int64_t left = until - NowNs();
+    if (left <= 0) return false;
+    const timespec timeout{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+    pollfd fd{wake_fd_, POLLIN, 0};
+    if (ppoll(&fd, 1, &timeout, nullptr) > 0) {
+      DrainWake();
+      if (helpers_.load(std::memory_order_seq_cst) == 0) helped_until_ns_.store(0, std::memory_order_seq_cst);
+    }
+    return true;
+  }
+
+  void DrainWake() {
+    uint64_t count = 0;
+    if (read(wake_fd_, &count, sizeof(count)) < 0) {
+      // EAGAIN: another wake-up drained it; nothing to do.
+    }
   }
 
   // While a barrier is under way here (or one just ended and the next is likely to come), look
@@ -413,11 +507,12 @@ class HostAgent::Impl {
     const uint32_t arrivals = window_.ArrivalWord();
     window_.AgentPollsUntil(std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_since_epoch()).count());
     bool came = false;
-    while (!came && Clock::now() < until && !stop_.load(std::memory_order_relaxed)) {
+    while (!came && Clock::now() < until && !stop_.load(std::memory_order_relaxed) && !Helped()) {
       came = Ucx().ucp_worker_progress(worker_) != 0 || !inbox_.empty() || window_.ArrivalWord() != arrivals;
       if (!came) sched_yield();
     }
     window_.AgentStopsPolling();
+    promised_until_ns_.store(0, std::memory_order_seq_cst);  // a helper's promise went with ours
     // An arrival that read our polling time before we stopped skipped its wake-up: its bump of
     // the word is visible now (barrier_window.cc, WakeArrival).
     return came || window_.ArrivalWord() != arrivals;
@@ -1029,10 +1124,19 @@ class HostAgent::Impl {
   int wake_fd_ = -1;
   std::vector<uint8_t> address_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> started_{false};
+  // Until when waiters help (steady ns; 0: none), and the value last published in the window.
+  std::atomic<int64_t> helped_until_ns_{0};
+  std::atomic<int64_t> promised_until_ns_{0};
+  std::atomic<int> helpers_{0};         // waiters helping now
+  std::atomic<uint32_t> word_seen_{0};  // the arrival word at the start of the last turn
   std::thread bridge_;
   std::thread thread_;
 
-  // The agent thread's own state.
+  // The agent's state, used by whoever holds work_mutex_: its thread or a helping waiter.
+  std::mutex work_mutex_;
+  Clock::time_point next_heartbeat_;
+  Clock::time_point next_ping_;
   std::deque<Message> inbox_;
   std::vector<std::pair<int, std::string>> failures_;  // host, why
   std::map<int, uint64_t> remote_deaths_;              // rank -> the last barrier it arrived at
@@ -1067,6 +1171,22 @@ void HostAgent::OnRelease(ReleaseCallback callback) {
 
 std::optional<std::string> HostAgent::Start(const std::vector<std::vector<uint8_t>>& addresses) {
   return impl_->Start(addresses);
+}
+
+void HostAgent::BeginHelping() {
+  impl_->BeginHelping();
+}
+
+void HostAgent::EndHelping() {
+  impl_->EndHelping();
+}
+
+bool HostAgent::Help() {
+  return impl_->Help();
+}
+
+void HostAgent::StopHelping() {
+  impl_->StopHelping();
 }
 
 }  // namespace distbarrier::comm

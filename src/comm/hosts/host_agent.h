@@ -19,6 +19,12 @@
 // waiters fail with 507057 naming them. At start, each agent measures its clock against host
 // 0's (ping-pong, the sample with the smallest round trip; error <= round trip / 2).
 //
+// Waiters help (BarrierWindow::WaitHelper): a rank of this process that spins for a release
+// runs the agent's loop itself (under the agent's lock), so a barrier whose answer comes while
+// it spins never wakes the agent's thread. Meanwhile, and for kHelpedGrace after the last help,
+// that thread sleeps on its own eventfd only: woken by UCX for each message a helper takes, it
+// would fight the helper for the lock and the core. A helper that gives up wakes it.
+//
 // Collectives: the group's transport (comm/transport/shm_transport.h) keeps lines for every
 // rank in each host's memory; the agent copies what its local ranks post, finish, send and
 // take to the hosts that read it (posts and finishes to every host, a chunk to its receiver's
@@ -38,13 +44,13 @@
 
 namespace distbarrier::comm {
 
-class HostAgent {
+class HostAgent final : public WaitHelper {
  public:
   // An agent for `layout.my_host` over the window at `window_memory` (which must outlive it);
   // its UCX worker exists (WorkerAddress), no thread runs yet. Null and *error on failure.
   static std::unique_ptr<HostAgent> Create(const HostLayout& layout, void* window_memory, int rank_count,
                                            std::string* error);
-  ~HostAgent();  // stops the thread, flushes what it sent, closes UCX
+  ~HostAgent() override;  // stops the thread, flushes what it sent, closes UCX
   HostAgent(const HostAgent&) = delete;
   HostAgent& operator=(const HostAgent&) = delete;
 
@@ -56,6 +62,12 @@ class HostAgent {
   // Connects to every other host's agent (addresses[h]: host h's worker address) and starts
   // the thread; an error message when it cannot.
   std::optional<std::string> Start(const std::vector<std::vector<uint8_t>>& addresses);
+
+  // WaitHelper: once started, from any thread of this process.
+  void BeginHelping() override;
+  bool Help() override;
+  void EndHelping() override;
+  void StopHelping() override;
 
   class Impl;
 
