@@ -252,7 +252,7 @@ class HostAgent::Impl {
     if (promised_until_ns_.load(std::memory_order_relaxed) - now < kPromise.count() / 2) Promise(now);
     std::unique_lock lock(work_mutex_, std::try_to_lock);
     if (!lock.owns_lock()) return false;
-    return Iterate();
+    return Iterate(/*drain=*/false);
   }
 
   // The last helper out ends the promise; what arrived since the last turn (another process's
@@ -413,15 +413,22 @@ class HostAgent::Impl {
   // --- the loop ---
 
   // One turn of the agent's work, on its thread or a helper's, work_mutex_ held. True when
-  // anything moved.
-  bool Iterate() {
+  // anything moved. The thread drains UCX before it sleeps; a helper, which turns again at once,
+  // makes one progress call per turn (each is a system call, a microsecond or more in a VM), and
+  // first sends what its own arrival lets this host send.
+  bool Iterate(bool drain) {
     word_seen_.store(window_.ArrivalWord(), std::memory_order_seq_cst);
-    bool moved = false;
-    while (Ucx().ucp_worker_progress(worker_) != 0) moved = true;
-    moved = moved || !inbox_.empty() || !failures_.empty();
     const uint64_t seq = cur_.seq;
     const bool started = cur_.started;
     const uint32_t round = cur_.round;
+    if (!drain) Advance();
+    bool moved = false;
+    if (drain) {
+      while (Ucx().ucp_worker_progress(worker_) != 0) moved = true;
+    } else {
+      moved = Ucx().ucp_worker_progress(worker_) != 0;
+    }
+    moved = moved || !inbox_.empty() || !failures_.empty();
     HandleInbox();
     // Barriers before deaths: a message that came before a connection broke is used first.
     Advance();
@@ -447,7 +454,7 @@ class HostAgent::Impl {
     while (!stop_.load(std::memory_order_seq_cst)) {
       if (SleepWhileHelped()) continue;
       std::unique_lock lock(work_mutex_);
-      Iterate();
+      Iterate(/*drain=*/true);
       if (Ucx().ucp_worker_progress(worker_) != 0) continue;
       if (SpinAWhile()) continue;
       if (Helped()) continue;

@@ -21,9 +21,12 @@
 //
 // Waiters help (BarrierWindow::WaitHelper): a rank of this process that spins for a release
 // runs the agent's loop itself (under the agent's lock), so a barrier whose answer comes while
-// it spins never wakes the agent's thread. Meanwhile, and for kHelpedGrace after the last help,
-// that thread sleeps on its own eventfd only: woken by UCX for each message a helper takes, it
-// would fight the helper for the lock and the core. A helper that gives up wakes it.
+// it spins never wakes the agent's thread. Meanwhile, and for kHelpedGrace (1 ms) after the
+// last turn, that thread sleeps on its own eventfd alone: on UCX's fd it would be woken for
+// each message a helper takes, and fight the helper for the lock and the core. Its eventfd
+// still wakes it for a local arrival or a collective's post made while nobody helps, and for
+// a helper that will sleep; such a wake-up ends the grace (the thread then serves UCX's
+// messages too, so a collective after a barrier does not wait the grace out).
 //
 // Collectives: the group's transport (comm/transport/shm_transport.h) keeps lines for every
 // rank in each host's memory; the agent copies what its local ranks post, finish, send and
