@@ -283,12 +283,17 @@ TEST(BarrierWindowTest, AcrossHostsAWaiterPassesOnlyOnTheRelease) {
   EXPECT_TRUE(window.SpinForRelease(1, all, no_time));
 }
 
-// Stands for the host agent of this process: its work, done on a waiter's turn, is to reach
-// barrier `seq` on the `release_on`-th turn (0: never).
+// Stands for the host agent of this process, on host 0 of two (rank 1 on host 1): its work,
+// done on a waiter's turn, is to reach barrier 1 on the `release_on`-th turn (0: never).
 class FakeAgent final : public WaitHelper {
  public:
   FakeAgent(BarrierWindow& window, std::vector<int> required, int release_on)
-      : window_(window), required_(std::move(required)), release_on_(release_on) {}
+      : window_(window), required_(std::move(required)), release_on_(release_on) {
+    window_.SetHosts(2, 0);
+    window_.SetHost(1, 1);
+    window_.SetWaitHelper(this);
+  }
+  ~FakeAgent() override { window_.SetWaitHelper(nullptr); }
   void BeginHelping() override { ++begun; }
   void EndHelping() override { ++ended; }
   bool Help() override {
@@ -312,11 +317,8 @@ class FakeAgent final : public WaitHelper {
 // comes of it, on its own thread, and says when it starts and stops.
 TEST(BarrierWindowTest, AcrossHostsAWaiterDoesTheAgentsWorkUntilTheRelease) {
   BarrierWindow window(2);
-  window.SetHosts(2, 0);
-  window.SetHost(1, 1);
   const auto all = Ranks(2);
   FakeAgent agent(window, all, /*release_on=*/3);
-  window.SetWaitHelper(&agent);
   window.Arrive(0, 1, 0, all);
   window.ArriveForAgent(1, 1, 0);
   EXPECT_TRUE(window.SpinForRelease(1, all, std::chrono::seconds(60)));
@@ -325,18 +327,14 @@ TEST(BarrierWindowTest, AcrossHostsAWaiterDoesTheAgentsWorkUntilTheRelease) {
   EXPECT_EQ(agent.begun, 1);
   EXPECT_EQ(agent.ended, 1);
   EXPECT_EQ(agent.stopped, 0) << "a waiter that was released hands nothing back";
-  window.SetWaitHelper(nullptr);
 }
 
 // A waiter that must sleep (here: until its deadline) first hands the agent's work back to the
 // agent's thread, and its turns are bounded by the deadline.
 TEST(BarrierWindowTest, AcrossHostsAHelperThatWillSleepHandsTheWorkBack) {
   BarrierWindow window(2);
-  window.SetHosts(2, 0);
-  window.SetHost(1, 1);
   const auto all = Ranks(2);
   FakeAgent agent(window, all, /*release_on=*/0);
-  window.SetWaitHelper(&agent);
   window.Arrive(0, 1, 0, all);
   WaitOptions options;
   options.deadline = Clock::now() + std::chrono::milliseconds(5);
@@ -344,7 +342,6 @@ TEST(BarrierWindowTest, AcrossHostsAHelperThatWillSleepHandsTheWorkBack) {
   EXPECT_GE(agent.turns, 1);
   EXPECT_EQ(agent.begun, agent.ended);
   EXPECT_GE(agent.stopped, 1) << "it slept without handing the work back";
-  window.SetWaitHelper(nullptr);
 }
 
 // A waiter whose required set is larger than the releaser's (elastic ranks that disagree)
