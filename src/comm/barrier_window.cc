@@ -395,6 +395,9 @@ WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, cons
   std::optional<Clock::duration> spin_limit;
   if (options.deadline) spin_limit = std::max<Clock::duration>(*options.deadline - Clock::now(), {});
   if (SpinForRelease(seq, required, spin_limit)) return WaitResult::kReleased;
+  // A helper (across hosts) that stops helping before the release, to sleep or to leave, hands
+  // the agent's work back to the agent's thread at once rather than after its grace.
+  if (helper_ != nullptr && CrossHost()) helper_->StopHelping();
   bool warned = false;
   for (;;) {
     const uint32_t word = header_->release_word.load(std::memory_order_seq_cst);
@@ -413,9 +416,6 @@ WaitResult BarrierWindow::Wait(uint64_t seq, std::span<const int> required, cons
     if (options.deadline) wake_at = std::min(wake_at, *options.deadline);
     if (!warned && options.warn_at) wake_at = std::min(wake_at, *options.warn_at);
 
-    // A helper that gave up helping (a launch's short spin) left the agent's work to the next
-    // helper, this one: it hands it back to the agent's thread before it sleeps.
-    if (helper_ != nullptr && CrossHost()) helper_->StopHelping();
     header_->sleepers.fetch_add(1, std::memory_order_seq_cst);
     if (!Released(seq)) FutexWait(header_->release_word, word, wake_at - now);
     header_->sleepers.fetch_sub(1, std::memory_order_seq_cst);

@@ -66,7 +66,8 @@ class WaitHelper {
   // One turn of the agent's work on the calling thread, unless another thread takes it now.
   // True when anything moved (a message came or went, a barrier advanced).
   virtual bool Help() = 0;
-  // The waiter will sleep before the release: the agent's thread takes the work back at once.
+  // The waiter stops helping before the release (to sleep, or on a timeout): the agent's thread
+  // takes the work back at once.
   virtual void StopHelping() = 0;
 };
 
