@@ -34,9 +34,9 @@ constexpr uint32_t kDirectRound = 0xffffffffu;  // a message straight to every l
 constexpr int kClockSamples = 8;
 constexpr auto kFlushLimit = std::chrono::seconds(1);  // at stop: what was sent gets this long to leave
 // After a waiter's last help, the agent's thread leaves the work to waiters this long: a program
-// that runs barriers back to back helps again well within it, and what comes meanwhile (a
-// heartbeat, another host's next barrier) waits at most this long. Local arrivals skip their
-// wake-up until then too (AgentPollsUntil): the thread looks at the window when it ends.
+// that runs barriers back to back helps again well within it, and what comes over UCX meanwhile
+// (a heartbeat, another host's next barrier) waits at most this long. A local wake-up while
+// nobody helps ends it early (SleepWhileHelped).
 constexpr std::chrono::nanoseconds kHelpedGrace = std::chrono::milliseconds(1);
 
 enum class Kind : uint32_t { kBarrier = 1, kHeartbeat = 2, kPing = 3, kPong = 4, kGoodbye = 5, kTransport = 6 };
@@ -263,7 +263,8 @@ class HostAgent::Impl {
     if (window_.ArrivalWord() != word_seen_.load(std::memory_order_seq_cst)) Wake();
   }
 
-  // Before a waiter sleeps: the thread takes the work back now.
+  // A waiter stopped helping before its release (to sleep, or on a timeout): the thread takes
+  // the work back now rather than after the grace.
   void StopHelping() {
     helped_until_ns_.store(0, std::memory_order_seq_cst);
     Wake();
@@ -423,10 +424,9 @@ class HostAgent::Impl {
     const uint32_t round = cur_.round;
     if (!drain) Advance();
     bool moved = false;
-    if (drain) {
-      while (Ucx().ucp_worker_progress(worker_) != 0) moved = true;
-    } else {
-      moved = Ucx().ucp_worker_progress(worker_) != 0;
+    while (Ucx().ucp_worker_progress(worker_) != 0) {
+      moved = true;
+      if (!drain) break;
     }
     moved = moved || !inbox_.empty() || !failures_.empty();
     HandleInbox();
