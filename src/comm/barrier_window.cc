@@ -323,8 +323,8 @@ int64_t BarrierWindow::ArrivalNs(int rank, uint64_t seq) const {
   return slots_[rank].arrival_ns[seq & 1].load(std::memory_order_relaxed);
 }
 
-bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
-                                   std::optional<Clock::duration> limit) const {
+bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required, std::optional<Clock::duration> limit,
+                                   std::optional<Clock::time_point> began) const {
   // Ranks of one host watch the required arrival lines rather than the released word: once
   // every line shows seq the barrier is theirs to pass, and the release that follows is the
   // last arrival's own business (its records, its waking of sleepers). That takes two
@@ -351,7 +351,7 @@ bool BarrierWindow::SpinForRelease(uint64_t seq, std::span<const int> required,
   }
   // A yield gives the core to whatever else wants it, for a whole time slice when a core is
   // oversubscribed: the limit bounds the spin in time, not only in yields.
-  const Clock::time_point start = Clock::now();
+  const Clock::time_point start = began ? *began : Clock::now();
   const Clock::time_point give_up = limit ? start + *limit : Clock::time_point::max();
   const auto noted = [&](bool came) {
     if (ranks_fit_cpus) NoteWait(Clock::now() - start);

@@ -46,7 +46,7 @@ inline unsigned ThisThreadShard() {
 template <typename T>
 class HandleTable {
  public:
-  explicit HandleTable(HandleKind kind) : kind_(kind) {}
+  explicit HandleTable(HandleKind kind) : kind_(kind), instance_(NextInstance()) {}
 
   void* Add(std::shared_ptr<T> object) {
     const unsigned index = ThisThreadShard();
@@ -63,6 +63,27 @@ class HandleTable {
     std::shared_lock lock(shard.mutex);
     auto it = shard.objects.find(id);
     return it == shard.objects.end() ? nullptr : it->second;
+  }
+
+  // Find, answered from the calling thread's last hit in this table while no handle of the
+  // table was removed since (Removals), with no lock and no map lookup: a launch loop finds the
+  // same executor and stream every time. The cache holds a weak reference, so it keeps nothing
+  // alive that the table let go.
+  std::shared_ptr<T> FindCached(const void* handle) const {
+    struct LastHit {
+      uint64_t table = 0;  // instance_: a table made where another was is not mistaken for it
+      const void* handle = nullptr;
+      uint64_t removals = 0;
+      std::weak_ptr<T> object;
+    };
+    thread_local LastHit last;
+    const uint64_t removals = Removals();
+    if (last.table == instance_ && last.handle == handle && last.removals == removals) {
+      if (std::shared_ptr<T> object = last.object.lock()) return object;
+    }
+    std::shared_ptr<T> object = Find(handle);
+    if (object) last = {instance_, handle, removals, object};
+    return object;
   }
 
   // Removes the handle; returns the object, or null when the handle was not live.
@@ -132,6 +153,11 @@ class HandleTable {
     std::unordered_map<uint64_t, std::shared_ptr<T>> objects;
   };
 
+  static uint64_t NextInstance() {
+    static std::atomic<uint64_t> made{0};
+    return made.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
   void* Encode(uint64_t id) const { return reinterpret_cast<void*>((static_cast<uint64_t>(kind_) << kKindShift) | id); }
   // 0 (never a valid id: serials start at 1) for handles of another kind.
   uint64_t Decode(const void* handle) const {
@@ -143,6 +169,7 @@ class HandleTable {
   Shard& ShardOf(uint64_t id) { return shards_[id & (kHandleShards - 1)]; }
 
   const HandleKind kind_;
+  const uint64_t instance_;
   alignas(64) std::atomic<uint64_t> removals_{0};
   Shard shards_[kHandleShards];
 };

@@ -171,7 +171,7 @@ std::shared_ptr<Stream> Runtime::ResolveStream(void* handle, aclError* error) {
     return nullptr;
   }
   if (handle != nullptr) {
-    std::shared_ptr<Stream> stream = streams_.Find(handle);
+    std::shared_ptr<Stream> stream = streams_.FindCached(handle);
     if (!stream) *error = Fail(ACL_ERROR_RT_INVALID_HANDLE, "stream {} is not live (destroyed or never created)", handle);
     return stream;
   }

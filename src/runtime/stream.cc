@@ -116,6 +116,13 @@ void Stream::Enqueue(Task task) {
       throw;
     }
   }
+  // Nothing unfinished and nobody running the stream: start the task here, with no trip
+  // through the inbox and the queue. Not when this thread already drives a stream: its queued
+  // resumes would wait on this task.
+  if (task.may_run_inline && !t_driving && runner_.load(std::memory_order_relaxed) == Runner::kNone &&
+      Unfinished() == 0 && RunIfIdle(task)) {
+    return;
+  }
   WaitForRoom();
   {
     std::unique_lock inbox(inbox_mutex_);
@@ -125,7 +132,7 @@ void Stream::Enqueue(Task task) {
       return;
     }
     inbox_.push_back(std::move(task));
-    enqueued_seen_.store(++enqueued_, std::memory_order_seq_cst);
+    enqueued_seen_.fetch_add(1, std::memory_order_seq_cst);
   }
   if (runner_.load(std::memory_order_seq_cst) != Runner::kNone) return;  // its runner takes it in turn
   std::unique_lock lock(mutex_);
@@ -147,6 +154,31 @@ void Stream::Enqueue(Task task) {
   }
   lock.unlock();
   work_ready_.notify_one();
+}
+
+bool Stream::RunIfIdle(Task& task) {
+  std::unique_lock lock(mutex_);
+  if (runner_.load(std::memory_order_relaxed) != Runner::kNone || !queue_.empty() || !InboxEmpty() ||
+      !failure_.ok() || closing_) {
+    return false;
+  }
+  // Counted as enqueued and taken at once (the inbox's difference stays the same), so
+  // Synchronize, Idle and the room count see it as any other task.
+  enqueued_seen_.fetch_add(1, std::memory_order_seq_cst);
+  ++taken_;
+  runner_.store(Runner::kHelper, std::memory_order_relaxed);
+  t_driving = true;
+  t_launching_onto = this;
+  lock.unlock();
+  StepResult step = task.suspendable ? task.suspendable->Step(StepCall::kStart, Resumer(this), stop_.get_token())
+                                      : StepResult::Done(task.run(stop_.get_token()));
+  lock.lock();
+  if (AfterStep(task, std::move(step))) RunTasks(lock, /*may_block=*/false);
+  t_launching_onto = nullptr;
+  lock.unlock();
+  DrainResumes();
+  t_driving = false;
+  return true;
 }
 
 uint64_t Stream::QueueDepth() {
@@ -201,6 +233,9 @@ void Stream::StartWorker() {
 }
 
 void Stream::TakeInbox() {
+  // A launch between this check and the runner giving its role up sees the role still taken
+  // or is seen by the runner's own check (RunTasks); its task is not left behind.
+  if (InboxEmpty()) return;
   std::lock_guard inbox(inbox_mutex_);
   for (Task& task : inbox_) queue_.push_back(std::move(task));
   taken_ += inbox_.size();
@@ -242,38 +277,47 @@ void Stream::RunTasks(std::unique_lock<AdaptiveMutex>& lock, bool may_block) {
     TaskStatus drop_cause = failure_;
     lock.unlock();
 
-    std::optional<TaskStatus> status;
     if (dropping) {
       if (drop_cause.ok()) drop_cause = {ACL_ERROR_RT_STREAM_ABORT, "stream aborted"};
       if (task.on_drop) task.on_drop(drop_cause);
-      status = TaskStatus::Ok();  // the stream's failure is already recorded
+      task = Task{};
+      lock.lock();
+      FinishLocked(TaskStatus::Ok());  // the stream's failure is already recorded
     } else if (task.suspendable) {
       StepResult step = Step(task, task.blocking_rest ? StepCall::kBlock : StepCall::kStart);
-      if (step.kind == StepResult::Kind::kBlocks && !may_block) {
-        // Its start ran inline (a launch); the rest is the worker's, still first in line.
-        task.blocking_rest = true;
-        task.may_run_inline = false;
-        lock.lock();
-        queue_.push_front(std::move(task));
-        runner_.store(Runner::kNone, std::memory_order_relaxed);
-        work_ready_.notify_one();
-        return;
-      }
-      if (step.kind == StepResult::Kind::kBlocks) step = Step(task, StepCall::kBlock);  // the worker
-      if (step.kind != StepResult::Kind::kDone) {
-        lock.lock();
-        if (Suspend(std::move(task), step, &status)) return;
-        FinishLocked(std::move(*status));  // resumed before it was suspended
-        continue;
-      }
-      status = std::move(step.status);
+      if (step.kind == StepResult::Kind::kBlocks && may_block) step = Step(task, StepCall::kBlock);  // the worker
+      if (step.kind == StepResult::Kind::kDone) task = Task{};  // its captures go before the lock is taken
+      lock.lock();
+      if (!AfterStep(task, std::move(step))) return;
     } else {
-      status = task.run(stop_.get_token());
+      TaskStatus status = task.run(stop_.get_token());
+      task = Task{};
+      lock.lock();
+      FinishLocked(std::move(status));
     }
-    task = Task{};  // its captures go before the lock is taken
-    lock.lock();
-    FinishLocked(std::move(*status));
   }
+}
+
+bool Stream::AfterStep(Task& task, StepResult step) {
+  std::optional<TaskStatus> status;
+  switch (step.kind) {
+    case StepResult::Kind::kDone: status = std::move(step.status); break;
+    case StepResult::Kind::kBlocks:
+      // Its start ran inline (a launch; the worker would have run the rest); the rest is the
+      // worker's, still first in line.
+      task.blocking_rest = true;
+      task.may_run_inline = false;
+      queue_.push_front(std::move(task));
+      runner_.store(Runner::kNone, std::memory_order_relaxed);
+      work_ready_.notify_one();
+      return false;
+    case StepResult::Kind::kSuspended:
+    case StepResult::Kind::kResumeComing:
+      if (Suspend(std::move(task), step, &status)) return false;
+      break;  // resumed before it was suspended
+  }
+  FinishLocked(std::move(*status));
+  return true;
 }
 
 bool Stream::Suspend(Task task, const StepResult& step, std::optional<TaskStatus>* status) {

@@ -117,6 +117,14 @@ class Stream {
   // With the lock held and the runner role taken: runs tasks until the queue is empty, a task
   // suspends, or (when !may_block) the next task may not run inline.
   void RunTasks(std::unique_lock<AdaptiveMutex>& lock, bool may_block);
+  // Enqueue's fast path: when nothing is unfinished and nobody runs the stream, takes the runner
+  // role and starts `task` on this thread at once (no inbox, no queue), then goes on as RunTasks
+  // does. False, with `task` untouched, when the stream is not idle after all.
+  bool RunIfIdle(Task& task);
+  // Lock held, the runner role taken: what a step of `task` returned. True when the task
+  // finished (counted) and the runner goes on; false when it was suspended or handed to the
+  // worker (a start that blocks), and the runner's role is given up or suspended.
+  bool AfterStep(Task& task, StepResult step);
   // A step of `task`; resumes that the step causes run on this thread before it returns.
   StepResult Step(Task& task, StepCall call);
   // The suspended task finished with `status` (a Resume, or the worker's poll took it back).
@@ -145,8 +153,9 @@ class Stream {
   // the inbox into queue_ in batches. Lock order: mutex_, then inbox_mutex_.
   AdaptiveMutex inbox_mutex_;
   std::vector<Task> inbox_;
-  uint64_t enqueued_ = 0;                   // under inbox_mutex_
-  std::atomic<uint64_t> enqueued_seen_{0};  // its copy, readable without a lock
+  // Tasks enqueued: raised under inbox_mutex_ with the push, or under mutex_ with taken_ (a
+  // task started at once), so that enqueued_seen_ - taken_ is the inbox's size under both locks.
+  std::atomic<uint64_t> enqueued_seen_{0};
 
   mutable AdaptiveMutex mutex_;             // everything below
   std::condition_variable_any work_ready_;  // the worker's

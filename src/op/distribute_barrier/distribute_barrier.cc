@@ -309,7 +309,7 @@ aclnnStatus CheckWorkspace(const char* api, uint64_t required, const void* works
 aclnnStatus LaunchBarrier(const char* api, bool v2, void* workspace, uint64_t workspace_size,
                           aclOpExecutor* executor_handle, aclrtStream stream_handle) {
   if (executor_handle == nullptr) return Fail(ACLNN_ERR_PARAM_NULLPTR, "{}: executor is null", api);
-  std::shared_ptr<Executor> executor = Executors().Find(executor_handle);
+  std::shared_ptr<Executor> executor = Executors().FindCached(executor_handle);
   if (!executor) {
     return Fail(ACLNN_ERR_PARAM_INVALID, "{}: executor {} is {}", api, static_cast<const void*>(executor_handle),
                 Executors().WasIssued(executor_handle)
