@@ -158,8 +158,8 @@ void Stream::Enqueue(Task task) {
 
 bool Stream::RunIfIdle(Task& task) {
   std::unique_lock lock(mutex_);
-  if (runner_.load(std::memory_order_relaxed) != Runner::kNone || !queue_.empty() || !InboxEmpty() ||
-      !failure_.ok() || closing_) {
+  if (runner_.load(std::memory_order_relaxed) != Runner::kNone || !queue_.empty() || !InboxEmpty() || !failure_.ok() ||
+      closing_) {
     return false;
   }
   // Counted as enqueued and taken at once (the inbox's difference stays the same), so
@@ -171,7 +171,7 @@ bool Stream::RunIfIdle(Task& task) {
   t_launching_onto = this;
   lock.unlock();
   StepResult step = task.suspendable ? task.suspendable->Step(StepCall::kStart, Resumer(this), stop_.get_token())
-                                      : StepResult::Done(task.run(stop_.get_token()));
+                                     : StepResult::Done(task.run(stop_.get_token()));
   lock.lock();
   if (AfterStep(task, std::move(step))) RunTasks(lock, /*may_block=*/false);
   t_launching_onto = nullptr;
