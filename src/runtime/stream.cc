@@ -424,7 +424,10 @@ aclError Stream::Synchronize(std::optional<std::chrono::milliseconds> timeout) {
   const uint64_t target = enqueued_seen_.load(std::memory_order_acquire);
   std::unique_lock lock(mutex_);
   auto done = [&] { return finished_ >= target; };
-  if (!done()) {
+  // Yield first only for the last task: with more still queued (a launch loop that ran ahead of
+  // its stream) the wait is long, and each yield would take the CPU from the very worker that
+  // runs them (bound to the same CPU, as mpirun binds a rank).
+  if (!done() && target - finished_ <= 1) {
     lock.unlock();
     YieldUntil([&] { return finished_seen_.load(std::memory_order_acquire) >= target; });
     lock.lock();

@@ -154,6 +154,41 @@ TEST(StreamSuspendTest, AnInlineTaskOnAnIdleStreamRunsOnTheLaunchingThread) {
   EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
 }
 
+// A launch onto an idle stream starts its task at once, without the inbox (Stream::RunIfIdle):
+// the task still counts as enqueued while it runs, and a launch from another thread meanwhile
+// waits its turn behind it and runs on the thread that holds the stream.
+TEST(StreamSuspendTest, AStartRunAtOnceOnAnIdleStreamCountsAsQueuedAndTheLaunchesBehindItWait) {
+  Stream stream(0);
+  WorkersHeldAtStart held;
+  std::promise<void> started;
+  std::promise<void> go;
+  std::shared_future<void> go_seen = go.get_future().share();
+  Task first;
+  first.may_run_inline = true;
+  first.run = [&started, go_seen](const std::stop_token&) {
+    started.set_value();
+    go_seen.wait();
+    return TaskStatus::Ok();
+  };
+  std::thread::id launcher_id;
+  std::thread launcher([&] {
+    launcher_id = std::this_thread::get_id();
+    stream.Enqueue(std::move(first));
+  });
+  started.get_future().wait();
+  EXPECT_FALSE(stream.Idle());
+  EXPECT_EQ(stream.Synchronize(0ms), ACL_ERROR_RT_STREAM_SYNC_TIMEOUT);
+  std::thread::id second_ran_on;
+  stream.Enqueue(RecordThread(&second_ran_on, /*may_run_inline=*/true));  // queued: the stream is held
+  EXPECT_EQ(second_ran_on, std::thread::id());
+  go.set_value();
+  launcher.join();
+  // The holder went on with the task queued behind its own before its launch returned.
+  EXPECT_EQ(second_ran_on, launcher_id);
+  EXPECT_TRUE(stream.Idle());
+  EXPECT_EQ(stream.Synchronize(), ACL_SUCCESS);
+}
+
 TEST(StreamSuspendTest, ANonInlineTaskRunsOnTheWorker) {
   Stream stream(0);
   auto shared = std::make_shared<ManualTask::Shared>();
