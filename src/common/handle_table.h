@@ -77,10 +77,12 @@ class HandleTable {
       std::weak_ptr<T> object;
     };
     thread_local LastHit last;
-    const uint64_t removals = Removals();
-    if (last.table == instance_ && last.handle == handle && last.removals == removals) {
+    // The handle first: a single-use executor never hits, and its launch should not read the
+    // removal count, a line that every other thread's destroy writes.
+    if (last.handle == handle && last.table == instance_ && last.removals == Removals()) {
       if (std::shared_ptr<T> object = last.object.lock()) return object;
     }
+    const uint64_t removals = Removals();
     std::shared_ptr<T> object = Find(handle);
     if (object) last = {instance_, handle, removals, object};
     return object;
