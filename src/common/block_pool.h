@@ -8,6 +8,8 @@
 // is taken once per kBatch blocks, not per block.
 #pragma once
 
+#include <pthread.h>
+
 #include <cstddef>
 #include <mutex>
 #include <new>
@@ -91,9 +93,14 @@ class BlockPool {
     thread_local Local local;
     return local;
   }
-  // Never destroyed: threads may still free blocks while the process exits.
+  // Never destroyed: threads may still free blocks while the process exits. Held across fork(),
+  // so that a child never inherits it locked by a thread that does not exist there.
   static SharedBatches& Shared() {
-    static auto* shared = new SharedBatches;
+    static SharedBatches* shared = [] {
+      auto* made = new SharedBatches;
+      pthread_atfork([] { Shared().mutex.lock(); }, [] { Shared().mutex.unlock(); }, [] { Shared().mutex.unlock(); });
+      return made;
+    }();
     return *shared;
   }
 };
