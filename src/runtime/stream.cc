@@ -142,14 +142,7 @@ void Stream::Enqueue(Task task) {
   // Nothing ahead of a task that may run inline: run it here, with no hand-off to the worker.
   // Not when this thread already drives a stream: its queued resumes would wait on this task.
   if (!t_driving && queue_.size() == 1 && queue_.front().may_run_inline && failure_.ok()) {
-    runner_.store(Runner::kHelper, std::memory_order_relaxed);
-    t_driving = true;
-    t_launching_onto = this;
-    RunTasks(lock, /*may_block=*/false);
-    t_launching_onto = nullptr;
-    lock.unlock();
-    DrainResumes();
-    t_driving = false;
+    DriveAsLauncher(lock, [&] { RunTasks(lock, /*may_block=*/false); });
     return;
   }
   lock.unlock();
@@ -166,19 +159,25 @@ bool Stream::RunIfIdle(Task& task) {
   // Synchronize, Idle and the room count see it as any other task.
   enqueued_seen_.fetch_add(1, std::memory_order_seq_cst);
   ++taken_;
+  DriveAsLauncher(lock, [&] {
+    lock.unlock();
+    StepResult step = task.suspendable ? Step(task, StepCall::kStart) : StepResult::Done(task.run(stop_.get_token()));
+    lock.lock();
+    if (AfterStep(task, std::move(step))) RunTasks(lock, /*may_block=*/false);
+  });
+  return true;
+}
+
+template <typename Drive>
+void Stream::DriveAsLauncher(std::unique_lock<AdaptiveMutex>& lock, Drive drive) {
   runner_.store(Runner::kHelper, std::memory_order_relaxed);
   t_driving = true;
   t_launching_onto = this;
-  lock.unlock();
-  StepResult step = task.suspendable ? task.suspendable->Step(StepCall::kStart, Resumer(this), stop_.get_token())
-                                     : StepResult::Done(task.run(stop_.get_token()));
-  lock.lock();
-  if (AfterStep(task, std::move(step))) RunTasks(lock, /*may_block=*/false);
+  drive();
   t_launching_onto = nullptr;
   lock.unlock();
   DrainResumes();
   t_driving = false;
-  return true;
 }
 
 uint64_t Stream::QueueDepth() {

@@ -121,6 +121,11 @@ class Stream {
   // role and starts `task` on this thread at once (no inbox, no queue), then goes on as RunTasks
   // does. False, with `task` untouched, when the stream is not idle after all.
   bool RunIfIdle(Task& task);
+  // Lock held, nobody running the stream: this launching thread takes the runner role and
+  // calls `drive` (lock held on entry and exit), then releases the lock and runs the resumes
+  // it queued meanwhile (t_driving).
+  template <typename Drive>
+  void DriveAsLauncher(std::unique_lock<AdaptiveMutex>& lock, Drive drive);
   // Lock held, the runner role taken: what a step of `task` returned. True when the task
   // finished (counted) and the runner goes on; false when it was suspended or handed to the
   // worker (a start that blocks), and the runner's role is given up or suspended.
